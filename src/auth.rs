@@ -1,0 +1,210 @@
+//! Admin authentication (HTTP Basic, checked in constant time), the first-start password,
+//! the CSRF guard, and trigger tokens.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const PASSWORD_FILE: &str = "admin-password.argon2";
+pub const TOKEN_PREFIX: &str = "sdt_";
+
+/// How the admin password is checked.
+enum Secret {
+    /// Given in configuration: kept only as its SHA-256, compared in constant time.
+    Configured([u8; 32]),
+    /// Generated on first start: an Argon2 hash from the data directory.
+    Hashed(String),
+}
+
+pub struct AdminAuth {
+    user: String,
+    secret: Secret,
+    /// Digest of the last credentials that passed Argon2, so each request does not pay for a
+    /// slow hash again.
+    verified: Mutex<Option<[u8; 32]>>,
+}
+
+/// What the first start did about the password, for the console.
+pub enum PasswordOrigin {
+    Configured,
+    Stored,
+    Generated(String),
+}
+
+impl AdminAuth {
+    /// Uses the configured password, or the stored hash, or generates, stores and returns a
+    /// new password on first start.
+    pub fn load(
+        user: &str,
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> anyhow::Result<(Self, PasswordOrigin)> {
+        let make = |secret| Self {
+            user: user.to_string(),
+            secret,
+            verified: Mutex::new(None),
+        };
+        if let Some(p) = configured {
+            return Ok((make(Secret::Configured(sha256(p.as_bytes()))), PasswordOrigin::Configured));
+        }
+        let path = data_dir.join(PASSWORD_FILE);
+        if let Ok(hash) = std::fs::read_to_string(&path) {
+            let hash = hash.trim().to_string();
+            PasswordHash::new(&hash)
+                .map_err(|e| anyhow::anyhow!("{} is not a valid Argon2 hash: {e}", path.display()))?;
+            return Ok((make(Secret::Hashed(hash)), PasswordOrigin::Stored));
+        }
+        let password = random_token(18);
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
+            .to_string();
+        crate::fsutil::write_private(&path, hash.as_bytes())?;
+        Ok((make(Secret::Hashed(hash)), PasswordOrigin::Generated(password)))
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Checks an `Authorization` header value. Slow (Argon2) only the first time a generated
+    /// password is presented; run it off the async threads.
+    pub fn check(&self, header: Option<&str>) -> bool {
+        let Some((user, password)) = header.and_then(parse_basic) else {
+            return false;
+        };
+        let user_ok = sha256(user.as_bytes()).ct_eq(&sha256(self.user.as_bytes()));
+        let presented = sha256(format!("{user}:{password}").as_bytes());
+        match &self.secret {
+            Secret::Configured(digest) => {
+                bool::from(user_ok & sha256(password.as_bytes()).ct_eq(digest))
+            }
+            Secret::Hashed(hash) => {
+                if let Some(known) = *self.verified.lock().expect("auth lock") {
+                    if bool::from(known.ct_eq(&presented)) {
+                        return true;
+                    }
+                }
+                let Ok(parsed) = PasswordHash::new(hash) else {
+                    return false;
+                };
+                let pass_ok = Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok();
+                let ok = bool::from(user_ok) && pass_ok;
+                if ok {
+                    *self.verified.lock().expect("auth lock") = Some(presented);
+                }
+                ok
+            }
+        }
+    }
+}
+
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// `n` random bytes from the OS, URL-safe base64 without padding.
+pub fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A new trigger token (`sdt_` + 32 random bytes) and the hash to store for it.
+pub fn new_trigger_token() -> (String, String) {
+    let token = format!("{TOKEN_PREFIX}{}", random_token(32));
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// Trigger tokens carry 256 bits of entropy, so a plain SHA-256 is enough to store them.
+pub fn token_hash(token: &str) -> String {
+    hex(&sha256(token.as_bytes()))
+}
+
+pub fn token_matches(presented: &str, stored_hash: &str) -> bool {
+    token_hash(presented)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a state-changing request comes from another origin: `Sec-Fetch-Site` says so, or
+/// `Origin` names a host other than the one addressed. Requests with neither header (curl,
+/// scripts) are not browsers and carry no ambient credentials to abuse.
+pub fn is_cross_origin(sec_fetch_site: Option<&str>, origin: Option<&str>, host: Option<&str>) -> bool {
+    if matches!(sec_fetch_site, Some("cross-site" | "same-site")) {
+        return true;
+    }
+    match origin {
+        None => false,
+        Some("null") => true,
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+            match host {
+                Some(host) => !origin_host.eq_ignore_ascii_case(host),
+                None => true,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = AdminAuth::load("admin", Some("pw"), dir.path()).unwrap();
+        let header = |u: &str, p: &str| {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+        };
+        assert!(auth.check(Some(&header("admin", "pw"))));
+        assert!(!auth.check(Some(&header("admin", "pw2"))));
+        assert!(!auth.check(Some(&header("root", "pw"))));
+        assert!(!auth.check(None));
+    }
+
+    #[test]
+    fn cross_origin_requests_are_recognized() {
+        assert!(is_cross_origin(Some("cross-site"), None, Some("a:1")));
+        assert!(is_cross_origin(None, Some("http://evil.example"), Some("127.0.0.1:8080")));
+        assert!(!is_cross_origin(Some("same-origin"), Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
+        assert!(!is_cross_origin(None, None, Some("x")));
+    }
+
+    #[test]
+    fn tokens_match_only_their_hash() {
+        let (token, hash) = new_trigger_token();
+        assert!(token.starts_with("sdt_") && token.len() > 40);
+        assert!(token_matches(&token, &hash));
+        assert!(!token_matches("sdt_other", &hash));
+    }
+}

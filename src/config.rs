@@ -1,0 +1,235 @@
+//! Settings, layered: defaults in code, then the `--config` TOML file, then `SCRIPTD_*`
+//! environment variables, then flags. The result travels in state; nothing reads the
+//! environment later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `scriptd serve`. Every one has an environment variable and a TOML key
+/// (the flag name without `--`, e.g. `max-concurrent-runs = 4`).
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flag names without `--`).
+    #[arg(long, env = "SCRIPTD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "SCRIPTD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database, the admin password hash and the master key
+    /// [default: ./scriptd-data]
+    #[arg(long, env = "SCRIPTD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/scriptd.db]
+    #[arg(long, env = "SCRIPTD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Admin user name for the dashboard and admin API [default: admin]
+    #[arg(long, env = "SCRIPTD_ADMIN_USER", value_name = "NAME")]
+    pub admin_user: Option<String>,
+    /// Admin password; when unset, one is generated on first start, printed once, and only its
+    /// hash is kept in the data directory
+    #[arg(long, env = "SCRIPTD_ADMIN_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Path of the admin dashboard; the Scripts page is <admin-path>/scripts [default: /admin]
+    #[arg(long, env = "SCRIPTD_ADMIN_PATH", value_name = "PATH")]
+    pub admin_path: Option<String>,
+    /// Master key for secret env values, base64 of 32 bytes; when unset, one is generated into
+    /// <data-dir>/master.key (mode 0600)
+    #[arg(long, env = "SCRIPTD_MASTER_KEY", value_name = "BASE64", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Runs allowed at once on this node; more wait as `queued` [default: CPUs × 2]
+    #[arg(long, env = "SCRIPTD_MAX_CONCURRENT_RUNS", value_name = "N")]
+    pub max_concurrent_runs: Option<usize>,
+    /// Grace period between SIGTERM and SIGKILL when a run is canceled or times out, in
+    /// milliseconds [default: 5000]
+    #[arg(long, env = "SCRIPTD_KILL_GRACE_MS", value_name = "MS")]
+    pub kill_grace_ms: Option<u64>,
+    /// Bytes of output stored per run before the log is cut with a marker [default: 10485760]
+    #[arg(long, env = "SCRIPTD_MAX_LOG_BYTES", value_name = "BYTES")]
+    pub max_log_bytes: Option<u64>,
+    /// Finished runs kept per script; older runs and their logs are deleted [default: 200]
+    #[arg(long, env = "SCRIPTD_KEEP_RUNS", value_name = "N")]
+    pub keep_runs: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    admin_user: Option<String>,
+    admin_password: Option<String>,
+    admin_path: Option<String>,
+    master_key: Option<String>,
+    max_concurrent_runs: Option<usize>,
+    kill_grace_ms: Option<u64>,
+    max_log_bytes: Option<u64>,
+    keep_runs: Option<u32>,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub admin_user: String,
+    pub admin_password: Option<String>,
+    pub admin_path: String,
+    pub master_key: Option<String>,
+    pub max_concurrent_runs: usize,
+    pub kill_grace: Duration,
+    pub max_log_bytes: u64,
+    pub keep_runs: u32,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("admin_user", &self.admin_user)
+            .field("admin_password", &redacted(&self.admin_password))
+            .field("admin_path", &self.admin_path)
+            .field("master_key", &redacted(&self.master_key))
+            .field("max_concurrent_runs", &self.max_concurrent_runs)
+            .field("kill_grace", &self.kill_grace)
+            .field("max_log_bytes", &self.max_log_bytes)
+            .field("keep_runs", &self.keep_runs)
+            .finish()
+    }
+}
+
+/// Drops credentials from a database URL for display.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://<redacted>@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Settings {
+    /// Defaults suitable for a test or an embedding host: everything under `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self::resolve(ServeArgs {
+            data_dir: Some(data_dir.into()),
+            ..Default::default()
+        })
+        .expect("defaults are valid")
+    }
+
+    pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
+        Self::resolve(args)
+    }
+
+    fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./scriptd-data"));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("scriptd.db").display()));
+        let mut admin_path = args
+            .admin_path
+            .or(file.admin_path)
+            .unwrap_or_else(|| "/admin".into());
+        if !admin_path.starts_with('/') {
+            admin_path.insert(0, '/');
+        }
+        while admin_path.len() > 1 && admin_path.ends_with('/') {
+            admin_path.pop();
+        }
+        anyhow::ensure!(
+            admin_path != "/" && !admin_path.starts_with("/api"),
+            "--admin-path must not be / or under /api"
+        );
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let max_concurrent_runs = args
+            .max_concurrent_runs
+            .or(file.max_concurrent_runs)
+            .unwrap_or(cpus * 2);
+        anyhow::ensure!(max_concurrent_runs >= 1, "--max-concurrent-runs must be at least 1");
+        let admin_user = args
+            .admin_user
+            .or(file.admin_user)
+            .unwrap_or_else(|| "admin".into());
+        anyhow::ensure!(
+            !admin_user.is_empty() && !admin_user.contains(':'),
+            "--admin-user must be non-empty and contain no ':'"
+        );
+        Ok(Self {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            database_url,
+            admin_user,
+            admin_password: args
+                .admin_password
+                .or(file.admin_password)
+                .filter(|p| !p.is_empty()),
+            admin_path,
+            master_key: args.master_key.or(file.master_key).filter(|k| !k.is_empty()),
+            max_concurrent_runs,
+            kill_grace: Duration::from_millis(args.kill_grace_ms.or(file.kill_grace_ms).unwrap_or(5000)),
+            max_log_bytes: args
+                .max_log_bytes
+                .or(file.max_log_bytes)
+                .unwrap_or(10 * 1024 * 1024),
+            keep_runs: args.keep_runs.or(file.keep_runs).unwrap_or(200).max(1),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "max-concurrent-runs = 3\nadmin-user = \"ops\"\n").unwrap();
+        let s = Settings::resolve(ServeArgs {
+            config: Some(path),
+            admin_user: Some("root2".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.max_concurrent_runs, 3);
+        assert_eq!(s.admin_user, "root2");
+        assert_eq!(s.admin_path, "/admin");
+        assert!(s.database_url.ends_with("scriptd-data/scriptd.db"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut s = Settings::with_data_dir("/tmp/x");
+        s.admin_password = Some("hunter2".into());
+        s.database_url = "postgres://u:pw@db/x".into();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("pw@"));
+    }
+}

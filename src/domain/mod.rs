@@ -1,0 +1,32 @@
+//! Types and rules of scriptd: what a script is, what a run is, which states a run may move
+//! between. Parsing happens here, at the boundary, so nothing invalid exists further in.
+
+mod code_identifier;
+mod cron;
+mod run;
+mod script;
+
+pub use code_identifier::CodeIdentifier;
+pub use cron::CronSchedule;
+pub use run::{LogLine, LogStream, Run, RunOutcome, RunStatus, Trigger};
+pub use script::{
+    ApiTriggerInput, Concurrency, EnvVar, EnvVarInput, Runner, ScheduleInput, ScheduleSettings,
+    ScriptDefinition, ScriptDraft, ScriptInput, ScriptType,
+};
+
+/// A rule broken by client input, naming the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! A run of a script: its life cycle and the lines it prints.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `queued → running → succeeded | failed | canceled | timed_out`; a queued run may also end
+/// without ever running (canceled, or failed when the server restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+    TimedOut,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Canceled,
+        RunStatus::TimedOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Canceled => "canceled",
+            RunStatus::TimedOut => "timed_out",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+
+    /// The one place that says which moves are allowed.
+    pub fn can_move_to(self, next: RunStatus) -> bool {
+        match (self, next) {
+            (RunStatus::Queued, RunStatus::Running) => true,
+            (RunStatus::Queued, RunStatus::Canceled | RunStatus::Failed) => true,
+            (RunStatus::Running, n) => n.is_terminal(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Api,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Trigger::Manual, Trigger::Schedule, Trigger::Api]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "stderr" {
+            LogStream::Stderr
+        } else {
+            LogStream::Stdout
+        }
+    }
+}
+
+/// One line of output, numbered from 1 within its run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: i64,
+    pub stream: LogStream,
+    pub line: String,
+    pub ts: DateTime<Utc>,
+}
+
+/// How a run ended, as the engine records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub error: Option<String>,
+}
+
+impl RunOutcome {
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self {
+            status: RunStatus::Failed,
+            exit_code: None,
+            signal: None,
+            error: Some(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_forward_moves_are_allowed() {
+        use RunStatus::*;
+        assert!(Queued.can_move_to(Running));
+        assert!(Queued.can_move_to(Canceled));
+        assert!(Running.can_move_to(TimedOut));
+        assert!(!Running.can_move_to(Queued));
+        assert!(!Succeeded.can_move_to(Failed));
+        assert!(!Queued.can_move_to(Succeeded));
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+    }
+}
+
+/// A run as stored.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: String,
+    pub script_id: String,
+    pub status: RunStatus,
+    pub trigger: Trigger,
+    pub meta: serde_json::Value,
+    pub input: Option<serde_json::Value>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub error: Option<String>,
+    pub output_tail: String,
+    pub result: Option<serde_json::Value>,
+    pub log_bytes: i64,
+    pub log_truncated: bool,
+}
+
+impl Run {
+    pub fn duration_ms(&self) -> Option<i64> {
+        let start = self.started_at?;
+        let end = self.finished_at?;
+        Some((end - start).num_milliseconds())
+    }
+}

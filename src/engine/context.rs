@@ -1,0 +1,31 @@
+//! Everything one run needs, passed as one value to whichever runner executes it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{ScriptDefinition, Trigger};
+
+pub struct RunContext {
+    pub run_id: String,
+    pub script: ScriptDefinition,
+    pub trigger: Trigger,
+    pub input: Option<serde_json::Value>,
+    /// The child's whole environment, already assembled (see `Engine::child_env`).
+    pub env: Vec<(String, String)>,
+    pub cancel: CancellationToken,
+    pub timeout: Duration,
+    pub kill_grace: Duration,
+    /// The executable that provides the hidden `__supervise` subcommand.
+    pub supervisor_exe: PathBuf,
+}
+
+impl RunContext {
+    pub fn env_path(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+    }
+}

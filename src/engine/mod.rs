@@ -1,0 +1,433 @@
+//! The run engine: takes run requests, queues them under the concurrency rules, supervises
+//! each run through its runner, records what happened and fans output out to live streams.
+//! It knows nothing of HTTP.
+
+mod context;
+mod hub;
+mod logs;
+mod mask;
+mod output;
+mod process;
+pub mod supervise;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::domain::{
+    Concurrency, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger,
+};
+use crate::store::{DynStore, RunFinish, StoreError};
+
+pub use context::RunContext;
+pub use hub::{Hub, HubEvent};
+pub use mask::Masker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the script is disabled")]
+    ScriptDisabled,
+    #[error("the script is already running")]
+    AlreadyRunning,
+    #[error("browser scripts run only in the admin page")]
+    BrowserScript,
+    #[error("the run has already finished")]
+    AlreadyFinished,
+    #[error("run not found")]
+    RunNotFound,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub max_concurrent_runs: usize,
+    pub kill_grace: Duration,
+    pub max_log_bytes: u64,
+    pub keep_runs: u32,
+    /// The executable that provides the hidden `__supervise` subcommand.
+    pub supervisor_exe: PathBuf,
+    /// The server's environment as children inherit it: scriptd's own settings removed.
+    pub base_env: Vec<(String, String)>,
+    /// Identifies this node's runs in a shared database.
+    pub node_id: String,
+}
+
+impl EngineConfig {
+    pub fn from_settings(settings: &Settings, node_id: String) -> anyhow::Result<Self> {
+        let own_secrets: Vec<&str> = [
+            settings.admin_password.as_deref(),
+            settings.master_key.as_deref(),
+            Some(settings.database_url.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let base_env = std::env::vars()
+            .filter(|(k, v)| !k.starts_with("SCRIPTD_") && !own_secrets.contains(&v.as_str()))
+            .collect();
+        Ok(Self {
+            max_concurrent_runs: settings.max_concurrent_runs,
+            kill_grace: settings.kill_grace,
+            max_log_bytes: settings.max_log_bytes,
+            keep_runs: settings.keep_runs,
+            supervisor_exe: std::env::current_exe()?,
+            base_env,
+            node_id,
+        })
+    }
+}
+
+/// A request to run a script.
+pub struct RunRequest {
+    pub script: ScriptDefinition,
+    pub trigger: Trigger,
+    pub meta: serde_json::Value,
+    pub input: Option<serde_json::Value>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: DynStore,
+    config: EngineConfig,
+    hub: Hub,
+    slots: Mutex<Slots>,
+    tasks: TaskTracker,
+}
+
+#[derive(Default)]
+struct Slots {
+    running: usize,
+    by_script: HashMap<String, usize>,
+    pending: VecDeque<Pending>,
+    /// Run id → (script id, cancel token) of every run holding a slot.
+    active: HashMap<String, (String, CancellationToken)>,
+    closed: bool,
+}
+
+struct Pending {
+    run_id: String,
+    script: ScriptDefinition,
+    trigger: Trigger,
+    input: Option<serde_json::Value>,
+}
+
+impl Engine {
+    /// Starts the engine, first marking failed whatever a previous process of this node left
+    /// unfinished.
+    pub async fn start(store: DynStore, config: EngineConfig) -> Result<Self, EngineError> {
+        let orphaned = store
+            .fail_unfinished_runs(
+                &config.node_id,
+                "scriptd stopped (crash or kill) while this run was queued or running",
+                Utc::now(),
+            )
+            .await?;
+        if orphaned > 0 {
+            tracing::warn!(count = orphaned, "marked runs left unfinished by a previous process as failed");
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                hub: Hub::default(),
+                slots: Mutex::new(Slots::default()),
+                tasks: TaskTracker::new(),
+            }),
+        })
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    /// Records a run as `queued` and starts it when the concurrency rules allow.
+    pub async fn submit(&self, req: RunRequest) -> Result<String, EngineError> {
+        if req.script.script_type == ScriptType::Browser || req.script.runner == Runner::Browser {
+            return Err(EngineError::BrowserScript);
+        }
+        if !req.script.enabled {
+            return Err(EngineError::ScriptDisabled);
+        }
+        let mut slots = self.inner.slots.lock().await;
+        if slots.closed {
+            return Err(EngineError::ShuttingDown);
+        }
+        let script_id = req.script.id.clone();
+        if req.script.concurrency == Concurrency::Single
+            && (slots.by_script.get(&script_id).copied().unwrap_or(0) > 0
+                || slots.pending.iter().any(|p| p.script.id == script_id))
+        {
+            return Err(EngineError::AlreadyRunning);
+        }
+        let run = Run {
+            id: uuid::Uuid::now_v7().to_string(),
+            script_id,
+            status: RunStatus::Queued,
+            trigger: req.trigger,
+            meta: req.meta,
+            input: req.input.clone(),
+            queued_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            signal: None,
+            error: None,
+            output_tail: String::new(),
+            result: None,
+            log_bytes: 0,
+            log_truncated: false,
+        };
+        self.inner.store.insert_run(&run, &self.inner.config.node_id).await?;
+        self.inner.hub.open(&run.id);
+        slots.pending.push_back(Pending {
+            run_id: run.id.clone(),
+            script: req.script,
+            trigger: req.trigger,
+            input: req.input,
+        });
+        self.pump(&mut slots);
+        Ok(run.id)
+    }
+
+    /// Starts every pending run the limits allow, in order.
+    fn pump(&self, slots: &mut Slots) {
+        let mut i = 0;
+        while slots.running < self.inner.config.max_concurrent_runs && i < slots.pending.len() {
+            let p = &slots.pending[i];
+            if p.script.concurrency == Concurrency::Queue
+                && slots.by_script.get(&p.script.id).copied().unwrap_or(0) > 0
+            {
+                i += 1;
+                continue;
+            }
+            let Some(p) = slots.pending.remove(i) else { break };
+            slots.running += 1;
+            *slots.by_script.entry(p.script.id.clone()).or_default() += 1;
+            let token = CancellationToken::new();
+            slots
+                .active
+                .insert(p.run_id.clone(), (p.script.id.clone(), token.clone()));
+            let engine = self.clone();
+            self.inner.tasks.spawn(async move { engine.execute(p, token).await });
+        }
+    }
+
+    /// Runs one script to its end and frees its slot, whatever happens inside.
+    async fn execute(self, p: Pending, cancel: CancellationToken) {
+        let run_id = p.run_id.clone();
+        let script_id = p.script.id.clone();
+        let ran = std::panic::AssertUnwindSafe(self.run_one(p, cancel)).catch_unwind().await;
+        if ran.is_err() {
+            tracing::error!(run_id = %run_id, "run supervision panicked");
+            self.record_end(&run_id, RunOutcome::failed("internal error while supervising the run"), Default::default())
+                .await;
+        }
+        let mut slots = self.inner.slots.lock().await;
+        slots.running -= 1;
+        if let Some(n) = slots.by_script.get_mut(&script_id) {
+            *n -= 1;
+            if *n == 0 {
+                slots.by_script.remove(&script_id);
+            }
+        }
+        slots.active.remove(&run_id);
+        if !slots.closed {
+            self.pump(&mut slots);
+        }
+        drop(slots);
+        match self.inner.store.prune_runs(&script_id, self.inner.config.keep_runs).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(script_id = %script_id, pruned = n, "pruned old runs"),
+            Err(e) => tracing::warn!(script_id = %script_id, error = %e, "could not prune old runs"),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(run_id = %p.run_id, script = %p.script.code_identifier))]
+    async fn run_one(&self, p: Pending, cancel: CancellationToken) {
+        let store = &self.inner.store;
+        let started = Utc::now();
+        match store.mark_running(&p.run_id, started).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                self.record_end(&p.run_id, RunOutcome::failed(format!("could not start: {e}")), Default::default())
+                    .await;
+                return;
+            }
+        }
+        let hub_tx = self.inner.hub.open(&p.run_id);
+        let _ = hub_tx.send(HubEvent::Status(RunStatus::Running, started));
+        tracing::info!(trigger = p.trigger.as_str(), "run started");
+
+        let (tx, rx) = mpsc::channel(32);
+        let sink = logs::LogSink::new(
+            p.run_id.clone(),
+            store.clone(),
+            hub_tx,
+            Masker::new(p.script.secret_values()),
+            self.inner.config.max_log_bytes,
+        );
+        let sink_task = tokio::spawn(sink.run(rx));
+        let ctx = RunContext {
+            env: self.child_env(&p),
+            run_id: p.run_id.clone(),
+            timeout: Duration::from_millis(p.script.timeout_ms.max(1) as u64),
+            kill_grace: self.inner.config.kill_grace,
+            supervisor_exe: self.inner.config.supervisor_exe.clone(),
+            trigger: p.trigger,
+            input: p.input,
+            script: p.script,
+            cancel,
+        };
+        let outcome = match ctx.script.runner {
+            Runner::Host => process::run(&ctx, tx).await,
+            Runner::Isolated => {
+                drop(tx);
+                RunOutcome::failed("the isolated runner is not available in this build")
+            }
+            Runner::Browser => {
+                drop(tx);
+                RunOutcome::failed("browser scripts run only in the admin page")
+            }
+        };
+        let summary = sink_task.await.unwrap_or_default();
+        tracing::info!(status = outcome.status.as_str(), exit_code = ?outcome.exit_code, "run ended");
+        self.record_end(&ctx.run_id, outcome, summary).await;
+    }
+
+    async fn record_end(&self, run_id: &str, outcome: RunOutcome, summary: logs::LogSummary) {
+        let finish = RunFinish {
+            finished_at: Utc::now(),
+            outcome,
+            output_tail: summary.tail,
+            result: None,
+            log_bytes: summary.stored_bytes,
+            log_truncated: summary.truncated,
+        };
+        if let Err(e) = self.inner.store.finish_run(run_id, &finish).await {
+            tracing::error!(run_id, error = %e, "could not record the end of a run");
+        }
+        let tx = self.inner.hub.open(run_id);
+        let _ = tx.send(HubEvent::Status(finish.outcome.status, finish.finished_at));
+        self.inner.hub.close(run_id);
+    }
+
+    /// The child's environment: the server's (minus scriptd's settings), unbuffered-output
+    /// hints, the script's own variables, then the run's identity.
+    fn child_env(&self, p: &Pending) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> = self.inner.config.base_env.iter().cloned().collect();
+        // Programs that buffer when stdout is a pipe would hold back live output.
+        env.insert("PYTHONUNBUFFERED".into(), "1".into());
+        for var in &p.script.env {
+            env.insert(var.key.clone(), var.value.clone());
+        }
+        env.insert("SCRIPTD_RUN_ID".into(), p.run_id.clone());
+        env.insert("SCRIPTD_SCRIPT_ID".into(), p.script.id.clone());
+        env.insert("SCRIPTD_TRIGGER".into(), p.trigger.as_str().into());
+        if let Some(input) = &p.input {
+            env.insert("SCRIPTD_INPUT".into(), input.to_string());
+        }
+        env.into_iter().collect()
+    }
+
+    /// Cancels a queued or running run.
+    pub async fn cancel(&self, run_id: &str) -> Result<(), EngineError> {
+        let mut slots = self.inner.slots.lock().await;
+        if let Some(pos) = slots.pending.iter().position(|p| p.run_id == run_id) {
+            slots.pending.remove(pos);
+            drop(slots);
+            self.record_end(run_id, canceled(None), Default::default()).await;
+            return Ok(());
+        }
+        if let Some((_, token)) = slots.active.get(run_id) {
+            token.cancel();
+            return Ok(());
+        }
+        drop(slots);
+        let run = self.inner.store.get_run(run_id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => EngineError::RunNotFound,
+            other => EngineError::Store(other),
+        })?;
+        if run.status.is_terminal() {
+            return Err(EngineError::AlreadyFinished);
+        }
+        // Unfinished in the store but not live here: its node is gone or it is elsewhere.
+        self.record_end(run_id, canceled(Some("canceled while not active on this node")), Default::default())
+            .await;
+        Ok(())
+    }
+
+    /// Cancels every queued and running run of a script (before it is deleted).
+    pub async fn cancel_script(&self, script_id: &str) {
+        let mut slots = self.inner.slots.lock().await;
+        let (dropped, kept): (Vec<Pending>, Vec<Pending>) = slots
+            .pending
+            .drain(..)
+            .partition(|p| p.script.id == script_id);
+        slots.pending = kept.into();
+        for (owner, token) in slots.active.values() {
+            if owner == script_id {
+                token.cancel();
+            }
+        }
+        drop(slots);
+        for p in dropped {
+            self.record_end(&p.run_id, canceled(Some("script deleted")), Default::default())
+                .await;
+        }
+    }
+
+    /// Stops taking runs, cancels queued and running ones, and waits for them to be recorded.
+    pub async fn shutdown(&self) {
+        let mut slots = self.inner.slots.lock().await;
+        slots.closed = true;
+        let pending: Vec<Pending> = slots.pending.drain(..).collect();
+        for (_, token) in slots.active.values() {
+            token.cancel();
+        }
+        drop(slots);
+        for p in pending {
+            self.record_end(&p.run_id, canceled(Some("server shutting down")), Default::default())
+                .await;
+        }
+        self.inner.tasks.close();
+        let bound = self.inner.config.kill_grace + Duration::from_secs(10);
+        if tokio::time::timeout(bound, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("some runs did not finish recording before shutdown");
+        }
+    }
+
+    /// Runs currently holding a slot, and runs waiting for one.
+    pub async fn load(&self) -> (usize, usize) {
+        let slots = self.inner.slots.lock().await;
+        (slots.running, slots.pending.len())
+    }
+}
+
+fn canceled(error: Option<&str>) -> RunOutcome {
+    RunOutcome {
+        status: RunStatus::Canceled,
+        exit_code: None,
+        signal: None,
+        error: error.map(str::to_string),
+    }
+}

@@ -1,0 +1,131 @@
+//! Turns a pipe into lines: split on `\n`, invalid UTF-8 replaced (never dropped), a partial
+//! line flushed after a short quiet spell so progress output shows, and no line longer than
+//! `MAX_LINE` so memory stays bounded whatever a script prints.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+
+use super::logs::RawLine;
+use crate::domain::LogStream;
+
+pub const MAX_LINE: usize = 64 * 1024;
+pub const PARTIAL_FLUSH: Duration = Duration::from_millis(250);
+
+pub async fn read_lines<R: AsyncRead + Unpin>(
+    mut reader: R,
+    stream: LogStream,
+    tx: mpsc::Sender<Vec<RawLine>>,
+) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // A partial line already went out; the newline that ends it must not add an empty line.
+    let mut flushed_partial = false;
+    loop {
+        let read = if pending.is_empty() {
+            reader.read(&mut buf).await
+        } else {
+            match tokio::time::timeout(PARTIAL_FLUSH, reader.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let all = pending.len();
+                    let text = take_text(&mut pending, all);
+                    if tx.send(vec![RawLine { stream, text }]).await.is_err() {
+                        return;
+                    }
+                    flushed_partial = true;
+                    continue;
+                }
+            }
+        };
+        let n = match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if flushed_partial && buf[0] != b'\n' {
+            flushed_partial = false;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        let mut lines = Vec::new();
+        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+            let mut text = take_text(&mut pending, pos + 1);
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+            if !(flushed_partial && text.is_empty()) {
+                lines.push(RawLine { stream, text });
+            }
+            flushed_partial = false;
+        }
+        while pending.len() > MAX_LINE {
+            let cut = utf8_boundary(&pending, MAX_LINE);
+            lines.push(RawLine {
+                stream,
+                text: take_text(&mut pending, cut),
+            });
+        }
+        if !lines.is_empty() && tx.send(lines).await.is_err() {
+            return;
+        }
+    }
+    if !pending.is_empty() {
+        let all = pending.len();
+        let text = take_text(&mut pending, all);
+        let _ = tx.send(vec![RawLine { stream, text }]).await;
+    }
+}
+
+/// Removes the first `n` bytes of `buf` and decodes them, replacing invalid sequences.
+fn take_text(buf: &mut Vec<u8>, n: usize) -> String {
+    let rest = buf.split_off(n);
+    let head = std::mem::replace(buf, rest);
+    match String::from_utf8(head) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// The largest cut at or below `max` that does not split a UTF-8 sequence (when the bytes
+/// are valid UTF-8 there).
+fn utf8_boundary(bytes: &[u8], max: usize) -> usize {
+    let mut cut = max;
+    while cut > max.saturating_sub(3) && cut > 0 && (bytes[cut] & 0b1100_0000) == 0b1000_0000 {
+        cut -= 1;
+    }
+    if cut == 0 {
+        max
+    } else {
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(input: &'static [u8]) -> Vec<String> {
+        let (tx, mut rx) = mpsc::channel(16);
+        read_lines(input, LogStream::Stdout, tx).await;
+        let mut out = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            out.extend(batch.into_iter().map(|l| l.text));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_and_bad_bytes_replaced() {
+        let lines = collect(b"one\r\ntwo\n\xff\xfebad\nlast").await;
+        assert_eq!(lines, vec!["one", "two", "\u{fffd}\u{fffd}bad", "last"]);
+    }
+
+    #[tokio::test]
+    async fn a_huge_line_is_cut_into_bounded_pieces() {
+        let big: &'static [u8] = Box::leak(vec![b'x'; MAX_LINE * 2 + 10].into_boxed_slice());
+        let lines = collect(big).await;
+        assert!(lines.iter().all(|l| l.len() <= MAX_LINE));
+        assert_eq!(lines.iter().map(String::len).sum::<usize>(), MAX_LINE * 2 + 10);
+    }
+}

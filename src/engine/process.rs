@@ -1,0 +1,202 @@
+//! The host runners (bash and node): spawn the script under the supervisor, read its output,
+//! and end in one `select!` that says why it stopped.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use super::context::RunContext;
+use super::logs::RawLine;
+use super::output::read_lines;
+use crate::domain::{LogStream, RunOutcome, RunStatus, ScriptType};
+
+/// Scripts up to this size are passed as `bash -lc <script>`; larger ones go through a file,
+/// because Linux caps a single argument at 128 KiB.
+const INLINE_SCRIPT_MAX: usize = 64 * 1024;
+
+/// Why the supervising `select!` ended.
+enum Stop {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+    Canceled,
+}
+
+pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcome {
+    let cwd = match &ctx.script.default_working_directory {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::current_dir() {
+            Ok(d) => d,
+            Err(e) => return RunOutcome::failed(format!("cannot read the server's working directory: {e}")),
+        },
+    };
+    if !cwd.is_dir() {
+        return RunOutcome::failed(format!(
+            "working directory {} does not exist or is not a directory",
+            cwd.display()
+        ));
+    }
+    let interpreter = match ctx.script.script_type {
+        ScriptType::Node => "node",
+        _ => "bash",
+    };
+    let Some(program) = find_in_path(interpreter, ctx.env_path()) else {
+        return RunOutcome::failed(format!("{interpreter} was not found in PATH"));
+    };
+
+    // The file (0600 in a private name) lives until this function returns, then is removed.
+    let script_file = if ctx.script.script_type == ScriptType::Node
+        || ctx.script.script.len() > INLINE_SCRIPT_MAX
+    {
+        match write_script_file(&ctx.script.script, interpreter) {
+            Ok(f) => Some(f),
+            Err(e) => return RunOutcome::failed(format!("cannot write the script file: {e}")),
+        }
+    } else {
+        None
+    };
+    let mut args: Vec<OsString> = Vec::new();
+    match (&script_file, ctx.script.script_type) {
+        (Some(f), ScriptType::Node) => args.push(f.path().into()),
+        (Some(f), _) => {
+            args.push("-l".into());
+            args.push(f.path().into());
+        }
+        (None, _) => {
+            args.push("-lc".into());
+            args.push(ctx.script.script.clone().into());
+        }
+    }
+
+    let mut cmd = Command::new(&ctx.supervisor_exe);
+    cmd.arg("__supervise")
+        .arg("--grace-ms")
+        .arg(ctx.kill_grace.as_millis().to_string())
+        .arg("--")
+        .arg(&program)
+        .args(&args)
+        .env_clear()
+        .envs(ctx.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return RunOutcome::failed(format!("cannot start {interpreter}: {e}")),
+    };
+    let pid = child.id().map(|p| Pid::from_raw(p as i32));
+    let stdout = child.stdout.take().map(|s| {
+        tokio::spawn(read_lines(s, LogStream::Stdout, out.clone()))
+    });
+    let stderr = child.stderr.take().map(|s| {
+        tokio::spawn(read_lines(s, LogStream::Stderr, out.clone()))
+    });
+    drop(out);
+
+    let stop = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => Stop::Exited(s),
+            Err(e) => return RunOutcome::failed(format!("lost track of the process: {e}")),
+        },
+        _ = tokio::time::sleep(ctx.timeout) => Stop::TimedOut,
+        _ = ctx.cancel.cancelled() => Stop::Canceled,
+    };
+    let status = match stop {
+        Stop::Exited(s) => s,
+        Stop::TimedOut | Stop::Canceled => {
+            if let Some(pid) = pid {
+                let _ = kill(pid, Signal::SIGTERM);
+            }
+            // The supervisor escalates to SIGKILL after the grace period; if it does not
+            // answer well past that, kill it too.
+            match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(5), child.wait()).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    Default::default()
+                }
+            }
+        }
+    };
+    // Every writer is gone once the supervisor has reaped the tree, so the readers reach
+    // EOF; the bound only guards against a pipe handed to a process outside the tree.
+    for reader in [stdout, stderr].into_iter().flatten() {
+        let abort = reader.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), reader).await.is_err() {
+            abort.abort();
+        }
+    }
+    drop(script_file);
+
+    match stop {
+        Stop::TimedOut => RunOutcome {
+            status: RunStatus::TimedOut,
+            exit_code: None,
+            signal: None,
+            error: Some(format!("timed out after {} ms", ctx.timeout.as_millis())),
+        },
+        Stop::Canceled => RunOutcome {
+            status: RunStatus::Canceled,
+            exit_code: None,
+            signal: None,
+            error: None,
+        },
+        Stop::Exited(_) => outcome_of(status),
+    }
+}
+
+fn outcome_of(status: std::process::ExitStatus) -> RunOutcome {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => RunOutcome {
+            status: RunStatus::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            error: None,
+        },
+        (Some(code), _) => RunOutcome {
+            status: RunStatus::Failed,
+            exit_code: Some(code),
+            signal: None,
+            error: None,
+        },
+        (None, Some(sig)) => RunOutcome {
+            status: RunStatus::Failed,
+            exit_code: None,
+            signal: Some(sig),
+            error: Some(format!("killed by signal {sig}")),
+        },
+        (None, None) => RunOutcome::failed("ended without an exit status"),
+    }
+}
+
+fn write_script_file(script: &str, interpreter: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let suffix = if interpreter == "node" { ".js" } else { ".sh" };
+    // tempfile creates the file with mode 0600 and an unpredictable name.
+    let mut file = tempfile::Builder::new()
+        .prefix("scriptd-run-")
+        .suffix(suffix)
+        .tempfile()?;
+    file.write_all(script.as_bytes())?;
+    file.flush()?;
+    Ok(file)
+}
+
+/// Looks `name` up in a PATH value the way `execvp` would.
+fn find_in_path(name: &str, path: Option<&str>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path.unwrap_or("/usr/local/bin:/usr/bin:/bin"))
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}

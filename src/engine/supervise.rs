@@ -1,0 +1,176 @@
+//! The per-run supervisor: a small process (`scriptd __supervise`) between the server and a
+//! script, whose one job is that no descendant of the script outlives the run.
+//!
+//! Why a separate process: Linux lets a process become a *child subreaper*
+//! (`PR_SET_CHILD_SUBREAPER`), so every orphan in its subtree (a double fork, a `setsid`
+//! daemon, a `nohup … &`) is reparented to it rather than to init. The supervisor can then
+//! find and kill the whole tree, whatever process groups or sessions it made, and reap it
+//! until nothing is left. Doing this in the server itself would make the server reap
+//! strangers' exit codes from under tokio. A PID namespace or a cgroup would also do, but
+//! need privileges or delegation an operator may not have; a subreaper needs neither.
+//!
+//! The supervisor also asks to be sent SIGTERM when the server dies (`PR_SET_PDEATHSIG`), so a
+//! `kill -9` of the server still ends every script.
+//!
+//! Protocol: SIGTERM (or SIGINT/SIGHUP) to the supervisor ends the run: SIGTERM to the whole
+//! tree, SIGKILL after the grace period. When the script's main process exits by itself, any
+//! descendant it left behind gets the same treatment. The supervisor then exits with the
+//! script's exit code, or dies by the signal that killed the script.
+
+use std::ffi::OsString;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, raise, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getpid, getppid, Pid};
+use std::os::unix::process::CommandExt;
+
+/// Runs the supervisor; never returns.
+pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
+    let parent = getppid();
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGALRM] {
+        signals.add(s);
+    }
+    // Blocked signals wait for `sigwait` below; the script gets a clean mask (std resets it
+    // in the child before exec).
+    if signals.thread_block().is_err() {
+        exit_with_error("cannot block signals");
+    }
+
+    let child = match Command::new(&program)
+        .args(&args)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("scriptd: cannot start {}: {e}", program.to_string_lossy());
+            std::process::exit(127);
+        }
+    };
+    let main_pid = Pid::from_raw(child.id() as i32);
+    drop(child);
+
+    let mut main_status: Option<WaitStatus> = None;
+    let mut ending = false;
+    // The server died between fork and prctl: nobody will ever tell us to stop.
+    if getppid() != parent {
+        end_tree(Signal::SIGTERM, grace, &mut ending);
+    }
+
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) => {
+                if let Some(done) = reap(main_pid, &mut main_status) {
+                    finish(done);
+                }
+                if main_status.is_some() && !ending {
+                    end_tree(Signal::SIGTERM, grace, &mut ending);
+                }
+            }
+            Ok(Signal::SIGALRM) => {
+                kill_tree(Signal::SIGKILL);
+                arm_alarm(Duration::from_millis(200));
+            }
+            Ok(_) => {
+                if !ending {
+                    end_tree(Signal::SIGTERM, grace, &mut ending);
+                }
+            }
+            Err(_) => exit_with_error("sigwait failed"),
+        }
+        if let Some(done) = reap(main_pid, &mut main_status) {
+            finish(done);
+        }
+    }
+}
+
+/// Reaps every exited child. Returns the main status once nothing is left to wait for.
+fn reap(main_pid: Pid, main_status: &mut Option<WaitStatus>) -> Option<WaitStatus> {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return None,
+            Ok(status) => {
+                if status.pid() == Some(main_pid) {
+                    *main_status = Some(status);
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(_) => return Some(main_status.unwrap_or(WaitStatus::Exited(main_pid, 1))),
+        }
+    }
+}
+
+fn end_tree(sig: Signal, grace: Duration, ending: &mut bool) {
+    *ending = true;
+    kill_tree(sig);
+    // SIGCONT so stopped processes can act on the SIGTERM.
+    kill_tree(Signal::SIGCONT);
+    arm_alarm(grace);
+}
+
+/// Sends SIGALRM to this process after `after`, from a helper thread (the signal is blocked
+/// everywhere, so it waits for `sigwait`).
+fn arm_alarm(after: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let _ = kill(getpid(), Signal::SIGALRM);
+    });
+}
+
+fn kill_tree(sig: Signal) {
+    for pid in descendants(getpid().as_raw()) {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
+
+/// Every process whose parent chain leads to `root`, read from `/proc`.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(i32, i32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+fn finish(status: WaitStatus) -> ! {
+    match status {
+        WaitStatus::Exited(_, code) => std::process::exit(code),
+        WaitStatus::Signaled(_, sig, _) => {
+            let _ = SigSet::all().thread_unblock();
+            let _ = raise(sig);
+            std::process::exit(128 + sig as i32)
+        }
+        _ => std::process::exit(1),
+    }
+}
+
+fn exit_with_error(msg: &str) -> ! {
+    eprintln!("scriptd: supervisor: {msg}");
+    std::process::exit(125)
+}

@@ -1,0 +1,167 @@
+//! HTTP: the admin API, the public trigger, the dashboard and the health endpoints. Handlers
+//! are thin; the rules live in `domain`, the work in `engine`, the data in `store`.
+
+mod extract;
+mod runs;
+mod scripts;
+pub mod state;
+mod stream;
+pub mod ui;
+mod views;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use state::AppState;
+
+use crate::error::ApiError;
+
+/// Request bodies above this are refused with 413 before they are read in full.
+const BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    font-src 'self'; connect-src 'self'; frame-src 'self' blob:; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// The signed-in admin, set by the auth middleware.
+#[derive(Clone)]
+pub struct AdminUser(pub String);
+
+/// The client's address, when the server was started with connect info.
+#[derive(Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(client_addr(parts))
+    }
+}
+
+fn client_addr(parts: &Parts) -> ClientAddr {
+    ClientAddr(
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+    )
+}
+
+/// The Scripts module's router: mount it in a host application, or serve it alone.
+pub fn router(state: AppState) -> Router {
+    let admin_path = state.settings.admin_path.clone();
+    let admin_api = Router::new()
+        .route("/", get(scripts::list).post(scripts::create))
+        .route("/runs", get(runs::list))
+        .route("/runs/{run_id}", get(runs::get))
+        .route("/runs/{run_id}/stream", get(stream::stream))
+        .route("/runs/{run_id}/log", get(runs::log))
+        .route("/runs/{run_id}/cancel", post(runs::cancel))
+        .route(
+            "/{id}",
+            get(scripts::get).put(scripts::update).delete(scripts::delete),
+        )
+        .route("/{id}/run", post(runs::start));
+    let admin = Router::new()
+        .nest("/api/admin/scripts", admin_api)
+        .route(&admin_path, get(ui::dashboard))
+        .route(&format!("{admin_path}/"), get(ui::dashboard))
+        .route(&format!("{admin_path}/scripts"), get(ui::scripts_page))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+
+    Router::new()
+        .merge(admin)
+        .route("/healthz", get(healthz))
+        .route("/assets/{*path}", get(ui::asset))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Basic auth on every admin route, failures rate-limited per client, and the CSRF guard on
+/// state-changing requests.
+async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let ip = client_addr(&parts).0;
+    if let Some(ip) = ip {
+        if let Some(secs) = state.limiter.retry_after(ip) {
+            return ApiError::RateLimited { retry_after_secs: secs }.into_response();
+        }
+    }
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let checker = state.clone();
+    let ok = tokio::task::spawn_blocking(move || checker.auth.check(header.as_deref()))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        if let Some(ip) = ip {
+            state.limiter.record_failure(ip);
+        }
+        return ApiError::Unauthorized.into_response();
+    }
+    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        if crate::auth::is_cross_origin(h("sec-fetch-site"), h("origin"), h("host")) {
+            return ApiError::Forbidden("cross-origin request refused".into()).into_response();
+        }
+    }
+    parts
+        .extensions
+        .insert(AdminUser(state.auth.user().to_string()));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store unreachable");
+            ApiError::Unavailable.into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}

@@ -1,0 +1,132 @@
+//! Script definitions: list, create, read, update, delete.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::extract::{ApiJson, ApiQuery};
+use super::state::AppState;
+use super::views::{RunView, ScriptView};
+use crate::domain::{ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
+use crate::error::ApiError;
+use crate::store::{RunFilter, ScriptFilter};
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    #[serde(rename = "type")]
+    script_type: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<ScriptView>>, ApiError> {
+    if let Some(t) = query.script_type.as_deref().filter(|t| !t.is_empty()) {
+        if ScriptType::parse(t).is_none() {
+            return Err(ValidationError::new("type", "must be one of: bash, node, browser").into());
+        }
+    }
+    let filter = ScriptFilter {
+        q: query.q,
+        script_type: query.script_type.filter(|t| !t.is_empty()),
+    };
+    let scripts = state.store.list_scripts(&filter).await?;
+    let mut views = Vec::with_capacity(scripts.len());
+    for s in &scripts {
+        let mut view = ScriptView::from(s);
+        let last = state
+            .store
+            .list_runs(&RunFilter {
+                script_id: Some(s.id.clone()),
+                status: None,
+                before: None,
+                limit: 1,
+            })
+            .await?;
+        view.last_run = last.first().map(RunView::summary);
+        views.push(view);
+    }
+    Ok(Json(views))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ScriptView>, ApiError> {
+    let script = state.store.get_script(&id).await?;
+    Ok(Json(ScriptView::from(&script)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<ScriptInput>,
+) -> Result<(StatusCode, Json<ScriptView>), ApiError> {
+    let draft = input.parse()?;
+    let env = draft.resolve_env(&[])?;
+    let now = Utc::now();
+    let script = build(draft, env, uuid::Uuid::now_v7().to_string(), now, None);
+    state.store.insert_script(&script).await?;
+    tracing::info!(script_id = %script.id, code = %script.code_identifier, "script created");
+    Ok((StatusCode::CREATED, Json(ScriptView::from(&script))))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ScriptInput>,
+) -> Result<Json<ScriptView>, ApiError> {
+    let existing = state.store.get_script(&id).await?;
+    let draft = input.parse()?;
+    let env = draft.resolve_env(&existing.env)?;
+    let mut script = build(draft, env, existing.id, existing.created_at, existing.token_created_at);
+    script.updated_at = Utc::now();
+    state.store.update_script(&script).await?;
+    state.schedule_changed();
+    Ok(Json(ScriptView::from(&script)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.get_script(&id).await?;
+    state.engine.cancel_script(&id).await;
+    state.store.delete_script(&id).await?;
+    state.schedule_changed();
+    tracing::info!(script_id = %id, "script deleted with its run history");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn build(
+    d: ScriptDraft,
+    env: Vec<crate::domain::EnvVar>,
+    id: String,
+    created_at: chrono::DateTime<Utc>,
+    token_created_at: Option<chrono::DateTime<Utc>>,
+) -> ScriptDefinition {
+    let now = Utc::now();
+    let next_run_at = d.schedule.active().and_then(|c| c.next_after(now));
+    ScriptDefinition {
+        id,
+        name: d.name,
+        code_identifier: d.code_identifier,
+        description: d.description,
+        script_type: d.script_type,
+        runner: d.runner,
+        script: d.script,
+        default_working_directory: d.default_working_directory,
+        env,
+        timeout_ms: d.timeout_ms,
+        enabled: d.enabled,
+        concurrency: d.concurrency,
+        schedule: d.schedule,
+        next_run_at,
+        api_trigger_enabled: d.api_trigger_enabled,
+        token_created_at,
+        created_at,
+        updated_at: now,
+    }
+}

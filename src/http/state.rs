@@ -1,0 +1,51 @@
+//! What every handler can reach.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AdminAuth;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::ratelimit::FailureLimiter;
+use crate::store::DynStore;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: DynStore,
+    pub engine: Engine,
+    pub auth: AdminAuth,
+    /// Failed admin logins and trigger-token attempts, per client address.
+    pub limiter: FailureLimiter,
+    /// Cancelled when the server begins to stop, so long-lived streams end.
+    pub closing: CancellationToken,
+    pub ui: super::ui::Templates,
+    /// Wakes the scheduler when a schedule may have changed.
+    pub schedule_wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl AppState {
+    /// Tells the scheduler to re-read schedules now rather than at its next tick.
+    pub fn schedule_changed(&self) {
+        self.schedule_wake.notify_one();
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

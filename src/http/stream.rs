@@ -1,0 +1,241 @@
+//! Live output over Server-Sent Events (SPEC §4). Replays from the store after `since` (or
+//! `Last-Event-ID`), then follows the hub; a subscriber that falls behind re-reads the store.
+//! Runs not live on this node (finished, or on another node) are followed by polling the
+//! store.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::extract::ApiQuery;
+use super::state::AppState;
+use super::views::time;
+use crate::domain::{LogLine, Run, RunStatus};
+use crate::engine::HubEvent;
+use crate::error::ApiError;
+use crate::store::{DynStore, StoreError};
+
+const PAGE: i64 = 2000;
+const POLL_EVERY: Duration = Duration::from_millis(500);
+/// Events buffered per client; a slow client holds back only its own stream.
+const CLIENT_BUFFER: usize = 256;
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    since: Option<i64>,
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let since = last_event_id.or(q.since).unwrap_or(0).max(0);
+    // Subscribe before the first read of the store, so nothing falls between the two.
+    let live = state.engine.hub().subscribe(&run_id);
+    state.store.get_run(&run_id).await?;
+
+    let (tx, rx) = mpsc::channel::<Event>(CLIENT_BUFFER);
+    let follower = Follower {
+        store: state.store.clone(),
+        run_id,
+        last: since,
+        tx,
+    };
+    let closing = state.closing.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = follower.run(live) => {}
+            _ = closing.cancelled() => {}
+        }
+    });
+    let events = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    let mut resp = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("ping"))
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+struct Follower {
+    store: DynStore,
+    run_id: String,
+    last: i64,
+    tx: mpsc::Sender<Event>,
+}
+
+/// The client went away; stop working for it.
+struct Gone;
+
+impl Follower {
+    async fn run(mut self, live: Option<broadcast::Receiver<HubEvent>>) -> Result<(), Gone> {
+        self.catch_up().await?;
+        let run = self.load_run().await?;
+        if run.status.is_terminal() {
+            return self.finish().await;
+        }
+        self.send(status_event(run.status, run.started_at.unwrap_or(run.queued_at)))
+            .await?;
+        match live {
+            Some(rx) => self.follow(rx).await,
+            None => self.poll().await,
+        }
+    }
+
+    async fn follow(&mut self, mut rx: broadcast::Receiver<HubEvent>) -> Result<(), Gone> {
+        loop {
+            match rx.recv().await {
+                Ok(HubEvent::Lines(batch)) => {
+                    if batch.first().is_some_and(|l| l.seq > self.last + 1) {
+                        self.catch_up().await?;
+                    }
+                    for line in batch.iter() {
+                        if line.seq > self.last {
+                            self.send_line(line).await?;
+                        }
+                    }
+                }
+                Ok(HubEvent::Status(status, ts)) => {
+                    if !status.is_terminal() {
+                        self.send(status_event(status, ts)).await?;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await?,
+                Ok(HubEvent::Done) | Err(broadcast::error::RecvError::Closed) => {
+                    return self.finish().await;
+                }
+            }
+        }
+    }
+
+    async fn poll(&mut self) -> Result<(), Gone> {
+        loop {
+            tokio::time::sleep(POLL_EVERY).await;
+            self.catch_up().await?;
+            let run = self.load_run().await?;
+            if run.status.is_terminal() {
+                return self.finish().await;
+            }
+        }
+    }
+
+    /// Sends the rest of the stored log, the final status and `done`.
+    async fn finish(&mut self) -> Result<(), Gone> {
+        self.catch_up().await?;
+        let run = self.load_run().await?;
+        let data = DoneData {
+            status: run.status.as_str(),
+            exit_code: run.exit_code,
+            signal: run.signal,
+            error: run.error.as_deref(),
+            ts: run.finished_at.map(time),
+        };
+        self.send(status_event(run.status, run.finished_at.unwrap_or(run.queued_at)))
+            .await?;
+        self.send(Event::default().event("done").data(to_json(&data)))
+            .await
+    }
+
+    async fn catch_up(&mut self) -> Result<(), Gone> {
+        loop {
+            let lines = match self.store.read_log(&self.run_id, self.last, PAGE).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(run_id = %self.run_id, error = %e, "could not read the log");
+                    return Err(Gone);
+                }
+            };
+            let full = lines.len() as i64 == PAGE;
+            for line in &lines {
+                self.send_line(line).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn load_run(&self) -> Result<Run, Gone> {
+        match self.store.get_run(&self.run_id).await {
+            Ok(r) => Ok(r),
+            Err(StoreError::NotFound(_)) => Err(Gone),
+            Err(e) => {
+                tracing::warn!(run_id = %self.run_id, error = %e, "could not read the run");
+                Err(Gone)
+            }
+        }
+    }
+
+    async fn send_line(&mut self, line: &LogLine) -> Result<(), Gone> {
+        let data = LogData {
+            seq: line.seq,
+            stream: line.stream.as_str(),
+            line: &line.line,
+            ts: time(line.ts),
+        };
+        self.send(
+            Event::default()
+                .id(line.seq.to_string())
+                .event("log")
+                .data(to_json(&data)),
+        )
+        .await?;
+        self.last = line.seq;
+        Ok(())
+    }
+
+    async fn send(&self, event: Event) -> Result<(), Gone> {
+        self.tx.send(event).await.map_err(|_| Gone)
+    }
+}
+
+#[derive(Serialize)]
+struct LogData<'a> {
+    seq: i64,
+    stream: &'static str,
+    line: &'a str,
+    ts: String,
+}
+
+#[derive(Serialize)]
+struct StatusData {
+    status: &'static str,
+    ts: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DoneData<'a> {
+    status: &'static str,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    error: Option<&'a str>,
+    ts: Option<String>,
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn status_event(status: RunStatus, ts: chrono::DateTime<chrono::Utc>) -> Event {
+    let data = StatusData {
+        status: status.as_str(),
+        ts: time(ts),
+    };
+    Event::default().event("status").data(to_json(&data))
+}

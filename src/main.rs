@@ -1,0 +1,61 @@
+//! The `scriptd` binary: one host of the Scripts module.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use scriptd::config::{ServeArgs, Settings};
+
+#[derive(Parser)]
+#[command(name = "scriptd", version, about = "Run Bash, Node.js and browser scripts from a web dashboard: by hand, on a schedule, or from an HTTP trigger, with live output.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the HTTP server (dashboard at <admin-path>, API under /api)
+    Serve(ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    scriptd::run_supervisor_if_requested();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scriptd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        tracing::info!(settings = ?settings, "starting");
+        let listen = settings.listen;
+        let app = scriptd::app::build(settings).await?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        scriptd::app::serve(app, listener, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

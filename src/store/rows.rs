@@ -1,0 +1,161 @@
+//! Row shapes shared by both backends and their conversion to domain types.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::{StoreError, StoreResult};
+use crate::domain::{
+    CodeIdentifier, Concurrency, EnvVar, LogLine, LogStream, Run, RunStatus, Runner,
+    ScheduleSettings, ScriptDefinition, ScriptType, Trigger,
+};
+
+pub fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
+    script, working_dir, env, timeout_ms, enabled, concurrency, schedule_enabled, schedule_cron, \
+    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub struct ScriptRow {
+    id: String,
+    name: String,
+    code_identifier: String,
+    description: String,
+    script_type: String,
+    runner: String,
+    script: String,
+    working_dir: Option<String>,
+    env: String,
+    timeout_ms: i64,
+    enabled: bool,
+    concurrency: String,
+    schedule_enabled: bool,
+    schedule_cron: String,
+    schedule_tz: String,
+    next_fire_at: Option<i64>,
+    api_enabled: bool,
+    token_created_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ScriptRow {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The stored env column, as the codec wrote it.
+    pub fn env_text(&self) -> &str {
+        &self.env
+    }
+
+    pub fn into_definition(self, env: Vec<EnvVar>) -> StoreResult<ScriptDefinition> {
+        let r = self;
+        let corrupt = |what: &str| StoreError::Corrupt(format!("script {}: bad {what}", r.id));
+        Ok(ScriptDefinition {
+            script_type: ScriptType::parse(&r.script_type).ok_or_else(|| corrupt("type"))?,
+            runner: Runner::parse(&r.runner).ok_or_else(|| corrupt("runner"))?,
+            concurrency: Concurrency::parse(&r.concurrency).ok_or_else(|| corrupt("concurrency"))?,
+            id: r.id,
+            name: r.name,
+            code_identifier: CodeIdentifier::from_trusted(r.code_identifier),
+            description: r.description,
+            script: r.script,
+            default_working_directory: r.working_dir,
+            env,
+            timeout_ms: r.timeout_ms,
+            enabled: r.enabled,
+            schedule: ScheduleSettings {
+                enabled: r.schedule_enabled,
+                cron: r.schedule_cron,
+                timezone: r.schedule_tz,
+            },
+            next_run_at: r.next_fire_at.map(from_ms),
+            api_trigger_enabled: r.api_enabled,
+            token_created_at: r.token_created_at.map(from_ms),
+            created_at: from_ms(r.created_at),
+            updated_at: from_ms(r.updated_at),
+        })
+    }
+}
+
+pub const RUN_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
+    started_at, finished_at, exit_code, signal, error, output_tail, result, log_bytes, log_truncated";
+
+/// The same columns with the tail left out, for lists.
+pub const RUN_SUMMARY_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
+    started_at, finished_at, exit_code, signal, error, '' AS output_tail, result, log_bytes, log_truncated";
+
+#[derive(sqlx::FromRow)]
+pub struct RunRow {
+    id: String,
+    script_id: String,
+    status: String,
+    trigger_kind: String,
+    meta: String,
+    input: Option<String>,
+    queued_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    error: Option<String>,
+    output_tail: String,
+    result: Option<String>,
+    log_bytes: i64,
+    log_truncated: bool,
+}
+
+fn parse_json(text: Option<&str>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+}
+
+impl TryFrom<RunRow> for Run {
+    type Error = StoreError;
+
+    fn try_from(r: RunRow) -> StoreResult<Self> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("run {}: bad {what}", r.id));
+        Ok(Run {
+            status: RunStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
+            trigger: Trigger::parse(&r.trigger_kind).ok_or_else(|| corrupt("trigger"))?,
+            meta: parse_json(Some(&r.meta)).unwrap_or_default(),
+            input: parse_json(r.input.as_deref()),
+            result: parse_json(r.result.as_deref()),
+            id: r.id,
+            script_id: r.script_id,
+            queued_at: from_ms(r.queued_at),
+            started_at: r.started_at.map(from_ms),
+            finished_at: r.finished_at.map(from_ms),
+            exit_code: r.exit_code,
+            signal: r.signal,
+            error: r.error,
+            output_tail: r.output_tail,
+            log_bytes: r.log_bytes,
+            log_truncated: r.log_truncated,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct LogRow {
+    seq: i64,
+    stream: String,
+    ts: i64,
+    line: String,
+}
+
+impl From<LogRow> for LogLine {
+    fn from(r: LogRow) -> Self {
+        LogLine {
+            seq: r.seq,
+            stream: LogStream::parse(&r.stream),
+            line: r.line,
+            ts: from_ms(r.ts),
+        }
+    }
+}
