@@ -39,12 +39,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         );
     }
     let node_id = crate::fsutil::node_id(&settings.data_dir)?;
-    let engine = Engine::start(store.clone(), EngineConfig::from_settings(&settings, node_id)?).await?;
+    let engine = Engine::start(
+        store.clone(),
+        EngineConfig::from_settings(&settings, node_id)?,
+    )
+    .await?;
     let state = AppState::new(Inner {
         store,
         engine,
         auth,
-        limiter: FailureLimiter::new(10, Duration::from_secs(60)),
+        limiter: FailureLimiter::new(settings.auth_failure_limit, Duration::from_secs(60)),
         closing: CancellationToken::new(),
         ui: Default::default(),
         schedule_wake: Default::default(),

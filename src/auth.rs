@@ -51,13 +51,17 @@ impl AdminAuth {
             verified: Mutex::new(None),
         };
         if let Some(p) = configured {
-            return Ok((make(Secret::Configured(sha256(p.as_bytes()))), PasswordOrigin::Configured));
+            return Ok((
+                make(Secret::Configured(sha256(p.as_bytes()))),
+                PasswordOrigin::Configured,
+            ));
         }
         let path = data_dir.join(PASSWORD_FILE);
         if let Ok(hash) = std::fs::read_to_string(&path) {
             let hash = hash.trim().to_string();
-            PasswordHash::new(&hash)
-                .map_err(|e| anyhow::anyhow!("{} is not a valid Argon2 hash: {e}", path.display()))?;
+            PasswordHash::new(&hash).map_err(|e| {
+                anyhow::anyhow!("{} is not a valid Argon2 hash: {e}", path.display())
+            })?;
             return Ok((make(Secret::Hashed(hash)), PasswordOrigin::Stored));
         }
         let password = random_token(18);
@@ -67,7 +71,10 @@ impl AdminAuth {
             .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
             .to_string();
         crate::fsutil::write_private(&path, hash.as_bytes())?;
-        Ok((make(Secret::Hashed(hash)), PasswordOrigin::Generated(password)))
+        Ok((
+            make(Secret::Hashed(hash)),
+            PasswordOrigin::Generated(password),
+        ))
     }
 
     pub fn user(&self) -> &str {
@@ -158,7 +165,11 @@ fn hex(bytes: &[u8]) -> String {
 /// Whether a state-changing request comes from another origin: `Sec-Fetch-Site` says so, or
 /// `Origin` names a host other than the one addressed. Requests with neither header (curl,
 /// scripts) are not browsers and carry no ambient credentials to abuse.
-pub fn is_cross_origin(sec_fetch_site: Option<&str>, origin: Option<&str>, host: Option<&str>) -> bool {
+pub fn is_cross_origin(
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    host: Option<&str>,
+) -> bool {
     if matches!(sec_fetch_site, Some("cross-site" | "same-site")) {
         return true;
     }
@@ -166,7 +177,10 @@ pub fn is_cross_origin(sec_fetch_site: Option<&str>, origin: Option<&str>, host:
         None => false,
         Some("null") => true,
         Some(origin) => {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+            let origin_host = origin
+                .split_once("://")
+                .map(|(_, rest)| rest)
+                .unwrap_or(origin);
             match host {
                 Some(host) => !origin_host.eq_ignore_ascii_case(host),
                 None => true,
@@ -184,7 +198,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (auth, _) = AdminAuth::load("admin", Some("pw"), dir.path()).unwrap();
         let header = |u: &str, p: &str| {
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
         };
         assert!(auth.check(Some(&header("admin", "pw"))));
         assert!(!auth.check(Some(&header("admin", "pw2"))));
@@ -195,8 +212,16 @@ mod tests {
     #[test]
     fn cross_origin_requests_are_recognized() {
         assert!(is_cross_origin(Some("cross-site"), None, Some("a:1")));
-        assert!(is_cross_origin(None, Some("http://evil.example"), Some("127.0.0.1:8080")));
-        assert!(!is_cross_origin(Some("same-origin"), Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
+        assert!(is_cross_origin(
+            None,
+            Some("http://evil.example"),
+            Some("127.0.0.1:8080")
+        ));
+        assert!(!is_cross_origin(
+            Some("same-origin"),
+            Some("http://127.0.0.1:8080"),
+            Some("127.0.0.1:8080")
+        ));
         assert!(!is_cross_origin(None, None, Some("x")));
     }
 

@@ -25,21 +25,36 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIPTD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/scriptd.db]
-    #[arg(long, env = "SCRIPTD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SCRIPTD_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Admin user name for the dashboard and admin API [default: admin]
     #[arg(long, env = "SCRIPTD_ADMIN_USER", value_name = "NAME")]
     pub admin_user: Option<String>,
     /// Admin password; when unset, one is generated on first start, printed once, and only its
     /// hash is kept in the data directory
-    #[arg(long, env = "SCRIPTD_ADMIN_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SCRIPTD_ADMIN_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     pub admin_password: Option<String>,
     /// Path of the admin dashboard; the Scripts page is <admin-path>/scripts [default: /admin]
     #[arg(long, env = "SCRIPTD_ADMIN_PATH", value_name = "PATH")]
     pub admin_path: Option<String>,
     /// Master key for secret env values, base64 of 32 bytes; when unset, one is generated into
     /// <data-dir>/master.key (mode 0600)
-    #[arg(long, env = "SCRIPTD_MASTER_KEY", value_name = "BASE64", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SCRIPTD_MASTER_KEY",
+        value_name = "BASE64",
+        hide_env_values = true
+    )]
     pub master_key: Option<String>,
     /// Runs allowed at once on this node; more wait as `queued` [default: CPUs × 2]
     #[arg(long, env = "SCRIPTD_MAX_CONCURRENT_RUNS", value_name = "N")]
@@ -54,6 +69,10 @@ pub struct ServeArgs {
     /// Finished runs kept per script; older runs and their logs are deleted [default: 200]
     #[arg(long, env = "SCRIPTD_KEEP_RUNS", value_name = "N")]
     pub keep_runs: Option<u32>,
+    /// Failed logins or trigger-token attempts allowed per client address per minute before
+    /// further attempts get 429 [default: 20]
+    #[arg(long, env = "SCRIPTD_AUTH_FAILURE_LIMIT", value_name = "N")]
+    pub auth_failure_limit: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +89,7 @@ struct FileSettings {
     kill_grace_ms: Option<u64>,
     max_log_bytes: Option<u64>,
     keep_runs: Option<u32>,
+    auth_failure_limit: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -86,6 +106,12 @@ pub struct Settings {
     pub kill_grace: Duration,
     pub max_log_bytes: u64,
     pub keep_runs: u32,
+    pub auth_failure_limit: u32,
+    /// The environment scripts inherit before scriptd removes its own settings from it;
+    /// `None` means this process's. Embedding hosts and tests may set it; there is no flag.
+    pub child_env: Option<Vec<(String, String)>>,
+    /// The executable providing `__supervise`; `None` means this process's own.
+    pub supervisor_exe: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -103,6 +129,7 @@ impl std::fmt::Debug for Settings {
             .field("kill_grace", &self.kill_grace)
             .field("max_log_bytes", &self.max_log_bytes)
             .field("keep_runs", &self.keep_runs)
+            .field("auth_failure_limit", &self.auth_failure_limit)
             .finish()
     }
 }
@@ -163,7 +190,10 @@ impl Settings {
             .max_concurrent_runs
             .or(file.max_concurrent_runs)
             .unwrap_or(cpus * 2);
-        anyhow::ensure!(max_concurrent_runs >= 1, "--max-concurrent-runs must be at least 1");
+        anyhow::ensure!(
+            max_concurrent_runs >= 1,
+            "--max-concurrent-runs must be at least 1"
+        );
         let admin_user = args
             .admin_user
             .or(file.admin_user)
@@ -185,14 +215,26 @@ impl Settings {
                 .or(file.admin_password)
                 .filter(|p| !p.is_empty()),
             admin_path,
-            master_key: args.master_key.or(file.master_key).filter(|k| !k.is_empty()),
+            master_key: args
+                .master_key
+                .or(file.master_key)
+                .filter(|k| !k.is_empty()),
             max_concurrent_runs,
-            kill_grace: Duration::from_millis(args.kill_grace_ms.or(file.kill_grace_ms).unwrap_or(5000)),
+            kill_grace: Duration::from_millis(
+                args.kill_grace_ms.or(file.kill_grace_ms).unwrap_or(5000),
+            ),
             max_log_bytes: args
                 .max_log_bytes
                 .or(file.max_log_bytes)
                 .unwrap_or(10 * 1024 * 1024),
             keep_runs: args.keep_runs.or(file.keep_runs).unwrap_or(200).max(1),
+            auth_failure_limit: args
+                .auth_failure_limit
+                .or(file.auth_failure_limit)
+                .unwrap_or(20)
+                .max(1),
+            child_env: None,
+            supervisor_exe: None,
         })
     }
 }

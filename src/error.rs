@@ -53,12 +53,21 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, Option<&str>) {
         match self {
-            ApiError::Validation(v) => (StatusCode::BAD_REQUEST, "validation_failed", Some(&v.field)),
+            ApiError::Validation(v) if v.too_large => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                Some(&v.field),
+            ),
+            ApiError::Validation(v) => {
+                (StatusCode::BAD_REQUEST, "validation_failed", Some(&v.field))
+            }
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", None),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
-            ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.as_deref()),
+            ApiError::Conflict { field, .. } => {
+                (StatusCode::CONFLICT, "conflict", field.as_deref())
+            }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             ApiError::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -120,9 +129,9 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::ScriptDisabled => ApiError::conflict("the script is disabled"),
-            EngineError::AlreadyRunning => ApiError::conflict(
-                "the script is already running and its concurrency is 'single'",
-            ),
+            EngineError::AlreadyRunning => {
+                ApiError::conflict("the script is already running and its concurrency is 'single'")
+            }
             EngineError::BrowserScript => ApiError::BadRequest(
                 "browser scripts run only in the admin page, not on the server".into(),
             ),

@@ -6,7 +6,11 @@ use tracing_subscriber::EnvFilter;
 use scriptd::config::{ServeArgs, Settings};
 
 #[derive(Parser)]
-#[command(name = "scriptd", version, about = "Run Bash, Node.js and browser scripts from a web dashboard: by hand, on a schedule, or from an HTTP trigger, with live output.")]
+#[command(
+    name = "scriptd",
+    version,
+    about = "Run Bash, Node.js and browser scripts from a web dashboard: by hand, on a schedule, or from an HTTP trigger, with live output."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,7 +26,9 @@ fn main() -> std::process::ExitCode {
     scriptd::run_supervisor_if_requested();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {

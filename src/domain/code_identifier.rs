@@ -67,8 +67,14 @@ mod tests {
 
     #[test]
     fn a_display_name_normalizes_to_a_slug() {
-        assert_eq!(CodeIdentifier::parse("Sync Project!").unwrap().as_str(), "sync-project");
-        assert_eq!(CodeIdentifier::parse("  a--b__c  ").unwrap().as_str(), "a-b__c");
+        assert_eq!(
+            CodeIdentifier::parse("Sync Project!").unwrap().as_str(),
+            "sync-project"
+        );
+        assert_eq!(
+            CodeIdentifier::parse("  a--b__c  ").unwrap().as_str(),
+            "a-b__c"
+        );
         assert_eq!(CodeIdentifier::parse("Déjà vu").unwrap().as_str(), "dj-vu");
     }
 

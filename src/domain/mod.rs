@@ -20,6 +20,8 @@ pub use script::{
 pub struct ValidationError {
     pub field: String,
     pub message: String,
+    /// The value breaks a size limit (HTTP 413 rather than 400).
+    pub too_large: bool,
 }
 
 impl ValidationError {
@@ -27,6 +29,14 @@ impl ValidationError {
         Self {
             field: field.into(),
             message: message.into(),
+            too_large: false,
+        }
+    }
+
+    pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            too_large: true,
+            ..Self::new(field, message)
         }
     }
 }

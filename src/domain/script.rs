@@ -274,7 +274,10 @@ impl ScriptInput {
             return Err(ValidationError::new("script", "is required"));
         }
         if script.len() > MAX_SCRIPT_BYTES {
-            return Err(ValidationError::new("script", "must be at most 1 MiB"));
+            return Err(ValidationError::too_large(
+                "script",
+                "must be at most 1 MiB",
+            ));
         }
         let default_working_directory = match self.default_working_directory {
             Some(d) if !d.trim().is_empty() => {
@@ -360,7 +363,9 @@ fn parse_runner(script_type: ScriptType, raw: Option<&str>) -> Result<Runner, Va
     }
 }
 
-fn parse_env(vars: Vec<EnvVarInput>) -> Result<Vec<(String, Option<String>, bool)>, ValidationError> {
+fn parse_env(
+    vars: Vec<EnvVarInput>,
+) -> Result<Vec<(String, Option<String>, bool)>, ValidationError> {
     if vars.len() > MAX_ENV_VARS {
         return Err(ValidationError::new(
             "env",
@@ -484,7 +489,12 @@ mod tests {
 
     #[test]
     fn vm2_is_stored_as_isolated_and_bash_refuses_it() {
-        let d = ScriptInput { runner: Some("vm2".into()), ..input() }.parse().unwrap();
+        let d = ScriptInput {
+            runner: Some("vm2".into()),
+            ..input()
+        }
+        .parse()
+        .unwrap();
         assert_eq!(d.runner, Runner::Isolated);
         assert_eq!(d.code_identifier.as_str(), "sync-project");
         let e = ScriptInput {
@@ -500,39 +510,74 @@ mod tests {
 
     #[test]
     fn env_keys_must_be_shell_names_and_unique() {
-        let var = |k: &str| EnvVarInput { key: k.into(), value: Some("v".into()), secret: false };
-        let bad = ScriptInput { env: Some(vec![var("1X")]), ..input() }.parse().unwrap_err();
+        let var = |k: &str| EnvVarInput {
+            key: k.into(),
+            value: Some("v".into()),
+            secret: false,
+        };
+        let bad = ScriptInput {
+            env: Some(vec![var("1X")]),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
         assert_eq!(bad.field, "env[0].key");
-        let dup = ScriptInput { env: Some(vec![var("A"), var("A")]), ..input() }.parse().unwrap_err();
+        let dup = ScriptInput {
+            env: Some(vec![var("A"), var("A")]),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
         assert_eq!(dup.field, "env[1].key");
     }
 
     #[test]
     fn a_null_secret_keeps_the_stored_value() {
         let d = ScriptInput {
-            env: Some(vec![EnvVarInput { key: "TOKEN".into(), value: None, secret: true }]),
+            env: Some(vec![EnvVarInput {
+                key: "TOKEN".into(),
+                value: None,
+                secret: true,
+            }]),
             ..input()
         }
         .parse()
         .unwrap();
-        let stored = vec![EnvVar { key: "TOKEN".into(), value: "s3cret".into(), secret: true }];
+        let stored = vec![EnvVar {
+            key: "TOKEN".into(),
+            value: "s3cret".into(),
+            secret: true,
+        }];
         assert_eq!(d.resolve_env(&stored).unwrap()[0].value, "s3cret");
         assert!(d.resolve_env(&[]).is_err());
     }
 
     #[test]
     fn timeout_and_cron_are_checked() {
-        let t = ScriptInput { timeout_ms: Some(999), ..input() }.parse().unwrap_err();
+        let t = ScriptInput {
+            timeout_ms: Some(999),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
         assert_eq!(t.field, "timeoutMs");
         let c = ScriptInput {
-            schedule: Some(ScheduleInput { enabled: true, cron: "nope".into(), timezone: "".into() }),
+            schedule: Some(ScheduleInput {
+                enabled: true,
+                cron: "nope".into(),
+                timezone: "".into(),
+            }),
             ..input()
         }
         .parse()
         .unwrap_err();
         assert_eq!(c.field, "cron");
         let z = ScriptInput {
-            schedule: Some(ScheduleInput { enabled: false, cron: "* * * * *".into(), timezone: "Mars/Base".into() }),
+            schedule: Some(ScheduleInput {
+                enabled: false,
+                cron: "* * * * *".into(),
+                timezone: "Mars/Base".into(),
+            }),
             ..input()
         }
         .parse()

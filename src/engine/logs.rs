@@ -153,7 +153,9 @@ impl LogSink {
                 self.store.append_log(&self.run_id, &batch[..keep]).await?;
             }
             if let Some(m) = &marker {
-                self.store.append_log(&self.run_id, std::slice::from_ref(m)).await?;
+                self.store
+                    .append_log(&self.run_id, std::slice::from_ref(m))
+                    .await?;
             }
             Ok::<_, crate::store::StoreError>(())
         };

@@ -73,7 +73,12 @@ impl EngineConfig {
         .into_iter()
         .flatten()
         .collect();
-        let base_env = std::env::vars()
+        let inherited = match &settings.child_env {
+            Some(env) => env.clone(),
+            None => std::env::vars().collect(),
+        };
+        let base_env = inherited
+            .into_iter()
             .filter(|(k, v)| !k.starts_with("SCRIPTD_") && !own_secrets.contains(&v.as_str()))
             .collect();
         Ok(Self {
@@ -81,7 +86,10 @@ impl EngineConfig {
             kill_grace: settings.kill_grace,
             max_log_bytes: settings.max_log_bytes,
             keep_runs: settings.keep_runs,
-            supervisor_exe: std::env::current_exe()?,
+            supervisor_exe: match &settings.supervisor_exe {
+                Some(p) => p.clone(),
+                None => std::env::current_exe()?,
+            },
             base_env,
             node_id,
         })
@@ -138,7 +146,10 @@ impl Engine {
             )
             .await?;
         if orphaned > 0 {
-            tracing::warn!(count = orphaned, "marked runs left unfinished by a previous process as failed");
+            tracing::warn!(
+                count = orphaned,
+                "marked runs left unfinished by a previous process as failed"
+            );
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -196,7 +207,10 @@ impl Engine {
             log_bytes: 0,
             log_truncated: false,
         };
-        self.inner.store.insert_run(&run, &self.inner.config.node_id).await?;
+        self.inner
+            .store
+            .insert_run(&run, &self.inner.config.node_id)
+            .await?;
         self.inner.hub.open(&run.id);
         slots.pending.push_back(Pending {
             run_id: run.id.clone(),
@@ -219,7 +233,9 @@ impl Engine {
                 i += 1;
                 continue;
             }
-            let Some(p) = slots.pending.remove(i) else { break };
+            let Some(p) = slots.pending.remove(i) else {
+                break;
+            };
             slots.running += 1;
             *slots.by_script.entry(p.script.id.clone()).or_default() += 1;
             let token = CancellationToken::new();
@@ -227,7 +243,9 @@ impl Engine {
                 .active
                 .insert(p.run_id.clone(), (p.script.id.clone(), token.clone()));
             let engine = self.clone();
-            self.inner.tasks.spawn(async move { engine.execute(p, token).await });
+            self.inner
+                .tasks
+                .spawn(async move { engine.execute(p, token).await });
         }
     }
 
@@ -235,11 +253,17 @@ impl Engine {
     async fn execute(self, p: Pending, cancel: CancellationToken) {
         let run_id = p.run_id.clone();
         let script_id = p.script.id.clone();
-        let ran = std::panic::AssertUnwindSafe(self.run_one(p, cancel)).catch_unwind().await;
+        let ran = std::panic::AssertUnwindSafe(self.run_one(p, cancel))
+            .catch_unwind()
+            .await;
         if ran.is_err() {
             tracing::error!(run_id = %run_id, "run supervision panicked");
-            self.record_end(&run_id, RunOutcome::failed("internal error while supervising the run"), Default::default())
-                .await;
+            self.record_end(
+                &run_id,
+                RunOutcome::failed("internal error while supervising the run"),
+                Default::default(),
+            )
+            .await;
         }
         let mut slots = self.inner.slots.lock().await;
         slots.running -= 1;
@@ -254,10 +278,17 @@ impl Engine {
             self.pump(&mut slots);
         }
         drop(slots);
-        match self.inner.store.prune_runs(&script_id, self.inner.config.keep_runs).await {
+        match self
+            .inner
+            .store
+            .prune_runs(&script_id, self.inner.config.keep_runs)
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::debug!(script_id = %script_id, pruned = n, "pruned old runs"),
-            Err(e) => tracing::warn!(script_id = %script_id, error = %e, "could not prune old runs"),
+            Err(e) => {
+                tracing::warn!(script_id = %script_id, error = %e, "could not prune old runs")
+            }
         }
     }
 
@@ -269,8 +300,12 @@ impl Engine {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                self.record_end(&p.run_id, RunOutcome::failed(format!("could not start: {e}")), Default::default())
-                    .await;
+                self.record_end(
+                    &p.run_id,
+                    RunOutcome::failed(format!("could not start: {e}")),
+                    Default::default(),
+                )
+                .await;
                 return;
             }
         }
@@ -334,7 +369,8 @@ impl Engine {
     /// The child's environment: the server's (minus scriptd's settings), unbuffered-output
     /// hints, the script's own variables, then the run's identity.
     fn child_env(&self, p: &Pending) -> Vec<(String, String)> {
-        let mut env: BTreeMap<String, String> = self.inner.config.base_env.iter().cloned().collect();
+        let mut env: BTreeMap<String, String> =
+            self.inner.config.base_env.iter().cloned().collect();
         // Programs that buffer when stdout is a pipe would hold back live output.
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
         for var in &p.script.env {
@@ -355,7 +391,8 @@ impl Engine {
         if let Some(pos) = slots.pending.iter().position(|p| p.run_id == run_id) {
             slots.pending.remove(pos);
             drop(slots);
-            self.record_end(run_id, canceled(None), Default::default()).await;
+            self.record_end(run_id, canceled(None), Default::default())
+                .await;
             return Ok(());
         }
         if let Some((_, token)) = slots.active.get(run_id) {
@@ -363,16 +400,25 @@ impl Engine {
             return Ok(());
         }
         drop(slots);
-        let run = self.inner.store.get_run(run_id).await.map_err(|e| match e {
-            StoreError::NotFound(_) => EngineError::RunNotFound,
-            other => EngineError::Store(other),
-        })?;
+        let run = self
+            .inner
+            .store
+            .get_run(run_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => EngineError::RunNotFound,
+                other => EngineError::Store(other),
+            })?;
         if run.status.is_terminal() {
             return Err(EngineError::AlreadyFinished);
         }
         // Unfinished in the store but not live here: its node is gone or it is elsewhere.
-        self.record_end(run_id, canceled(Some("canceled while not active on this node")), Default::default())
-            .await;
+        self.record_end(
+            run_id,
+            canceled(Some("canceled while not active on this node")),
+            Default::default(),
+        )
+        .await;
         Ok(())
     }
 
@@ -391,8 +437,23 @@ impl Engine {
         }
         drop(slots);
         for p in dropped {
-            self.record_end(&p.run_id, canceled(Some("script deleted")), Default::default())
-                .await;
+            self.record_end(
+                &p.run_id,
+                canceled(Some("script deleted")),
+                Default::default(),
+            )
+            .await;
+        }
+        // Wait for the runs to be recorded so nothing writes after the script is gone.
+        let deadline =
+            tokio::time::Instant::now() + self.inner.config.kill_grace + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            let slots = self.inner.slots.lock().await;
+            if !slots.active.values().any(|(owner, _)| owner == script_id) {
+                return;
+            }
+            drop(slots);
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -406,13 +467,44 @@ impl Engine {
         }
         drop(slots);
         for p in pending {
-            self.record_end(&p.run_id, canceled(Some("server shutting down")), Default::default())
-                .await;
+            self.record_end(
+                &p.run_id,
+                canceled(Some("server shutting down")),
+                Default::default(),
+            )
+            .await;
         }
         self.inner.tasks.close();
         let bound = self.inner.config.kill_grace + Duration::from_secs(10);
-        if tokio::time::timeout(bound, self.inner.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(bound, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some runs did not finish recording before shutdown");
+        }
+    }
+
+    /// The run once it has finished, or as it is when `bound` runs out.
+    pub async fn wait_finished(&self, run_id: &str, bound: Duration) -> Result<Run, EngineError> {
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut live = self.inner.hub.subscribe(run_id);
+        loop {
+            let run = self.inner.store.get_run(run_id).await?;
+            if run.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                return Ok(run);
+            }
+            let tick = tokio::time::sleep_until(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),
+            );
+            match live.as_mut() {
+                Some(rx) => {
+                    tokio::select! {
+                        event = rx.recv() => if event.is_err() { live = None },
+                        _ = tick => {}
+                    }
+                }
+                None => tick.await,
+            }
         }
     }
 

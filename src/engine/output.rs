@@ -126,6 +126,9 @@ mod tests {
         let big: &'static [u8] = Box::leak(vec![b'x'; MAX_LINE * 2 + 10].into_boxed_slice());
         let lines = collect(big).await;
         assert!(lines.iter().all(|l| l.len() <= MAX_LINE));
-        assert_eq!(lines.iter().map(String::len).sum::<usize>(), MAX_LINE * 2 + 10);
+        assert_eq!(
+            lines.iter().map(String::len).sum::<usize>(),
+            MAX_LINE * 2 + 10
+        );
     }
 }

@@ -32,7 +32,11 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         Some(dir) => PathBuf::from(dir),
         None => match std::env::current_dir() {
             Ok(d) => d,
-            Err(e) => return RunOutcome::failed(format!("cannot read the server's working directory: {e}")),
+            Err(e) => {
+                return RunOutcome::failed(format!(
+                    "cannot read the server's working directory: {e}"
+                ))
+            }
         },
     };
     if !cwd.is_dir() {
@@ -92,12 +96,14 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         Err(e) => return RunOutcome::failed(format!("cannot start {interpreter}: {e}")),
     };
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
-    let stdout = child.stdout.take().map(|s| {
-        tokio::spawn(read_lines(s, LogStream::Stdout, out.clone()))
-    });
-    let stderr = child.stderr.take().map(|s| {
-        tokio::spawn(read_lines(s, LogStream::Stderr, out.clone()))
-    });
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(read_lines(s, LogStream::Stdout, out.clone())));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(read_lines(s, LogStream::Stderr, out.clone())));
     drop(out);
 
     let stop = tokio::select! {
@@ -116,7 +122,8 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
             }
             // The supervisor escalates to SIGKILL after the grace period; if it does not
             // answer well past that, kill it too.
-            match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(5), child.wait()).await {
+            match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(5), child.wait()).await
+            {
                 Ok(Ok(s)) => s,
                 _ => {
                     let _ = child.start_kill();
@@ -130,7 +137,10 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
     // EOF; the bound only guards against a pipe handed to a process outside the tree.
     for reader in [stdout, stderr].into_iter().flatten() {
         let abort = reader.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(2), reader).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), reader)
+            .await
+            .is_err()
+        {
             abort.abort();
         }
     }

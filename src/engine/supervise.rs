@@ -22,9 +22,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, raise, SigSet, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, getppid, Pid};
+use signal_hook::consts::{SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use std::os::unix::process::CommandExt;
 
 /// Runs the supervisor; never returns.
@@ -33,15 +35,12 @@ pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
 
-    let mut signals = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGALRM] {
-        signals.add(s);
-    }
-    // Blocked signals wait for `sigwait` below; the script gets a clean mask (std resets it
-    // in the child before exec).
-    if signals.thread_block().is_err() {
-        exit_with_error("cannot block signals");
-    }
+    // Handlers (not a blocked mask) so the script starts with default dispositions and an
+    // empty mask: exec resets handled signals, while a mask would be inherited.
+    let mut signals = match Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGALRM]) {
+        Ok(s) => s,
+        Err(e) => exit_with_error(&format!("cannot handle signals: {e}")),
+    };
 
     let child = match Command::new(&program)
         .args(&args)
@@ -62,32 +61,29 @@ pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
     let mut ending = false;
     // The server died between fork and prctl: nobody will ever tell us to stop.
     if getppid() != parent {
-        end_tree(Signal::SIGTERM, grace, &mut ending);
+        end_tree(grace, &mut ending);
     }
 
     loop {
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) => {
-                if let Some(done) = reap(main_pid, &mut main_status) {
-                    finish(done);
+        for sig in signals.wait() {
+            match sig {
+                SIGCHLD => {}
+                SIGALRM => {
+                    kill_tree(Signal::SIGKILL);
+                    arm_alarm(Duration::from_millis(200));
                 }
-                if main_status.is_some() && !ending {
-                    end_tree(Signal::SIGTERM, grace, &mut ending);
-                }
-            }
-            Ok(Signal::SIGALRM) => {
-                kill_tree(Signal::SIGKILL);
-                arm_alarm(Duration::from_millis(200));
-            }
-            Ok(_) => {
-                if !ending {
-                    end_tree(Signal::SIGTERM, grace, &mut ending);
+                _ => {
+                    if !ending {
+                        end_tree(grace, &mut ending);
+                    }
                 }
             }
-            Err(_) => exit_with_error("sigwait failed"),
         }
         if let Some(done) = reap(main_pid, &mut main_status) {
             finish(done);
+        }
+        if main_status.is_some() && !ending {
+            end_tree(grace, &mut ending);
         }
     }
 }
@@ -108,16 +104,16 @@ fn reap(main_pid: Pid, main_status: &mut Option<WaitStatus>) -> Option<WaitStatu
     }
 }
 
-fn end_tree(sig: Signal, grace: Duration, ending: &mut bool) {
+/// SIGTERM to the whole tree now, SIGKILL after the grace period.
+fn end_tree(grace: Duration, ending: &mut bool) {
     *ending = true;
-    kill_tree(sig);
+    kill_tree(Signal::SIGTERM);
     // SIGCONT so stopped processes can act on the SIGTERM.
     kill_tree(Signal::SIGCONT);
     arm_alarm(grace);
 }
 
-/// Sends SIGALRM to this process after `after`, from a helper thread (the signal is blocked
-/// everywhere, so it waits for `sigwait`).
+/// Sends SIGALRM to this process after `after`, from a helper thread.
 fn arm_alarm(after: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(after);
@@ -162,8 +158,8 @@ fn finish(status: WaitStatus) -> ! {
     match status {
         WaitStatus::Exited(_, code) => std::process::exit(code),
         WaitStatus::Signaled(_, sig, _) => {
-            let _ = SigSet::all().thread_unblock();
-            let _ = raise(sig);
+            // Die the same way, so the server sees the signal: default action, then raise.
+            let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
             std::process::exit(128 + sig as i32)
         }
         _ => std::process::exit(1),

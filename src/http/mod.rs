@@ -3,9 +3,11 @@
 
 mod extract;
 mod runs;
+mod schedule;
 mod scripts;
 pub mod state;
 mod stream;
+mod trigger;
 pub mod ui;
 mod views;
 
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
     let admin_path = state.settings.admin_path.clone();
     let admin_api = Router::new()
         .route("/", get(scripts::list).post(scripts::create))
+        .route("/schedule-preview", get(schedule::preview))
         .route("/runs", get(runs::list))
         .route("/runs/{run_id}", get(runs::get))
         .route("/runs/{run_id}/stream", get(stream::stream))
@@ -79,9 +82,15 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{run_id}/cancel", post(runs::cancel))
         .route(
             "/{id}",
-            get(scripts::get).put(scripts::update).delete(scripts::delete),
+            get(scripts::get)
+                .put(scripts::update)
+                .delete(scripts::delete),
         )
-        .route("/{id}/run", post(runs::start));
+        .route("/{id}/run", post(runs::start))
+        .route(
+            "/{id}/api-token",
+            post(trigger::create_token).delete(trigger::revoke_token),
+        );
     let admin = Router::new()
         .nest("/api/admin/scripts", admin_api)
         .route(&admin_path, get(ui::dashboard))
@@ -91,6 +100,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(admin)
+        .route("/api/scripts/{code}/run", post(trigger::run))
         .route("/healthz", get(healthz))
         .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
@@ -122,7 +132,10 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
     let ip = client_addr(&parts).0;
     if let Some(ip) = ip {
         if let Some(secs) = state.limiter.retry_after(ip) {
-            return ApiError::RateLimited { retry_after_secs: secs }.into_response();
+            return ApiError::RateLimited {
+                retry_after_secs: secs,
+            }
+            .into_response();
         }
     }
     let header = parts
@@ -130,12 +143,14 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let has_credentials = header.is_some();
     let checker = state.clone();
     let ok = tokio::task::spawn_blocking(move || checker.auth.check(header.as_deref()))
         .await
         .unwrap_or(false);
     if !ok {
-        if let Some(ip) = ip {
+        // Only a wrong guess counts; a browser's first request simply carries no credentials.
+        if let (Some(ip), true) = (ip, has_credentials) {
             state.limiter.record_failure(ip);
         }
         return ApiError::Unauthorized.into_response();

@@ -59,7 +59,9 @@ fn parse_run_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     match value {
         Value::Object(mut map) => Ok(map.remove("input").filter(|v| !v.is_null())),
-        _ => Err(ApiError::BadRequest("the body must be a JSON object like {\"input\": …}".into())),
+        _ => Err(ApiError::BadRequest(
+            "the body must be a JSON object like {\"input\": …}".into(),
+        )),
     }
 }
 
@@ -95,7 +97,9 @@ pub async fn list(
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(crate::domain::ValidationError::new("limit", "must be between 1 and 200").into());
+        return Err(
+            crate::domain::ValidationError::new("limit", "must be between 1 and 200").into(),
+        );
     }
     let runs = state
         .store
@@ -106,7 +110,9 @@ pub async fn list(
             limit,
         })
         .await?;
-    let next = (runs.len() as i64 == limit).then(|| runs.last().map(|r| r.id.clone())).flatten();
+    let next = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
     let views: Vec<RunView> = runs.iter().map(RunView::summary).collect();
     Ok(Json(json!({ "runs": views, "nextBefore": next })))
 }
@@ -124,7 +130,10 @@ pub async fn cancel(
     Path(run_id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     state.engine.cancel(&run_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id, "canceling": true }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": run_id, "canceling": true })),
+    ))
 }
 
 /// The stored log as a text download, streamed page by page from the store.
@@ -157,7 +166,10 @@ pub async fn log(
     });
     Ok((
         [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"run-{run_id}.log\""),

@@ -81,7 +81,13 @@ pub async fn update(
     let existing = state.store.get_script(&id).await?;
     let draft = input.parse()?;
     let env = draft.resolve_env(&existing.env)?;
-    let mut script = build(draft, env, existing.id, existing.created_at, existing.token_created_at);
+    let mut script = build(
+        draft,
+        env,
+        existing.id,
+        existing.created_at,
+        existing.token_created_at,
+    );
     script.updated_at = Utc::now();
     state.store.update_script(&script).await?;
     state.schedule_changed();

@@ -64,7 +64,11 @@ pub async fn stream(
     });
     let events = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut resp = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("ping"))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text("ping"),
+        )
         .into_response();
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -89,8 +93,11 @@ impl Follower {
         if run.status.is_terminal() {
             return self.finish().await;
         }
-        self.send(status_event(run.status, run.started_at.unwrap_or(run.queued_at)))
-            .await?;
+        self.send(status_event(
+            run.status,
+            run.started_at.unwrap_or(run.queued_at),
+        ))
+        .await?;
         match live {
             Some(rx) => self.follow(rx).await,
             None => self.poll().await,
@@ -145,8 +152,11 @@ impl Follower {
             error: run.error.as_deref(),
             ts: run.finished_at.map(time),
         };
-        self.send(status_event(run.status, run.finished_at.unwrap_or(run.queued_at)))
-            .await?;
+        self.send(status_event(
+            run.status,
+            run.finished_at.unwrap_or(run.queued_at),
+        ))
+        .await?;
         self.send(Event::default().event("done").data(to_json(&data)))
             .await
     }

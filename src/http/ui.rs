@@ -22,9 +22,18 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         for (name, source) in [
-            ("layout.html", include_str!("../../ui/templates/layout.html")),
-            ("dashboard.html", include_str!("../../ui/templates/dashboard.html")),
-            ("scripts.html", include_str!("../../ui/templates/scripts.html")),
+            (
+                "layout.html",
+                include_str!("../../ui/templates/layout.html"),
+            ),
+            (
+                "dashboard.html",
+                include_str!("../../ui/templates/dashboard.html"),
+            ),
+            (
+                "scripts.html",
+                include_str!("../../ui/templates/scripts.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("embedded templates are valid");
@@ -66,8 +75,10 @@ pub async fn asset(Path(path): Path<String>) -> Response {
             let mut resp = (StatusCode::OK, file.data.into_owned()).into_response();
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            );
             resp
         }
         None => ApiError::NotFound("asset").into_response(),

@@ -119,7 +119,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn append_log(&self, run_id: &str, lines: &[LogLine]) -> StoreResult<()>;
     /// Lines with `seq > after_seq`, in order, at most `limit`.
-    async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<LogLine>>;
+    async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64)
+        -> StoreResult<Vec<LogLine>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -60,7 +60,8 @@ impl ScriptRow {
         Ok(ScriptDefinition {
             script_type: ScriptType::parse(&r.script_type).ok_or_else(|| corrupt("type"))?,
             runner: Runner::parse(&r.runner).ok_or_else(|| corrupt("runner"))?,
-            concurrency: Concurrency::parse(&r.concurrency).ok_or_else(|| corrupt("concurrency"))?,
+            concurrency: Concurrency::parse(&r.concurrency)
+                .ok_or_else(|| corrupt("concurrency"))?,
             id: r.id,
             name: r.name,
             code_identifier: CodeIdentifier::from_trusted(r.code_identifier),

@@ -1,0 +1,263 @@
+//! The real `scriptd serve` process: first start, restart, kill -9, what children inherit.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{eventually, processes_with};
+
+struct Server {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the binary and waits until it answers `/healthz`, collecting what it printed.
+fn start(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scriptd"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("HOME", data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let stdout = rx.try_iter().collect();
+    Server {
+        child,
+        base,
+        stdout,
+    }
+}
+
+fn password_from(lines: &[String]) -> Option<String> {
+    lines.iter().find_map(|l| {
+        l.trim()
+            .strip_prefix("password:")
+            .map(|p| p.trim().to_string())
+    })
+}
+
+fn stop(mut s: Server) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(s.child.id().to_string())
+        .status();
+    let _ = s.child.wait();
+}
+
+#[tokio::test]
+async fn first_start_prints_a_password_once_and_keeps_only_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path(), &[]);
+    let password = password_from(&first.stdout).expect("the first start prints the password");
+    assert!(password.len() >= 20);
+    assert!(first
+        .stdout
+        .iter()
+        .any(|l| l.contains("user:") && l.contains("admin")));
+    let stored = std::fs::read_to_string(dir.path().join("admin-password.argon2")).unwrap();
+    assert!(
+        stored.starts_with("$argon2"),
+        "only an Argon2 hash is stored"
+    );
+    assert!(!stored.contains(&password));
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("{}/api/admin/scripts", first.base))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    stop(first);
+
+    let second = start(dir.path(), &[]);
+    assert_eq!(
+        password_from(&second.stdout),
+        None,
+        "a later start does not print it again"
+    );
+    let ok = client
+        .get(format!("{}/api/admin/scripts", second.base))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the same password still works");
+    let bad = client
+        .get(format!("{}/api/admin/scripts", second.base))
+        .basic_auth("admin", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    stop(second);
+}
+
+#[tokio::test]
+async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("SCRIPTD_ADMIN_PASSWORD", "pw-for-crash-test")];
+    let server = start(dir.path(), &envs);
+    let client = reqwest::Client::new();
+    let marker = format!("sdcrash{}", uuid::Uuid::now_v7().simple());
+    let script: Value = client
+        .post(format!("{}/api/admin/scripts", server.base))
+        .basic_auth("admin", Some("pw-for-crash-test"))
+        .json(&json!({"name": "long", "codeIdentifier": "long", "type": "bash",
+                      "script": format!("setsid bash -c 'exec -a {marker}-d sleep 300' & exec -a {marker} sleep 300")}))
+        .send().await.unwrap().json().await.unwrap();
+    let run: Value = client
+        .post(format!(
+            "{}/api/admin/scripts/{}/run",
+            server.base,
+            script["id"].as_str().unwrap()
+        ))
+        .basic_auth("admin", Some("pw-for-crash-test"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    eventually(10, "the script runs", || processes_with(&marker).len() >= 2).await;
+
+    let mut child = server.child;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eventually(10, "the supervisor ends the orphaned tree", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+
+    let again = start(dir.path(), &envs);
+    let run: Value = client
+        .get(format!("{}/api/admin/scripts/runs/{run_id}", again.base))
+        .basic_auth("admin", Some("pw-for-crash-test"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "failed");
+    assert!(run["error"].as_str().unwrap().contains("crash"), "{run}");
+    stop(again);
+}
+
+#[tokio::test]
+async fn scripts_never_see_scriptd_settings_or_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/scriptd.db", dir.path().display());
+    let key = "bXktbWFzdGVyLWtleS1mb3ItdGhlLXRlc3QtMzJieXQ=";
+    let envs = [
+        ("SCRIPTD_ADMIN_PASSWORD", "pw-env-test-secret"),
+        ("SCRIPTD_DATABASE_URL", db.as_str()),
+        ("SCRIPTD_MASTER_KEY", key),
+        ("OPERATOR_VAR", "inherited"),
+    ];
+    let server = start(dir.path(), &envs);
+    let client = reqwest::Client::new();
+    let script: Value = client
+        .post(format!("{}/api/admin/scripts", server.base))
+        .basic_auth("admin", Some("pw-env-test-secret"))
+        .json(&json!({"name": "env", "codeIdentifier": "env", "type": "bash", "script": "env"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run: Value = client
+        .post(format!(
+            "{}/api/admin/scripts/{}/run",
+            server.base,
+            script["id"].as_str().unwrap()
+        ))
+        .basic_auth("admin", Some("pw-env-test-secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["runId"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let r: Value = client
+            .get(format!("{}/api/admin/scripts/runs/{run_id}", server.base))
+            .basic_auth("admin", Some("pw-env-test-secret"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["status"] == "succeeded" {
+            break client
+                .get(format!(
+                    "{}/api/admin/scripts/runs/{run_id}/log",
+                    server.base
+                ))
+                .basic_auth("admin", Some("pw-env-test-secret"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        }
+        assert!(Instant::now() < deadline, "run did not finish: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop(server);
+    assert!(
+        log.contains("OPERATOR_VAR=inherited"),
+        "the server's environment is inherited"
+    );
+    assert!(log.contains(&format!("SCRIPTD_RUN_ID={run_id}")));
+    for secret in [
+        "pw-env-test-secret",
+        key,
+        db.as_str(),
+        "SCRIPTD_ADMIN_PASSWORD",
+        "SCRIPTD_DATABASE_URL",
+        "SCRIPTD_MASTER_KEY",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the child environment"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests through the real HTTP API, with real bash and node, against SQLite and
+//! PostgreSQL. One binary, modules by subject.
+
+mod helpers;
+
+mod auth;
+mod binary;
+mod runs;
+mod scripts;
+mod stream;
+mod supervision;

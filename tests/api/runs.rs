@@ -1,0 +1,476 @@
+//! Runs through the API: statuses, exit codes, streams, environment, concurrency, history.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{both_backends, Backend, Options, TestApp};
+
+both_backends!(
+    each_way_a_script_ends_is_recorded,
+    stdout_and_stderr_are_tagged_and_input_reaches_the_script,
+    node_scripts_run_from_a_private_file_that_is_removed,
+    a_run_that_cannot_start_fails_with_a_clear_error,
+    disabled_and_browser_scripts_are_refused,
+    single_refuses_a_second_run_queue_waits_parallel_overlaps,
+    the_global_limit_queues_runs_in_order,
+    runs_are_listed_newest_first_with_cursor_pagination,
+    the_log_is_cut_at_the_cap_and_old_runs_are_pruned,
+    deleting_a_script_cancels_its_runs,
+);
+
+async fn each_way_a_script_ends_is_recorded(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let cases = [
+        ("exit 0", json!({}), "succeeded", Some(0), None),
+        ("exit 7", json!({}), "failed", Some(7), None),
+        ("kill -KILL $$", json!({}), "failed", None, Some(9)),
+        (
+            "sleep 30",
+            json!({"timeoutMs": 1000}),
+            "timed_out",
+            None,
+            None,
+        ),
+    ];
+    for (script, extra, status, code, signal) in cases {
+        let id = app.bash(script, extra).await;
+        let run = app.run(&id).await;
+        let done = app.wait_run(&run).await;
+        assert_eq!(done["status"], status, "{script}: {done}");
+        assert_eq!(done["exitCode"].as_i64(), code.map(i64::from), "{script}");
+        assert_eq!(done["signal"].as_i64(), signal.map(i64::from), "{script}");
+        assert_eq!(done["trigger"], "manual");
+        assert_eq!(done["meta"]["user"], "admin");
+        assert!(done["startedAt"].is_string() && done["finishedAt"].is_string());
+        assert!(done["durationMs"].as_i64().unwrap() >= 0);
+    }
+    let id = app.bash("echo started; sleep 30", json!({})).await;
+    let run = app.run(&id).await;
+    app.wait_status(&run, "running").await;
+    let resp = app
+        .admin(
+            Method::POST,
+            &format!("/api/admin/scripts/runs/{run}/cancel"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "canceled");
+    let again = app
+        .admin(
+            Method::POST,
+            &format!("/api/admin/scripts/runs/{run}/cancel"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let unknown = app
+        .admin(Method::POST, "/api/admin/scripts/runs/nope/cancel")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+async fn stdout_and_stderr_are_tagged_and_input_reaches_the_script(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash(
+            "echo out; echo err >&2; echo \"input=$SCRIPTD_INPUT\"; echo \"trigger=$SCRIPTD_TRIGGER\"; \
+             echo \"run=$SCRIPTD_RUN_ID\"; echo \"script=$SCRIPTD_SCRIPT_ID\"; printf '\\xff\\xfe\\n'",
+            json!({}),
+        )
+        .await;
+    let resp = app
+        .start_run(&id, Some(json!({"input": {"project": "p1"}})))
+        .await;
+    assert_eq!(resp.status(), 202);
+    let run = resp.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["input"], json!({"project": "p1"}));
+    let text = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run}/stream"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines = crate::helpers::log_lines(&crate::helpers::parse_sse(&text));
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .find(|(_, _, l)| l.starts_with(needle))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(find("out").1, "stdout");
+    assert_eq!(find("err").1, "stderr");
+    assert_eq!(find("input=").2, r#"input={"project":"p1"}"#);
+    assert_eq!(find("trigger=").2, "trigger=manual");
+    assert_eq!(find("run=").2, format!("run={run}"));
+    assert_eq!(find("script=").2, format!("script={id}"));
+    assert!(
+        lines.iter().any(|(_, _, l)| l == "\u{fffd}\u{fffd}"),
+        "invalid UTF-8 is replaced: {lines:?}"
+    );
+    let tail = done["outputTail"].as_str().unwrap();
+    assert!(tail.contains("out\n") && tail.contains("err\n"));
+}
+
+async fn node_scripts_run_from_a_private_file_that_is_removed(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let created = app
+        .create_script(json!({
+            "name": "N", "codeIdentifier": "n", "type": "node",
+            "script": "const fs = require('fs'); const f = process.argv[1]; \
+                       console.log('mode=' + (fs.statSync(f).mode & 0o777).toString(8)); \
+                       console.log('file=' + f); console.error('to stderr'); process.exit(4)"
+        }))
+        .await;
+    let run = app.run(created["id"].as_str().unwrap()).await;
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["exitCode"], 4);
+    let log = app.log(&run).await;
+    assert!(log.contains("mode=600"), "{log}");
+    assert!(log.contains("to stderr"));
+    let file = log.lines().find_map(|l| l.strip_prefix("file=")).unwrap();
+    assert!(
+        !std::path::Path::new(file).exists(),
+        "the script file is removed afterwards"
+    );
+}
+
+async fn a_run_that_cannot_start_fails_with_a_clear_error(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash("pwd", json!({"defaultWorkingDirectory": "/no/such/dir"}))
+        .await;
+    let done = app.wait_run(&app.run(&id).await).await;
+    assert_eq!(done["status"], "failed");
+    assert!(
+        done["error"].as_str().unwrap().contains("/no/such/dir"),
+        "{done}"
+    );
+
+    let node = app
+        .create_script(json!({
+            "name": "No node", "codeIdentifier": "no-node", "type": "node", "script": "1",
+            "env": [{"key": "PATH", "value": "/nonexistent"}]
+        }))
+        .await;
+    let done = app
+        .wait_run(&app.run(node["id"].as_str().unwrap()).await)
+        .await;
+    assert_eq!(done["status"], "failed");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("node was not found"),
+        "{done}"
+    );
+
+    let cwd = app
+        .bash("pwd", json!({"defaultWorkingDirectory": "/tmp"}))
+        .await;
+    let run = app.run(&cwd).await;
+    app.wait_run(&run).await;
+    assert_eq!(app.log(&run).await.trim(), "/tmp");
+}
+
+async fn disabled_and_browser_scripts_are_refused(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app.bash("true", json!({"enabled": false})).await;
+    assert_eq!(app.start_run(&id, None).await.status(), 409);
+    let browser = app
+        .create_script(json!({"name": "B", "codeIdentifier": "b", "type": "browser", "script": "console.log(1)"}))
+        .await;
+    assert_eq!(
+        app.start_run(browser["id"].as_str().unwrap(), None)
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(app.start_run("missing", None).await.status(), 404);
+    let bad = app
+        .admin(Method::POST, &format!("/api/admin/scripts/{id}/run"))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let runs: Value = app
+        .admin(Method::GET, "/api/admin/scripts/runs")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["runs"], json!([]), "refused runs leave no record");
+}
+
+async fn single_refuses_a_second_run_queue_waits_parallel_overlaps(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let single = app.bash("sleep 30", json!({})).await;
+    let first = app.run(&single).await;
+    let second = app.start_run(&single, None).await;
+    assert_eq!(second.status(), 409);
+    app.admin(
+        Method::POST,
+        &format!("/api/admin/scripts/runs/{first}/cancel"),
+    )
+    .send()
+    .await
+    .unwrap();
+    app.wait_run(&first).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("order");
+    let queue = app
+        .bash(
+            &format!(
+                "echo start-$SCRIPTD_RUN_ID >> {0}; sleep 0.3; echo end-$SCRIPTD_RUN_ID >> {0}",
+                marker.display()
+            ),
+            json!({"concurrency": "queue"}),
+        )
+        .await;
+    let runs = [
+        app.run(&queue).await,
+        app.run(&queue).await,
+        app.run(&queue).await,
+    ];
+    for r in &runs {
+        assert_eq!(app.wait_run(r).await["status"], "succeeded");
+    }
+    let order = std::fs::read_to_string(&marker).unwrap();
+    let expected: String = runs
+        .iter()
+        .map(|r| format!("start-{r}\nend-{r}\n"))
+        .collect();
+    assert_eq!(order, expected, "queued runs take turns, in order");
+
+    let parallel = app
+        .bash("sleep 30", json!({"concurrency": "parallel"}))
+        .await;
+    let a = app.run(&parallel).await;
+    let b2 = app.run(&parallel).await;
+    app.wait_status(&a, "running").await;
+    app.wait_status(&b2, "running").await;
+    for r in [&a, &b2] {
+        app.admin(Method::POST, &format!("/api/admin/scripts/runs/{r}/cancel"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(app.wait_run(r).await["status"], "canceled");
+    }
+}
+
+async fn the_global_limit_queues_runs_in_order(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            max_concurrent_runs: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let slow = app.bash("sleep 30", json!({})).await;
+    let quick = app.bash("echo quick", json!({})).await;
+    let blocker = app.run(&slow).await;
+    app.wait_status(&blocker, "running").await;
+    let waiting = app.run(&quick).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.get_run(&waiting).await["status"], "queued");
+    // A queued run can be canceled before it starts; another one starts when the slot frees.
+    let canceled = app.run(&app.bash("echo never", json!({})).await).await;
+    app.admin(
+        Method::POST,
+        &format!("/api/admin/scripts/runs/{canceled}/cancel"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(app.wait_run(&canceled).await["status"], "canceled");
+    assert!(app.get_run(&canceled).await["startedAt"].is_null());
+    app.admin(
+        Method::POST,
+        &format!("/api/admin/scripts/runs/{blocker}/cancel"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(app.wait_run(&waiting).await["status"], "succeeded");
+}
+
+async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app.bash("exit 0", json!({"concurrency": "parallel"})).await;
+    let other = app.bash("exit 1", json!({})).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let r = app.run(&id).await;
+        app.wait_run(&r).await;
+        ids.push(r);
+    }
+    let failed = app.run(&other).await;
+    app.wait_run(&failed).await;
+    let page: Value = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/scripts/runs?scriptId={id}&limit=3"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<&str> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str(), ids[2].as_str()]);
+    let cursor = page["nextBefore"].as_str().unwrap();
+    let page2: Value = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/scripts/runs?scriptId={id}&limit=3&before={cursor}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let got2: Vec<&str> = page2["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got2, vec![ids[1].as_str(), ids[0].as_str()]);
+    assert!(page2["nextBefore"].is_null());
+    let by_status: Value = app
+        .admin(Method::GET, "/api/admin/scripts/runs?status=failed")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_status["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(by_status["runs"][0]["id"], failed.as_str());
+    let bad = app
+        .admin(Method::GET, "/api/admin/scripts/runs?status=exploded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+async fn the_log_is_cut_at_the_cap_and_old_runs_are_pruned(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            max_log_bytes: Some(10_000),
+            keep_runs: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = app.bash("seq 1 20000; echo last-line", json!({})).await;
+    let run = app.run(&id).await;
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "the run goes on past the cap");
+    assert_eq!(done["logTruncated"], true);
+    assert!(
+        done["outputTail"].as_str().unwrap().contains("last-line"),
+        "the tail still has the end"
+    );
+    let log = app.log(&run).await;
+    assert!(
+        log.len() <= 10_200,
+        "stored log is capped: {} bytes",
+        log.len()
+    );
+    assert!(log.starts_with("1\n2\n3\n"));
+    assert!(
+        log.trim_end().ends_with("not stored"),
+        "a marker shows the cut"
+    );
+
+    let mut runs = vec![run];
+    for _ in 0..3 {
+        let r = app.run(&id).await;
+        app.wait_run(&r).await;
+        runs.push(r);
+    }
+    let list: Value = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/scripts/runs?scriptId={id}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, vec![runs[3].as_str(), runs[2].as_str()]);
+    let gone = app
+        .admin(Method::GET, &format!("/api/admin/scripts/runs/{}", runs[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    assert!(app.log(&runs[0]).await.contains("not_found"));
+}
+
+async fn deleting_a_script_cancels_its_runs(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let marker = format!("scriptd-del-{}", uuid::Uuid::now_v7().simple());
+    let id = app
+        .bash(&format!("exec -a {marker} sleep 60"), json!({}))
+        .await;
+    let run = app.run(&id).await;
+    app.wait_status(&run, "running").await;
+    crate::helpers::eventually(10, "the script starts", || {
+        !crate::helpers::processes_with(&marker).is_empty()
+    })
+    .await;
+    let resp = app
+        .admin(Method::DELETE, &format!("/api/admin/scripts/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    crate::helpers::eventually(15, "the process is gone", || {
+        crate::helpers::processes_with(&marker).is_empty()
+    })
+    .await;
+}

@@ -1,0 +1,378 @@
+//! Script definitions through the API: CRUD, every validation rule, error shapes.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{both_backends, merge, Backend, TestApp};
+
+both_backends!(
+    create_read_update_list_and_delete_round_trip,
+    every_validation_rule_is_a_400_naming_its_field,
+    duplicate_code_identifier_is_a_conflict,
+    malformed_bodies_get_json_errors_not_500s,
+    secret_values_are_write_only_and_kept_on_update,
+    data_survives_a_restart,
+);
+
+fn valid() -> Value {
+    json!({"name": "Sync Project", "codeIdentifier": "Sync Project!", "type": "bash", "script": "echo hi"})
+}
+
+async fn create_read_update_list_and_delete_round_trip(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let created = app
+        .create_script(json!({
+            "name": "Sync Project", "codeIdentifier": "Sync Project!", "type": "node",
+            "runner": "host", "script": "console.log(1)", "description": "d",
+            "env": [{"key": "A", "value": "1", "secret": false}],
+            "timeoutMs": 5000, "concurrency": "queue",
+            "schedule": {"enabled": true, "cron": "0 3 * * *", "timezone": "Europe/Berlin"}
+        }))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(created["codeIdentifier"], "sync-project");
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["concurrency"], "queue");
+    assert_eq!(
+        created["env"][0],
+        json!({"key": "A", "value": "1", "secret": false})
+    );
+    assert!(created["schedule"]["nextRunAt"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(created["apiTrigger"]["hasToken"], false);
+
+    let got: Value = app
+        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["script"], "console.log(1)");
+
+    app.create_script(
+        json!({"name": "Other", "codeIdentifier": "other", "type": "bash", "script": "true"}),
+    )
+    .await;
+    let by_q: Value = app
+        .admin(Method::GET, "/api/admin/scripts?q=sync")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_q.as_array().unwrap().len(), 1);
+    let by_type: Value = app
+        .admin(Method::GET, "/api/admin/scripts?type=bash")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_type.as_array().unwrap().len(), 1);
+    assert_eq!(by_type[0]["codeIdentifier"], "other");
+    let all: Value = app
+        .admin(Method::GET, "/api/admin/scripts")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+
+    let mut update = got.clone();
+    update["name"] = json!("Renamed");
+    update["enabled"] = json!(false);
+    let resp = app
+        .admin(Method::PUT, &format!("/api/admin/scripts/{id}"))
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let updated: Value = resp.json().await.unwrap();
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(updated["enabled"], false);
+    assert_eq!(updated["createdAt"], created["createdAt"]);
+
+    let resp = app
+        .admin(Method::DELETE, &format!("/api/admin/scripts/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = app
+        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "not_found");
+    let resp = app
+        .admin(Method::PUT, &format!("/api/admin/scripts/{id}"))
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+async fn every_validation_rule_is_a_400_naming_its_field(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x".repeat(201)}), "name"),
+        (json!({"codeIdentifier": "!!!"}), "codeIdentifier"),
+        (json!({"codeIdentifier": "a".repeat(101)}), "codeIdentifier"),
+        (json!({"description": "d".repeat(10_001)}), "description"),
+        (json!({"type": "python"}), "type"),
+        (json!({"runner": "vm2"}), "runner"),
+        (json!({"type": "browser", "runner": "host"}), "runner"),
+        (json!({"script": "  "}), "script"),
+        (
+            json!({"env": [{"key": "1BAD", "value": "v"}]}),
+            "env[0].key",
+        ),
+        (
+            json!({"env": [{"key": "A", "value": "v"}, {"key": "A", "value": "w"}]}),
+            "env[1].key",
+        ),
+        (
+            json!({"env": [{"key": "S", "value": null, "secret": true}]}),
+            "env[0].value",
+        ),
+        (json!({"timeoutMs": 999}), "timeoutMs"),
+        (json!({"timeoutMs": 86_400_001}), "timeoutMs"),
+        (json!({"concurrency": "sometimes"}), "concurrency"),
+        (
+            json!({"defaultWorkingDirectory": "relative/dir"}),
+            "defaultWorkingDirectory",
+        ),
+        (
+            json!({"schedule": {"enabled": true, "cron": "61 * * * *"}}),
+            "cron",
+        ),
+        (json!({"schedule": {"enabled": true, "cron": ""}}), "cron"),
+        (
+            json!({"schedule": {"enabled": false, "cron": "* * * * *", "timezone": "Mars/Olympus"}}),
+            "timezone",
+        ),
+    ];
+    for (patch, field) in cases {
+        let mut body = valid();
+        merge(&mut body, patch.clone());
+        let resp = app
+            .admin(Method::POST, "/api/admin/scripts")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{patch} should be refused");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "validation_failed", "{patch}");
+        assert_eq!(err["error"]["field"], field, "{patch}: {err}");
+    }
+    let list: Value = app
+        .admin(Method::GET, "/api/admin/scripts")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, json!([]), "refused requests change nothing");
+
+    // vm2 is the plan's name for the isolated runner.
+    let mut body = valid();
+    merge(&mut body, json!({"type": "node", "runner": "vm2"}));
+    assert_eq!(app.create_script(body).await["runner"], "isolated");
+
+    // A script over 1 MiB is too large.
+    let mut body = valid();
+    merge(
+        &mut body,
+        json!({"codeIdentifier": "big", "script": "#".repeat(1024 * 1024 + 1)}),
+    );
+    let resp = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    // A body past the server's limit is refused before it is read.
+    let resp = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "payload_too_large");
+}
+
+async fn duplicate_code_identifier_is_a_conflict(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.create_script(valid()).await;
+    let mut again = valid();
+    again["codeIdentifier"] = json!("sync project");
+    let resp = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .json(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["field"], "codeIdentifier");
+
+    // Renaming another script onto a taken identifier is refused too.
+    let other = app
+        .create_script(
+            json!({"name": "B", "codeIdentifier": "b", "type": "bash", "script": "true"}),
+        )
+        .await;
+    let mut update = other.clone();
+    update["codeIdentifier"] = json!("sync-project");
+    let resp = app
+        .admin(
+            Method::PUT,
+            &format!("/api/admin/scripts/{}", other["id"].as_str().unwrap()),
+        )
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+}
+
+async fn malformed_bodies_get_json_errors_not_500s(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let post = |body: &'static str, ct: Option<&'static str>| {
+        let mut req = app.admin(Method::POST, "/api/admin/scripts").body(body);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    let cases = [
+        (
+            post("{not json", Some("application/json")).await.unwrap(),
+            400,
+        ),
+        (post("{}", Some("text/plain")).await.unwrap(), 415),
+        (post("{}", None).await.unwrap(), 415),
+        (
+            post(r#"{"name": 5}"#, Some("application/json"))
+                .await
+                .unwrap(),
+            422,
+        ),
+        (
+            post("\"text\"", Some("application/json")).await.unwrap(),
+            422,
+        ),
+    ];
+    for (resp, status) in cases {
+        assert_eq!(resp.status(), status);
+        let err: Value = resp.json().await.unwrap();
+        assert!(
+            err["error"]["code"].is_string() && err["error"]["message"].is_string(),
+            "{err}"
+        );
+    }
+    let resp = app
+        .admin(Method::GET, "/api/admin/scripts/runs?limit=abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = app
+        .admin(Method::GET, "/api/admin/scripts/runs/nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = app
+        .admin(Method::GET, "/api/admin/nothing-here")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "not_found");
+}
+
+async fn secret_values_are_write_only_and_kept_on_update(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let created = app
+        .create_script(json!({
+            "name": "S", "codeIdentifier": "s", "type": "bash",
+            "script": "[ \"${TOKEN:0:4}\" = tok- ] && [ ${#TOKEN} -eq 10 ] && echo token-ok; echo plain=$PLAIN",
+            "env": [{"key": "TOKEN", "value": "tok-123456", "secret": true},
+                    {"key": "PLAIN", "value": "visible", "secret": false}]
+        }))
+        .await;
+    assert_eq!(
+        created["env"][0],
+        json!({"key": "TOKEN", "value": null, "secret": true})
+    );
+    assert_eq!(created["env"][1]["value"], "visible");
+    let id = created["id"].as_str().unwrap();
+    let text = app
+        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("tok-123456"));
+
+    // The UI sends back what it got: the secret as null keeps the stored value.
+    let mut update: Value = serde_json::from_str(&text).unwrap();
+    update["description"] = json!("edited");
+    let resp = app
+        .admin(Method::PUT, &format!("/api/admin/scripts/{id}"))
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let run = app.run(id).await;
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let log = app.log(&run).await;
+    assert!(log.contains("token-ok"), "{log}");
+    assert!(log.contains("plain=visible"));
+}
+
+async fn data_survives_a_restart(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app.bash("echo persisted", json!({})).await;
+    let run = app.run(&id).await;
+    app.wait_run(&run).await;
+    let (dir, url) = app.stop().await;
+    let app = TestApp::start_on(dir, url, Default::default()).await;
+    let got = app
+        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let run = app.get_run(&run).await;
+    assert_eq!(run["status"], "succeeded");
+    assert!(app
+        .log(run["id"].as_str().unwrap())
+        .await
+        .contains("persisted"));
+}

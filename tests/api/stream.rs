@@ -1,0 +1,222 @@
+//! Live output over SSE: format, live delivery, resume, replay, many subscribers.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{both_backends, log_lines, parse_sse, Backend, TestApp};
+
+both_backends!(
+    a_finished_run_replays_its_log_then_done_and_closes,
+    lines_arrive_while_the_run_is_still_going,
+    resume_by_last_event_id_or_since_skips_and_repeats_nothing,
+    many_subscribers_all_get_every_line,
+);
+
+async fn read_all(
+    app: &TestApp,
+    run: &str,
+    since: Option<&str>,
+    last_event_id: Option<&str>,
+) -> String {
+    let mut path = format!("/api/admin/scripts/runs/{run}/stream");
+    if let Some(s) = since {
+        path.push_str(&format!("?since={s}"));
+    }
+    let mut req = app.admin(Method::GET, &path);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    tokio::time::timeout(Duration::from_secs(30), resp.text())
+        .await
+        .expect("stream closes")
+        .unwrap()
+}
+
+async fn a_finished_run_replays_its_log_then_done_and_closes(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    // The two pipes are read concurrently: order across them is only certain with a pause.
+    let id = app
+        .bash("echo one; sleep 0.2; echo two >&2; exit 3", json!({}))
+        .await;
+    let run = app.run(&id).await;
+    app.wait_run(&run).await;
+    let text = read_all(&app, &run, None, None).await;
+    assert!(
+        text.contains(
+            "id: 1\nevent: log\ndata: {\"seq\":1,\"stream\":\"stdout\",\"line\":\"one\",\"ts\":\""
+        ),
+        "{text}"
+    );
+    let events = parse_sse(&text);
+    assert_eq!(
+        log_lines(&events),
+        vec![
+            (1, "stdout".into(), "one".into()),
+            (2, "stderr".into(), "two".into())
+        ]
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done.event, "done");
+    assert_eq!(done.data["status"], "failed");
+    assert_eq!(done.data["exitCode"], 3);
+    assert!(events
+        .iter()
+        .all(|e| e.event != "log" || e.id.as_deref() == Some(&e.data["seq"].to_string())));
+    let missing = app
+        .admin(Method::GET, "/api/admin/scripts/runs/nope/stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+async fn lines_arrive_while_the_run_is_still_going(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let gate = tempfile::tempdir().unwrap();
+    let flag = gate.path().join("go");
+    let id = app
+        .bash(
+            &format!(
+                "echo before; while [ ! -e {} ]; do sleep 0.05; done; echo after",
+                flag.display()
+            ),
+            json!({}),
+        )
+        .await;
+    let run = app.run(&id).await;
+    let resp = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run}/stream"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"line\":\"before\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("live line")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(
+        app.get_run(&run).await["status"],
+        "running",
+        "the line came while the run was going"
+    );
+    std::fs::write(&flag, "").unwrap();
+    while !seen.contains("event: done") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("done")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let lines: Vec<String> = log_lines(&parse_sse(&seen))
+        .into_iter()
+        .map(|l| l.2)
+        .collect();
+    assert_eq!(lines, vec!["before", "after"]);
+}
+
+async fn resume_by_last_event_id_or_since_skips_and_repeats_nothing(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash("for i in $(seq 1 5000); do echo line-$i; done", json!({}))
+        .await;
+    let run = app.run(&id).await;
+    // Attach mid-run, drop the connection after some lines, resume from the last id seen.
+    let resp = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run}/stream"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut first = String::new();
+    while log_lines(&parse_sse(&first)).len() < 100 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        first.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body);
+    // Keep only whole events, as a client would.
+    let cut = first.rfind("\n\n").unwrap();
+    let got = log_lines(&parse_sse(&first[..cut + 2]));
+    let last = got.last().unwrap().0.to_string();
+    let rest = read_all(&app, &run, None, Some(&last)).await;
+    let mut all: Vec<String> = got.into_iter().map(|l| l.2).collect();
+    all.extend(log_lines(&parse_sse(&rest)).into_iter().map(|l| l.2));
+    let expected: Vec<String> = (1..=5000).map(|i| format!("line-{i}")).collect();
+    assert_eq!(
+        all, expected,
+        "no line lost or repeated across the reconnect"
+    );
+
+    let since = read_all(&app, &run, Some("4990"), None).await;
+    let seqs: Vec<i64> = log_lines(&parse_sse(&since))
+        .into_iter()
+        .map(|l| l.0)
+        .collect();
+    assert_eq!(seqs, (4991..=5000).collect::<Vec<_>>());
+}
+
+async fn many_subscribers_all_get_every_line(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let gate = tempfile::tempdir().unwrap();
+    let flag = gate.path().join("go");
+    let id = app
+        .bash(
+            &format!(
+                "while [ ! -e {} ]; do sleep 0.02; done; seq 1 3000",
+                flag.display()
+            ),
+            json!({}),
+        )
+        .await;
+    let run = app.run(&id).await;
+    app.wait_status(&run, "running").await;
+    let mut readers = Vec::new();
+    for _ in 0..20 {
+        let req = app.admin(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run}/stream"),
+        );
+        readers.push(tokio::spawn(async move {
+            req.send().await.unwrap().text().await.unwrap()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(&flag, "").unwrap();
+    let expected: Vec<String> = (1..=3000).map(|i| i.to_string()).collect();
+    for r in readers {
+        let text = tokio::time::timeout(Duration::from_secs(30), r)
+            .await
+            .unwrap()
+            .unwrap();
+        let lines: Vec<String> = log_lines(&parse_sse(&text))
+            .into_iter()
+            .map(|l| l.2)
+            .collect();
+        assert_eq!(lines, expected);
+    }
+}

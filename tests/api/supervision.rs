@@ -1,0 +1,149 @@
+//! No process outlives its run: background children, `setsid` daemons and double forks are
+//! all ended on timeout, on cancel, and when the main script exits.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{both_backends, eventually, processes_with, Backend, Options, TestApp};
+
+both_backends!(
+    a_canceled_run_leaves_no_descendant_behind,
+    a_timed_out_run_leaves_no_descendant_behind,
+    descendants_left_by_a_finished_script_are_ended,
+    sigterm_comes_first_and_sigkill_after_the_grace_period,
+);
+
+/// A script that spreads out: a background child, a `setsid` grandchild, a double-forked
+/// daemon that closed its output, and a child that ignores SIGTERM, each named by `marker`.
+fn sprawling(marker: &str) -> String {
+    format!(
+        r#"
+(exec -a {m}-bg sleep 300) &
+setsid bash -c 'exec -a {m}-setsid sleep 300' &
+( ( exec -a {m}-daemon sleep 300 </dev/null >/dev/null 2>&1 & ) & )
+(trap '' TERM; exec -a {m}-stubborn sleep 300) &
+echo spawned
+sleep 300
+"#,
+        m = marker
+    )
+}
+
+fn marker() -> String {
+    format!("sdtest{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn wait_spawned(marker: &str) {
+    eventually(10, "all four descendants are up", || {
+        processes_with(marker).len() >= 4
+    })
+    .await;
+}
+
+async fn a_canceled_run_leaves_no_descendant_behind(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            kill_grace_ms: Some(500),
+            ..Default::default()
+        },
+    )
+    .await;
+    let m = marker();
+    let id = app.bash(&sprawling(&m), json!({})).await;
+    let run = app.run(&id).await;
+    wait_spawned(&m).await;
+    app.admin(
+        Method::POST,
+        &format!("/api/admin/scripts/runs/{run}/cancel"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "canceled");
+    assert_eq!(
+        processes_with(&m),
+        Vec::<i32>::new(),
+        "every descendant is gone when the run is recorded"
+    );
+}
+
+async fn a_timed_out_run_leaves_no_descendant_behind(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            kill_grace_ms: Some(500),
+            ..Default::default()
+        },
+    )
+    .await;
+    let m = marker();
+    let id = app.bash(&sprawling(&m), json!({"timeoutMs": 1500})).await;
+    let run = app.run(&id).await;
+    wait_spawned(&m).await;
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "timed_out");
+    assert_eq!(processes_with(&m), Vec::<i32>::new());
+}
+
+async fn descendants_left_by_a_finished_script_are_ended(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            kill_grace_ms: Some(500),
+            ..Default::default()
+        },
+    )
+    .await;
+    let m = marker();
+    let script = format!(
+        r#"
+(exec -a {m}-bg sleep 300) &
+setsid bash -c 'exec -a {m}-setsid sleep 300' &
+( ( exec -a {m}-daemon sleep 300 </dev/null >/dev/null 2>&1 & ) & )
+sleep 0.5
+echo main-done
+"#
+    );
+    let id = app.bash(&script, json!({})).await;
+    let run = app.run(&id).await;
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(processes_with(&m), Vec::<i32>::new());
+}
+
+async fn sigterm_comes_first_and_sigkill_after_the_grace_period(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            kill_grace_ms: Some(3000),
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = app
+        .bash("trap 'echo got-term; sleep 0.2; echo cleaned-up; exit 0' TERM; echo ready; while true; do sleep 0.05; done", json!({}))
+        .await;
+    let run = app.run(&id).await;
+    loop {
+        if app.log(&run).await.contains("ready") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.admin(
+        Method::POST,
+        &format!("/api/admin/scripts/runs/{run}/cancel"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "canceled");
+    let log = app.log(&run).await;
+    assert!(
+        log.contains("got-term") && log.contains("cleaned-up"),
+        "the script could clean up: {log}"
+    );
+}
