@@ -3,21 +3,25 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AdminAuth, PasswordOrigin};
 use crate::config::Settings;
 use crate::engine::{Engine, EngineConfig};
 use crate::http::state::{AppState, Inner};
+use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
+use crate::scheduler::Scheduler;
 
 pub struct App {
     pub router: Router,
     pub state: AppState,
+    pub scheduler: Scheduler,
 }
 
 /// Opens the store, applies migrations, prepares admin credentials and starts the engine.
@@ -39,24 +43,35 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         );
     }
     let node_id = crate::fsutil::node_id(&settings.data_dir)?;
+    let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(
         store.clone(),
         EngineConfig::from_settings(&settings, node_id)?,
+        metrics.clone(),
     )
     .await?;
+    let schedule_wake = Arc::new(Notify::new());
+    let scheduler = Scheduler {
+        store: store.clone(),
+        engine: engine.clone(),
+        metrics: metrics.clone(),
+        wake: schedule_wake.clone(),
+    };
     let state = AppState::new(Inner {
         store,
         engine,
         auth,
-        limiter: FailureLimiter::new(settings.auth_failure_limit, Duration::from_secs(60)),
+        limiter: FailureLimiter::new(settings.auth_failure_limit, settings.auth_failure_window),
         closing: CancellationToken::new(),
         ui: Default::default(),
-        schedule_wake: Default::default(),
+        schedule_wake,
+        metrics,
         settings,
     });
     Ok(App {
         router: crate::http::router(state.clone()),
         state,
+        scheduler,
     })
 }
 
@@ -74,12 +89,14 @@ pub async fn serve(
             closing.cancel();
         }
     });
+    let scheduler = tokio::spawn(app.scheduler.run(closing.clone()));
     let service = app
         .router
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(closing.cancelled_owned())
         .await?;
+    let _ = scheduler.await;
     app.state.engine.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -107,6 +107,8 @@ pub struct Settings {
     pub max_log_bytes: u64,
     pub keep_runs: u32,
     pub auth_failure_limit: u32,
+    /// The window `auth_failure_limit` counts over.
+    pub auth_failure_window: Duration,
     /// The environment scripts inherit before scriptd removes its own settings from it;
     /// `None` means this process's. Embedding hosts and tests may set it; there is no flag.
     pub child_env: Option<Vec<(String, String)>>,
@@ -233,6 +235,7 @@ impl Settings {
                 .or(file.auth_failure_limit)
                 .unwrap_or(20)
                 .max(1),
+            auth_failure_window: Duration::from_secs(60),
             child_env: None,
             supervisor_exe: None,
         })

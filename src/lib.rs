@@ -15,7 +15,9 @@ pub mod engine;
 pub mod error;
 mod fsutil;
 pub mod http;
+pub mod metrics;
 pub mod ratelimit;
+pub mod scheduler;
 pub mod store;
 
 /// If this process was started as a run supervisor (`<exe> __supervise …`), becomes it and

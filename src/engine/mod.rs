@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::domain::{
     Concurrency, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger,
 };
+use crate::metrics::Metrics;
 use crate::store::{DynStore, RunFinish, StoreError};
 
 pub use context::RunContext;
@@ -111,6 +112,7 @@ pub struct Engine {
 
 struct Inner {
     store: DynStore,
+    metrics: Arc<Metrics>,
     config: EngineConfig,
     hub: Hub,
     slots: Mutex<Slots>,
@@ -137,7 +139,11 @@ struct Pending {
 impl Engine {
     /// Starts the engine, first marking failed whatever a previous process of this node left
     /// unfinished.
-    pub async fn start(store: DynStore, config: EngineConfig) -> Result<Self, EngineError> {
+    pub async fn start(
+        store: DynStore,
+        config: EngineConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, EngineError> {
         let orphaned = store
             .fail_unfinished_runs(
                 &config.node_id,
@@ -154,6 +160,7 @@ impl Engine {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                metrics,
                 config,
                 hub: Hub::default(),
                 slots: Mutex::new(Slots::default()),
@@ -212,6 +219,7 @@ impl Engine {
             .insert_run(&run, &self.inner.config.node_id)
             .await?;
         self.inner.hub.open(&run.id);
+        self.inner.metrics.run_submitted(req.trigger);
         slots.pending.push_back(Pending {
             run_id: run.id.clone(),
             script: req.script,
@@ -358,8 +366,10 @@ impl Engine {
             log_bytes: summary.stored_bytes,
             log_truncated: summary.truncated,
         };
-        if let Err(e) = self.inner.store.finish_run(run_id, &finish).await {
-            tracing::error!(run_id, error = %e, "could not record the end of a run");
+        match self.inner.store.finish_run(run_id, &finish).await {
+            Ok(true) => self.inner.metrics.run_finished(finish.outcome.status),
+            Ok(false) => {}
+            Err(e) => tracing::error!(run_id, error = %e, "could not record the end of a run"),
         }
         let tx = self.inner.hub.open(run_id);
         let _ = tx.send(HubEvent::Status(finish.outcome.status, finish.finished_at));

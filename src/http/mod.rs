@@ -9,7 +9,7 @@ pub mod state;
 mod stream;
 mod trigger;
 pub mod ui;
-mod views;
+pub mod views;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .route("/api/scripts/{code}/run", post(trigger::run))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -175,6 +176,21 @@ async fn healthz(State(state): State<AppState>) -> Response {
             ApiError::Unavailable.into_response()
         }
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (running, queued) = state.engine.load().await;
+    let body = state
+        .metrics
+        .render(running, queued, state.engine.hub().subscriber_count());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

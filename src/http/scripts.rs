@@ -69,6 +69,7 @@ pub async fn create(
     let now = Utc::now();
     let script = build(draft, env, uuid::Uuid::now_v7().to_string(), now, None);
     state.store.insert_script(&script).await?;
+    state.schedule_changed();
     tracing::info!(script_id = %script.id, code = %script.code_identifier, "script created");
     Ok((StatusCode::CREATED, Json(ScriptView::from(&script))))
 }

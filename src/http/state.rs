@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::AdminAuth;
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::store::DynStore;
 
@@ -27,6 +28,7 @@ pub struct Inner {
     pub ui: super::ui::Templates,
     /// Wakes the scheduler when a schedule may have changed.
     pub schedule_wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

@@ -93,6 +93,7 @@ pub struct Options {
     pub keep_runs: Option<u32>,
     pub kill_grace_ms: Option<u64>,
     pub auth_failure_limit: Option<u32>,
+    pub auth_failure_window: Option<Duration>,
 }
 
 /// The environment scripts inherit in tests: this process's, with an empty HOME so that
@@ -140,6 +141,9 @@ impl TestApp {
         }
         if let Some(n) = opts.auth_failure_limit {
             settings.auth_failure_limit = n;
+        }
+        if let Some(w) = opts.auth_failure_window {
+            settings.auth_failure_window = w;
         }
         settings.kill_grace = Duration::from_millis(opts.kill_grace_ms.unwrap_or(2000));
         let app = scriptd::app::build(settings).await.expect("build app");

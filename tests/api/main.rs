@@ -6,6 +6,8 @@ mod helpers;
 mod auth;
 mod binary;
 mod runs;
+mod schedule;
 mod scripts;
 mod stream;
 mod supervision;
+mod trigger;
