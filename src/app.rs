@@ -17,6 +17,8 @@ use crate::http::state::{AppState, Inner};
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::scheduler::Scheduler;
+use crate::secrets::{MasterKey, SecretBox};
+use crate::store::EnvCodec;
 
 pub struct App {
     pub router: Router,
@@ -27,7 +29,7 @@ pub struct App {
 /// Opens the store, applies migrations, prepares admin credentials and starts the engine.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     std::fs::create_dir_all(&settings.data_dir)?;
-    let store = crate::store::connect(&settings.database_url).await?;
+    let store = open_store(&settings).await?;
     let (auth, origin) = AdminAuth::load(
         &settings.admin_user,
         settings.admin_password.as_deref(),
@@ -73,6 +75,37 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         state,
         scheduler,
     })
+}
+
+/// Opens the store with the master key that opens its secrets. A key that does not is a
+/// startup error; a rotation interrupted after re-sealing is finished here.
+async fn open_store(settings: &Settings) -> anyhow::Result<crate::store::DynStore> {
+    let key = MasterKey::load(settings.master_key.as_deref(), &settings.data_dir)?;
+    let store =
+        crate::store::connect(&settings.database_url, EnvCodec::new(SecretBox::new(&key))).await?;
+    let Err(e) = store.verify_secrets().await else {
+        return Ok(store);
+    };
+    let file = crate::secrets::key_file(&settings.data_dir);
+    let pending = file.with_extension("key.new");
+    if settings.master_key.is_none() {
+        if let Ok(text) = std::fs::read_to_string(&pending) {
+            let next = MasterKey::parse(&text)?;
+            let store =
+                crate::store::connect(&settings.database_url, EnvCodec::new(SecretBox::new(&next)))
+                    .await?;
+            if store.verify_secrets().await.is_ok() {
+                std::fs::rename(&pending, &file)?;
+                tracing::warn!("finished an interrupted master key rotation");
+                return Ok(store);
+            }
+        }
+    }
+    anyhow::bail!(
+        "{e}. The master key (--master-key / SCRIPTD_MASTER_KEY, or {}) is not the one the \
+         stored secrets were encrypted with.",
+        file.display()
+    )
 }
 
 /// Serves until `shutdown` resolves, then ends streams, cancels runs and records them.

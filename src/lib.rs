@@ -17,7 +17,9 @@ mod fsutil;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod rotate;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 
 /// If this process was started as a run supervisor (`<exe> __supervise …`), becomes it and

@@ -20,6 +20,14 @@ struct Cli {
 enum Command {
     /// Start the HTTP server (dashboard at <admin-path>, API under /api)
     Serve(ServeArgs),
+    /// Re-encrypt every stored secret under a new master key, in one transaction
+    RotateMasterKey {
+        #[command(flatten)]
+        settings: ServeArgs,
+        /// The new key (base64 of 32 bytes); generated when not given
+        #[arg(long, env = "SCRIPTD_NEW_MASTER_KEY", hide_env_values = true)]
+        new_key: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +41,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::RotateMasterKey { settings, new_key } => rotate(settings, new_key),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -54,6 +63,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(address = %listener.local_addr()?, "listening");
         scriptd::app::serve(app, listener, shutdown_signal()).await
     })
+}
+
+fn rotate(args: ServeArgs, new_key: Option<String>) -> anyhow::Result<()> {
+    let settings = Settings::load(args)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let done = runtime.block_on(scriptd::rotate::rotate_master_key(
+        &settings,
+        new_key.as_deref(),
+    ))?;
+    println!("re-encrypted the secrets of {} script(s)", done.scripts);
+    match done.stored_at {
+        Some(path) => println!("the new master key is in {}", path.display()),
+        None => println!(
+            "the master key comes from configuration: set --master-key / SCRIPTD_MASTER_KEY to\n  {}",
+            done.new_key.to_base64()
+        ),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

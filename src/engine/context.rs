@@ -15,6 +15,8 @@ pub struct RunContext {
     /// The child's whole environment, already assembled (see `Engine::child_env`).
     pub env: Vec<(String, String)>,
     pub cancel: CancellationToken,
+    /// The run's secret values, for cutting partial lines safely.
+    pub masker: super::Masker,
     pub timeout: Duration,
     pub kill_grace: Duration,
     /// The executable that provides the hidden `__supervise` subcommand.

@@ -30,10 +30,17 @@ impl Masker {
         out
     }
 
-    /// The longest secret, in bytes: how much of a partial line must be held back so a secret
-    /// split across two reads is still seen whole.
-    pub fn longest(&self) -> usize {
-        self.secrets.first().map_or(0, String::len)
+    /// How many bytes at the end of `partial` could be the beginning of a secret, and so must
+    /// wait for more output before they are flushed.
+    pub fn held_back(&self, partial: &[u8]) -> usize {
+        self.secrets
+            .iter()
+            .flat_map(|s| {
+                let s = s.as_bytes();
+                (1..s.len().min(partial.len() + 1)).filter(move |&k| partial.ends_with(&s[..k]))
+            })
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -45,5 +52,12 @@ mod tests {
     fn secrets_are_masked_and_short_ones_left() {
         let m = Masker::new(["s3cr3t-token".to_string(), "abc".to_string()]);
         assert_eq!(m.mask("token=s3cr3t-token abc"), "token=*** abc");
+    }
+
+    #[test]
+    fn a_partial_line_ending_in_a_secrets_prefix_is_held_back() {
+        let m = Masker::new(["s3cr3t-token".to_string()]);
+        assert_eq!(m.held_back(b"progress: s3cr"), 4);
+        assert_eq!(m.held_back(b"progress: 50%"), 0);
     }
 }

@@ -322,11 +322,12 @@ impl Engine {
         tracing::info!(trigger = p.trigger.as_str(), "run started");
 
         let (tx, rx) = mpsc::channel(32);
+        let masker = Masker::new(p.script.secret_values());
         let sink = logs::LogSink::new(
             p.run_id.clone(),
             store.clone(),
             hub_tx,
-            Masker::new(p.script.secret_values()),
+            masker.clone(),
             self.inner.config.max_log_bytes,
         );
         let sink_task = tokio::spawn(sink.run(rx));
@@ -340,6 +341,7 @@ impl Engine {
             input: p.input,
             script: p.script,
             cancel,
+            masker,
         };
         let outcome = match ctx.script.runner {
             Runner::Host => process::run(&ctx, tx).await,

@@ -8,15 +8,20 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use super::logs::RawLine;
+use super::mask::Masker;
 use crate::domain::LogStream;
 
 pub const MAX_LINE: usize = 64 * 1024;
 pub const PARTIAL_FLUSH: Duration = Duration::from_millis(250);
 
+/// Reads `reader` to its end. `masker` only decides where a partial line may be cut: never
+/// inside what could be the start of a secret, so masking (done on whole lines by the sink)
+/// still sees the secret whole.
 pub async fn read_lines<R: AsyncRead + Unpin>(
     mut reader: R,
     stream: LogStream,
     tx: mpsc::Sender<Vec<RawLine>>,
+    masker: Masker,
 ) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -29,8 +34,11 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
             match tokio::time::timeout(PARTIAL_FLUSH, reader.read(&mut buf)).await {
                 Ok(r) => r,
                 Err(_) => {
-                    let all = pending.len();
-                    let text = take_text(&mut pending, all);
+                    let cut = pending.len() - masker.held_back(&pending);
+                    if cut == 0 {
+                        continue;
+                    }
+                    let text = take_text(&mut pending, cut);
                     if tx.send(vec![RawLine { stream, text }]).await.is_err() {
                         return;
                     }
@@ -107,7 +115,7 @@ mod tests {
 
     async fn collect(input: &'static [u8]) -> Vec<String> {
         let (tx, mut rx) = mpsc::channel(16);
-        read_lines(input, LogStream::Stdout, tx).await;
+        read_lines(input, LogStream::Stdout, tx, Masker::default()).await;
         let mut out = Vec::new();
         while let Some(batch) = rx.recv().await {
             out.extend(batch.into_iter().map(|l| l.text));

@@ -96,14 +96,22 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         Err(e) => return RunOutcome::failed(format!("cannot start {interpreter}: {e}")),
     };
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
-    let stdout = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(read_lines(s, LogStream::Stdout, out.clone())));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(read_lines(s, LogStream::Stderr, out.clone())));
+    let stdout = child.stdout.take().map(|s| {
+        tokio::spawn(read_lines(
+            s,
+            LogStream::Stdout,
+            out.clone(),
+            ctx.masker.clone(),
+        ))
+    });
+    let stderr = child.stderr.take().map(|s| {
+        tokio::spawn(read_lines(
+            s,
+            LogStream::Stderr,
+            out.clone(),
+            ctx.masker.clone(),
+        ))
+    });
     drop(out);
 
     let stop = tokio::select! {

@@ -1,8 +1,9 @@
-//! The dashboard pages: server-rendered templates embedded in the binary, with static assets
-//! served from the binary too. All user text is escaped by the template engine.
+//! The dashboard pages: server-rendered templates and static assets, both embedded in the
+//! binary (read from disk in debug builds, so editing them needs no recompile). All user text is
+//! escaped by the template engine; the pages' scripts insert data as text only.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{context, Environment};
 use rust_embed::Embed;
@@ -14,37 +15,49 @@ use crate::error::ApiError;
 #[folder = "ui/static/"]
 struct Assets;
 
+#[derive(Embed)]
+#[folder = "ui/templates/"]
+struct TemplateFiles;
+
+/// Where browser scripts run: a sandboxed, opaque-origin document that may evaluate code but
+/// can reach nothing (no network, no parent DOM). The CSP `sandbox` directive keeps it
+/// sandboxed even when opened directly, and `frame-ancestors` lets only the dashboard frame it.
+const SANDBOX_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-eval'; \
+    style-src 'self'; img-src data: blob:; connect-src 'none'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'self'; sandbox allow-scripts";
+
 pub struct Templates {
     env: Environment<'static>,
 }
 
 impl Templates {
     pub fn new() -> Self {
-        let mut env = Environment::new();
-        for (name, source) in [
-            (
-                "layout.html",
-                include_str!("../../ui/templates/layout.html"),
-            ),
-            (
-                "dashboard.html",
-                include_str!("../../ui/templates/dashboard.html"),
-            ),
-            (
-                "scripts.html",
-                include_str!("../../ui/templates/scripts.html"),
-            ),
-        ] {
-            env.add_template(name, source)
-                .expect("embedded templates are valid");
-        }
-        Self { env }
+        Self { env: load() }
     }
 
     fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, ApiError> {
-        let tpl = self.env.get_template(name).map_err(ApiError::internal)?;
+        // Debug builds re-read the templates on every request, so they can be edited live.
+        let fresh;
+        let env = if cfg!(debug_assertions) {
+            fresh = load();
+            &fresh
+        } else {
+            &self.env
+        };
+        let tpl = env.get_template(name).map_err(ApiError::internal)?;
         tpl.render(ctx).map(Html).map_err(ApiError::internal)
     }
+}
+
+fn load() -> Environment<'static> {
+    let mut env = Environment::new();
+    for name in TemplateFiles::iter() {
+        let file = TemplateFiles::get(&name).expect("listed template exists");
+        let source = String::from_utf8(file.data.into_owned()).expect("templates are UTF-8");
+        env.add_template_owned(name.to_string(), source)
+            .expect("embedded templates are valid");
+    }
+    env
 }
 
 impl Default for Templates {
@@ -67,18 +80,39 @@ pub async fn scripts_page(State(state): State<AppState>) -> Result<Html<String>,
     )
 }
 
-/// Static files under `/assets/`, with long caching for fingerprint-free but versioned paths.
-pub async fn asset(Path(path): Path<String>) -> Response {
+/// Static files under `/assets/`. Browsers revalidate each time (`no-cache` with an `ETag` from
+/// the content hash), so an upgraded binary never runs next to a cached older module.
+pub async fn asset(Path(path): Path<String>, req_headers: HeaderMap) -> Response {
     match Assets::get(&path) {
         Some(file) => {
-            let mime = mime_for(&path);
-            let mut resp = (StatusCode::OK, file.data.into_owned()).into_response();
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-            resp.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
+            let hash = file.metadata.sha256_hash();
+            let etag = format!("\"{}\"", hex(&hash[..16]));
+            let fresh = req_headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+            let mut resp = if fresh {
+                StatusCode::NOT_MODIFIED.into_response()
+            } else {
+                (StatusCode::OK, file.data.into_owned()).into_response()
+            };
+            let headers = resp.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(mime_for(&path)),
             );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                headers.insert(header::ETAG, v);
+            }
+            if path.starts_with("sandbox/") && path.ends_with(".html") {
+                // Replaces the dashboard's CSP (which is only added when none is present).
+                headers.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(SANDBOX_CSP),
+                );
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
             resp
         }
         None => ApiError::NotFound("asset").into_response(),
@@ -91,9 +125,16 @@ fn mime_for(path: &str) -> &'static str {
         Some("css") => "text/css; charset=utf-8",
         Some("html") => "text/html; charset=utf-8",
         Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
         Some("woff2") => "font/woff2",
         Some("woff") => "font/woff",
         Some("ttf") => "font/ttf",
         _ => "application/octet-stream",
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

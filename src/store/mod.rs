@@ -118,6 +118,11 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_runs(&self, script_id: &str, keep: u32) -> StoreResult<u64>;
 
     async fn append_log(&self, run_id: &str, lines: &[LogLine]) -> StoreResult<()>;
+    /// Checks that every stored secret opens with the current master key.
+    async fn verify_secrets(&self) -> StoreResult<()>;
+    /// Re-seals every secret under `next`, in one transaction. Returns the scripts changed.
+    async fn reseal_secrets(&self, next: &EnvCodec) -> StoreResult<u64>;
+
     /// Lines with `seq > after_seq`, in order, at most `limit`.
     async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64)
         -> StoreResult<Vec<LogLine>>;
@@ -126,11 +131,11 @@ pub trait Store: Send + Sync + 'static {
 pub type DynStore = Arc<dyn Store>;
 
 /// Opens the store a URL names (`sqlite://…` or `postgres://…`) and applies its migrations.
-pub async fn connect(url: &str) -> anyhow::Result<DynStore> {
+pub async fn connect(url: &str, codec: EnvCodec) -> anyhow::Result<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect(url, codec).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, codec).await?))
     } else {
         anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)")
     }

@@ -384,6 +384,41 @@ macro_rules! impl_sql_store {
                 Ok(old.len() as u64)
             }
 
+            async fn verify_secrets(&self) -> $crate::store::StoreResult<()> {
+                let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, env FROM scripts")
+                    .fetch_all(&self.pool)
+                    .await?;
+                for (id, env) in rows {
+                    self.codec.open_env(&id, &env)?;
+                }
+                Ok(())
+            }
+
+            async fn reseal_secrets(
+                &self,
+                next: &$crate::store::EnvCodec,
+            ) -> $crate::store::StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, env FROM scripts")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut changed = 0;
+                for (id, env) in rows {
+                    let plain = self.codec.open_env(&id, &env)?;
+                    if !plain.iter().any(|e| e.secret) {
+                        continue;
+                    }
+                    sqlx::query("UPDATE scripts SET env = $2 WHERE id = $1")
+                        .bind(&id)
+                        .bind(next.seal(&id, &plain)?)
+                        .execute(&mut *tx)
+                        .await?;
+                    changed += 1;
+                }
+                tx.commit().await?;
+                Ok(changed)
+            }
+
             async fn append_log(
                 &self,
                 run_id: &str,

@@ -261,3 +261,172 @@ async fn scripts_never_see_scriptd_settings_or_secrets() {
         );
     }
 }
+
+fn scriptd(args: &[&str], dir: &std::path::Path, envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scriptd"));
+    cmd.args(args).arg("--data-dir").arg(dir).env("HOME", dir);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+async fn run_and_log(base: &str, password: &str, script_id: &str) -> String {
+    let client = reqwest::Client::new();
+    let run: Value = client
+        .post(format!("{base}/api/admin/scripts/{script_id}/run"))
+        .basic_auth("admin", Some(password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r: Value = client
+            .get(format!("{base}/api/admin/scripts/runs/{run_id}"))
+            .basic_auth("admin", Some(password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !matches!(r["status"].as_str(), Some("queued" | "running")) {
+            return client
+                .get(format!("{base}/api/admin/scripts/runs/{run_id}/log"))
+                .basic_auth("admin", Some(password))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_stops_the_start_and_rotation_keeps_secrets_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = [("SCRIPTD_ADMIN_PASSWORD", "pw-rotate")];
+    let server = start(dir.path(), &pw);
+    let client = reqwest::Client::new();
+    let script: Value = client
+        .post(format!("{}/api/admin/scripts", server.base))
+        .basic_auth("admin", Some("pw-rotate"))
+        .json(&json!({"name": "k", "codeIdentifier": "k", "type": "bash",
+                      "script": "[ \"$TOKEN\" = \"$EXPECTED\" ] && echo secret-ok",
+                      "env": [{"key": "TOKEN", "value": "rotate-me-123", "secret": true},
+                              {"key": "EXPECTED", "value": "rotate-me-123", "secret": false}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = script["id"].as_str().unwrap().to_string();
+    stop(server);
+    let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+
+    let wrong = "d3JvbmctbWFzdGVyLWtleS0tLS0tLS0tLS0tLS0tLS0=";
+    let out = scriptd(
+        &["serve", "--listen", "127.0.0.1:0"],
+        dir.path(),
+        &[("SCRIPTD_MASTER_KEY", wrong), pw[0]],
+    );
+    assert!(!out.status.success(), "a wrong key must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("master key"), "the error says why: {err}");
+
+    let out = scriptd(&["rotate-master-key"], dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted the secrets of 1 script"));
+    let new_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    assert_ne!(old_key.trim(), new_key.trim());
+    let out = scriptd(
+        &["serve", "--listen", "127.0.0.1:0"],
+        dir.path(),
+        &[("SCRIPTD_MASTER_KEY", old_key.trim()), pw[0]],
+    );
+    assert!(
+        !out.status.success(),
+        "the old key no longer opens the secrets"
+    );
+
+    let server = start(dir.path(), &pw);
+    let log = run_and_log(&server.base, "pw-rotate", &id).await;
+    stop(server);
+    assert!(
+        log.contains("secret-ok"),
+        "the secret still reaches the script: {log}"
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_server_log_even_at_debug_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "debug-level-secret-987";
+    let log_path = dir.path().join("server.log");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scriptd"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("HOME", dir.path())
+        .env("SCRIPTD_ADMIN_PASSWORD", "pw-debug-log")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let script: Value = client
+        .post(format!("{base}/api/admin/scripts"))
+        .basic_auth("admin", Some("pw-debug-log"))
+        .json(&json!({"name": "d", "codeIdentifier": "d", "type": "bash", "script": "echo \"value $TOKEN\"; exit 1",
+                      "env": [{"key": "TOKEN", "value": secret, "secret": true}]}))
+        .send().await.unwrap().json().await.unwrap();
+    let id = script["id"].as_str().unwrap().to_string();
+    let mut update = script.clone();
+    update["description"] = json!("edit");
+    client
+        .put(format!("{base}/api/admin/scripts/{id}"))
+        .basic_auth("admin", Some("pw-debug-log"))
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    let log = run_and_log(&base, "pw-debug-log", &id).await;
+    assert!(log.contains("value ***"));
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let server_log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        server_log.contains("DEBUG"),
+        "the server really logged at debug level"
+    );
+    assert!(
+        !server_log.contains(secret),
+        "the secret reached the server log"
+    );
+    assert!(
+        !server_log.contains("pw-debug-log"),
+        "the admin password reached the server log"
+    );
+}

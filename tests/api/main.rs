@@ -8,6 +8,7 @@ mod binary;
 mod runs;
 mod schedule;
 mod scripts;
+mod secrets;
 mod stream;
 mod supervision;
 mod trigger;

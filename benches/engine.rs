@@ -1,0 +1,308 @@
+//! The run engine's benchmark: starts a real release `scriptd serve` and prints medians, each
+//! against a baseline measured in the same run. Run with `cargo bench --bench engine`.
+//! Figures are printed, never asserted.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "bench-password";
+const REPS: usize = 5;
+
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_scriptd"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-password",
+            PASSWORD,
+        ])
+        .args([
+            "--max-concurrent-runs",
+            "16",
+            "--max-log-bytes",
+            "104857600",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        // An empty HOME keeps `bash -l` from reading root's profile (see ARCHITECTURE.md).
+        .env("HOME", dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(600)
+            .build()
+            .unwrap(),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn script(&self, code: &str, script: &str) -> String {
+        let v: Value = self
+            .client
+            .post(format!("{}/api/admin/scripts", self.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .json(&json!({"name": code, "codeIdentifier": code, "type": "bash", "script": script, "concurrency": "parallel"}))
+            .send().await.unwrap().json().await.unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn run(&self, id: &str) -> String {
+        let v: Value = self
+            .client
+            .post(format!("{}/api/admin/scripts/{id}/run", self.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["runId"].as_str().unwrap().to_string()
+    }
+
+    /// Follows a run's stream to `done`; returns the number of log lines received.
+    async fn follow(&self, run: &str) -> usize {
+        let resp = self
+            .client
+            .get(format!("{}/api/admin/scripts/runs/{run}/stream", self.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        let mut body = resp.bytes_stream();
+        let mut lines = 0usize;
+        let mut carry = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.unwrap();
+            carry.extend_from_slice(&chunk);
+            let cut = carry.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let text = std::str::from_utf8(&carry[..cut]).unwrap();
+            lines += text.matches("event: log\n").count();
+            let done = text.contains("event: done\n");
+            carry.drain(..cut);
+            if done {
+                break;
+            }
+        }
+        lines
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+fn time_command(script: &str, home: &std::path::Path) -> f64 {
+    let t = Instant::now();
+    let status = Command::new("bash")
+        .args(["-lc", script])
+        .env("HOME", home)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn row(name: &str, value: f64, unit: &str, baseline: f64) {
+    println!(
+        "{name:<58} {value:>10.2} {unit:<6} baseline {baseline:>10.2} {unit:<6} ratio {:>6.2}x",
+        value / baseline
+    );
+    let _ = std::io::stdout().flush();
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let server = start_server();
+    let home = tempfile::tempdir().unwrap();
+    println!("scriptd engine benchmark (medians of {REPS}; baselines measured in the same run)\n");
+
+    // 1. Trigger -> done latency for `true`, against spawning `bash -lc true` directly.
+    let t_true = server.script("true-script", "true").await;
+    let mut base = Vec::new();
+    let mut ours = Vec::new();
+    for _ in 0..(REPS * 4) {
+        base.push(time_command("true", home.path()));
+        let t = Instant::now();
+        let run = server.run(&t_true).await;
+        server.follow(&run).await;
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    row(
+        "trigger -> done latency, script `true`",
+        median(ours),
+        "ms",
+        median(base),
+    );
+
+    // 2. Runs per second at concurrency 1 and 8.
+    for conc in [1usize, 8] {
+        let per_task = 12;
+        let mut rates = Vec::new();
+        let mut raw = Vec::new();
+        for _ in 0..REPS {
+            let t = Instant::now();
+            let tasks: Vec<_> = (0..conc)
+                .map(|_| {
+                    let home = home.path().to_path_buf();
+                    std::thread::spawn(move || {
+                        for _ in 0..per_task {
+                            time_command("true", &home);
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.join().unwrap();
+            }
+            raw.push((conc * per_task) as f64 / t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let futs = (0..conc).map(|_| async {
+                for _ in 0..per_task {
+                    let run = server.run(&t_true).await;
+                    server.follow(&run).await;
+                }
+            });
+            futures_util::future::join_all(futs).await;
+            rates.push((conc * per_task) as f64 / t.elapsed().as_secs_f64());
+        }
+        row(
+            &format!("runs/s at concurrency {conc}"),
+            median(rates),
+            "runs/s",
+            median(raw),
+        );
+    }
+
+    // 3. Streaming `seq 2000000` to an SSE client, against `seq 2000000 > /dev/null`.
+    let seq = server.script("seq", "seq 2000000").await;
+    let mut base = Vec::new();
+    let mut ours = Vec::new();
+    let mut received = 0;
+    for _ in 0..3 {
+        base.push(time_command("seq 2000000 > /dev/null", home.path()));
+        let t = Instant::now();
+        let run = server.run(&seq).await;
+        received = server.follow(&run).await;
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    row(
+        "stream `seq 2000000` to an SSE client (median of 3)",
+        median(ours),
+        "ms",
+        median(base),
+    );
+    println!("{:<58} {received} of 2000000 lines received", "");
+
+    // 4. Peak server RSS during a 300 MB output flood (one live subscriber).
+    let flood = server
+        .script(
+            "flood",
+            "head -c 300000000 /dev/zero | tr '\\0' x | fold -w 99",
+        )
+        .await;
+    let idle = server.rss_kib() as f64 / 1024.0;
+    let mut peaks = Vec::new();
+    for _ in 0..3 {
+        let run = server.run(&flood).await;
+        let follow = server.follow(&run);
+        tokio::pin!(follow);
+        let mut peak = 0u64;
+        loop {
+            tokio::select! {
+                _ = &mut follow => break,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => peak = peak.max(server.rss_kib()),
+            }
+        }
+        peaks.push(peak as f64 / 1024.0);
+    }
+    row(
+        "peak server RSS during a 300 MB flood (median of 3)",
+        median(peaks),
+        "MiB",
+        idle,
+    );
+
+    // 5. 500 concurrent SSE subscribers on one run.
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("go");
+    let fan = server
+        .script(
+            "fanout",
+            &format!(
+                "while [ ! -e {} ]; do sleep 0.01; done; seq 20000",
+                gate.display()
+            ),
+        )
+        .await;
+    let run = server.run(&fan).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.rss_kib();
+    let subscribers: Vec<_> = (0..500).map(|_| server.follow(&run)).collect();
+    let all = futures_util::future::join_all(subscribers);
+    tokio::pin!(all);
+    let attached = tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(2)) => server.rss_kib(),
+        _ = &mut all => unreachable!("the run cannot end before the gate opens"),
+    };
+    let t = Instant::now();
+    std::fs::write(&gate, "").unwrap();
+    let counts = all.await;
+    let elapsed = t.elapsed().as_secs_f64() * 1000.0;
+    let complete = counts.iter().filter(|c| **c == 20000).count();
+    let per_sub = (attached.saturating_sub(before)) as f64 / 500.0;
+    println!(
+        "{:<58} {complete}/500 received all 20000 lines in {elapsed:.0} ms; {per_sub:.1} KiB RSS per subscriber (RSS {:.1} -> {:.1} MiB)",
+        "500 SSE subscribers on one run",
+        before as f64 / 1024.0,
+        attached as f64 / 1024.0
+    );
+}
