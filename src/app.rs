@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -126,6 +127,11 @@ pub async fn serve(
     let service = app
         .router
         .into_make_service_with_connect_info::<SocketAddr>();
+    // Live output is many small writes: without TCP_NODELAY, Nagle's algorithm holds them
+    // back for tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, service)
         .with_graceful_shutdown(closing.cancelled_owned())
         .await?;

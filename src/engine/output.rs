@@ -38,7 +38,8 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
                     if cut == 0 {
                         continue;
                     }
-                    let text = take_text(&mut pending, cut);
+                    let text = decode(&pending[..cut]);
+                    pending.drain(..cut);
                     if tx.send(vec![RawLine { stream, text }]).await.is_err() {
                         return;
                     }
@@ -56,43 +57,41 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
         }
         pending.extend_from_slice(&buf[..n]);
         let mut lines = Vec::new();
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-            let mut text = take_text(&mut pending, pos + 1);
-            text.pop();
-            if text.ends_with('\r') {
-                text.pop();
+        let mut start = 0;
+        while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+            let mut end = start + pos;
+            if end > start && pending[end - 1] == b'\r' {
+                end -= 1;
             }
+            let text = decode(&pending[start..end]);
             if !(flushed_partial && text.is_empty()) {
                 lines.push(RawLine { stream, text });
             }
             flushed_partial = false;
+            start += pos + 1;
         }
+        pending.drain(..start);
         while pending.len() > MAX_LINE {
             let cut = utf8_boundary(&pending, MAX_LINE);
             lines.push(RawLine {
                 stream,
-                text: take_text(&mut pending, cut),
+                text: decode(&pending[..cut]),
             });
+            pending.drain(..cut);
         }
         if !lines.is_empty() && tx.send(lines).await.is_err() {
             return;
         }
     }
     if !pending.is_empty() {
-        let all = pending.len();
-        let text = take_text(&mut pending, all);
+        let text = decode(&pending);
         let _ = tx.send(vec![RawLine { stream, text }]).await;
     }
 }
 
-/// Removes the first `n` bytes of `buf` and decodes them, replacing invalid sequences.
-fn take_text(buf: &mut Vec<u8>, n: usize) -> String {
-    let rest = buf.split_off(n);
-    let head = std::mem::replace(buf, rest);
-    match String::from_utf8(head) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
+/// Decodes a line into a right-sized `String`, replacing invalid sequences.
+fn decode(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The largest cut at or below `max` that does not split a UTF-8 sequence (when the bytes
@@ -127,6 +126,26 @@ mod tests {
     async fn lines_are_split_and_bad_bytes_replaced() {
         let lines = collect(b"one\r\ntwo\n\xff\xfebad\nlast").await;
         assert_eq!(lines, vec!["one", "two", "\u{fffd}\u{fffd}bad", "last"]);
+    }
+
+    #[tokio::test]
+    async fn short_lines_from_a_big_read_do_not_hold_the_read_buffer() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let input: &'static [u8] =
+            Box::leak("line\n".repeat(20_000).into_bytes().into_boxed_slice());
+        read_lines(input, LogStream::Stdout, tx, Masker::default()).await;
+        let mut count = 0;
+        while let Some(batch) = rx.recv().await {
+            for l in batch {
+                assert!(
+                    l.text.capacity() < 64,
+                    "a 4-byte line keeps {} bytes",
+                    l.text.capacity()
+                );
+                count += 1;
+            }
+        }
+        assert_eq!(count, 20_000);
     }
 
     #[tokio::test]

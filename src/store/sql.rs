@@ -361,27 +361,21 @@ macro_rules! impl_sql_store {
             }
 
             async fn prune_runs(&self, script_id: &str, keep: u32) -> $crate::store::StoreResult<u64> {
-                let mut tx = self.pool.begin().await?;
-                let old: Vec<(String,)> = sqlx::query_as(
-                    "SELECT id FROM runs WHERE script_id = $1 \
-                     AND status NOT IN ('queued', 'running') ORDER BY id DESC LIMIT 1000000 OFFSET $2",
-                )
-                .bind(script_id)
-                .bind(i64::from(keep))
-                .fetch_all(&mut *tx)
-                .await?;
-                for (id,) in &old {
-                    sqlx::query("DELETE FROM run_logs WHERE run_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("DELETE FROM runs WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(old.len() as u64)
+                // Two single statements rather than a read-then-write transaction: SQLite in
+                // WAL mode cannot upgrade a read snapshot to a write while others commit.
+                let old = "SELECT id FROM runs WHERE script_id = $1 \
+                     AND status NOT IN ('queued', 'running') ORDER BY id DESC LIMIT 1000000 OFFSET $2";
+                sqlx::query(&format!("DELETE FROM run_logs WHERE run_id IN ({old})"))
+                    .bind(script_id)
+                    .bind(i64::from(keep))
+                    .execute(&self.pool)
+                    .await?;
+                let done = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({old})"))
+                    .bind(script_id)
+                    .bind(i64::from(keep))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn verify_secrets(&self) -> $crate::store::StoreResult<()> {
