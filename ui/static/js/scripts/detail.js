@@ -1,0 +1,300 @@
+// One script: the form on the left; Run/Cancel, the live output panel and the run history on
+// the right. Saving, running and opening past runs never reload the page.
+import { h, icon, mount, toast } from "../lib/dom.js";
+import { api, logUrl } from "../lib/api.js";
+import { isActive, RUNNER_LABEL, TYPE_LABEL } from "../lib/format.js";
+import { ScriptForm } from "./editor.js";
+import { OutputView } from "./output.js";
+import { RunStream } from "./run-stream.js";
+import { BrowserRun } from "./browser-run.js";
+import { RunHistory } from "./history.js";
+
+const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
+const MOD = isMac ? "⌘" : "Ctrl";
+
+export class ScriptDetail {
+  /** opts: { id, runId, navigate(hash, {replace}) , onDirty(bool) } */
+  constructor(root, opts) {
+    this.root = root;
+    this.opts = opts;
+    this.id = opts.id || null;
+    this.dirty = false;
+    this.onKey = (e) => this.keydown(e);
+  }
+
+  async init() {
+    let script = null;
+    if (this.id) {
+      try {
+        script = await api.getScript(this.id);
+      } catch (e) {
+        mount(this.root, h("div.card.empty-state", icon("alert-triangle", "big"), h("h2", e.status === 404 ? "Script not found" : "Could not load the script"),
+          h("p.muted", e.message), h("a.btn", { href: "#" }, icon("arrow-left"), "Back to scripts")));
+        return;
+      }
+    }
+    if (this.destroyed) return;
+    this.build(script);
+    document.addEventListener("keydown", this.onKey, true);
+    await this.history.load();
+    if (this.destroyed) return;
+    // Show what matters first: the run asked for, else one still going, else the latest.
+    const latest = this.history.activeRun() || this.history.runs[0];
+    if (this.opts.runId) this.openRun(this.opts.runId);
+    else if (latest) this.openRun(latest.id);
+    this.poll = setInterval(() => { if (!document.hidden && !this.stream) this.history.load(); }, 10000);
+    if (!this.id) this.form.focusFirst();
+  }
+
+  build(script) {
+    this.form = new ScriptForm(script, { onChange: (d) => this.setDirty(d), scriptId: () => this.id });
+    this.output = new OutputView();
+    this.history = new RunHistory({ scriptId: this.id, onOpen: (runId) => this.openRun(runId, true) });
+
+    this.titleEl = h("h1.title");
+    this.badges = h("span.badges");
+    this.dirtyPill = h("span.pill.pill-dirty", { hidden: true }, icon("circle-dashed"), "Unsaved changes");
+    this.saveBtn = h("button.btn", { type: "button", title: `Save (${MOD}+S)`, onclick: () => this.save() }, icon("device-floppy"), "Save", h("kbd.kbd-inline", `${MOD} S`));
+    this.runBtn = h("button.btn.btn-primary", { type: "button", "data-testid": "run", onclick: () => this.run() });
+    this.cancelBtn = h("button.btn.btn-danger", { type: "button", hidden: true, "data-testid": "cancel", onclick: () => this.cancel() }, icon("player-stop"), "Cancel");
+    this.deleteBtn = h("button.btn.btn-icon.btn-ghost", { type: "button", title: "Delete script", "aria-label": "Delete script", hidden: !this.id, onclick: () => this.remove() }, icon("trash"));
+
+    this.input = h("textarea.input.mono#run-input", { rows: 3, spellcheck: "false", placeholder: '{"projectId": 42}' });
+    this.inputError = h("div.field-error", { hidden: true });
+    this.inputBox = h("details.run-input", h("summary", icon("chevron-down"), "Input ", h("span.muted", "(JSON, optional)")),
+      h("div.field", this.input, this.inputError,
+        h("div.hint", "Passed to the script as SCRIPTD_INPUT (host), the global input (isolated and browser).")));
+    this.input.addEventListener("input", () => { this.inputError.hidden = true; });
+
+    const head = h("div.page-head.detail-head",
+      h("div.crumbs", h("a.crumb", { href: "#" }, icon("arrow-left"), "Scripts"), h("span.sep", "/"), this.titleEl, this.badges, this.dirtyPill),
+      h("div.actions", this.deleteBtn, this.saveBtn, this.cancelBtn, this.runBtn));
+    const runCard = h("section.card.run-card", this.inputBox, this.output.el);
+    this.el = h("div.detail", head,
+      h("div.detail-grid", this.form.el, h("aside.run-col", runCard, this.history.el)));
+    mount(this.root, this.el);
+    this.refreshHead();
+    this.updateButtons();
+  }
+
+  refreshHead() {
+    const s = this.form.value();
+    mount(this.titleEl, s.name || (this.id ? "Untitled" : "New script"));
+    document.title = `${s.name || "New script"} · Scripts · scriptd`;
+    mount(this.badges,
+      h("span.pill", icon(s.type === "bash" ? "terminal" : s.type === "node" ? "brand-nodejs" : "world"), TYPE_LABEL[s.type]),
+      s.runner === "host"
+        ? h("span.pill.pill-danger", { title: "Runs with the server's privileges" }, icon("alert-triangle"), "host runner")
+        : h("span.pill", RUNNER_LABEL[s.runner]),
+      this.form.script?.enabled === false ? h("span.pill.pill-muted", "Disabled") : null);
+  }
+
+  setDirty(d) {
+    this.dirty = d;
+    this.dirtyPill.hidden = !d || !this.id;
+    this.saveBtn.classList.toggle("btn-emph", d);
+    this.opts.onDirty?.(d);
+    this.refreshHead();
+    this.updateButtons();
+  }
+
+  get browser() {
+    return this.form.type === "browser";
+  }
+
+  updateButtons() {
+    const busy = !!this.browserRun || (this.activeRunId && isActive(this.activeStatus));
+    this.cancelBtn.hidden = !busy;
+    mount(this.cancelBtn, icon("player-stop"), this.browserRun ? "Stop" : this.canceling ? "Canceling…" : "Cancel");
+    this.cancelBtn.disabled = !!this.canceling;
+    const label = this.browser ? "Run in page" : !this.id ? "Create & run" : this.dirty ? "Save & run" : "Run";
+    mount(this.runBtn, icon("player-play"), label, h("kbd.kbd-inline", `${MOD} ↵`));
+    this.runBtn.title = `${label} (${MOD}+Enter)`;
+    this.runBtn.disabled = !!this.browserRun;
+  }
+
+  keydown(e) {
+    const mod = isMac ? e.metaKey : e.ctrlKey;
+    if (!mod || e.altKey) return;
+    if (e.key === "s" || e.key === "S") {
+      e.preventDefault();
+      e.stopPropagation();
+      this.save();
+    } else if (e.key === "Enter") {
+      e.preventDefault();
+      e.stopPropagation();
+      this.run();
+    }
+  }
+
+  /** Saves the form; returns true when the server accepted it. */
+  async save({ quiet = false } = {}) {
+    if (this.saving) return this.saving;
+    this.saving = (async () => {
+      const doc = this.form.value();
+      this.saveBtn.disabled = true;
+      try {
+        const saved = this.id ? await api.updateScript(this.id, doc) : await api.createScript(doc);
+        const created = !this.id;
+        this.id = saved.id;
+        this.form.isNew = false;
+        this.form.load(saved);
+        this.history.scriptId = saved.id;
+        this.deleteBtn.hidden = false;
+        this.setDirty(false);
+        if (created) {
+          this.opts.navigate(`#s/${saved.id}`, { replace: true });
+          this.history.load();
+        }
+        this.form.trigger.render();
+        if (!quiet) toast(created ? "Script created" : "Saved");
+        return true;
+      } catch (e) {
+        // Next to its field when it names one, otherwise in a banner above the form.
+        if (!this.form.showError(e)) toast(e.message, "error");
+        return false;
+      } finally {
+        this.saveBtn.disabled = false;
+        this.saving = null;
+      }
+    })();
+    return this.saving;
+  }
+
+  readInput() {
+    const raw = this.input.value.trim();
+    if (!raw) return { ok: true, value: undefined };
+    try {
+      return { ok: true, value: JSON.parse(raw) };
+    } catch (e) {
+      this.inputBox.open = true;
+      this.inputError.hidden = false;
+      mount(this.inputError, icon("alert-triangle"), `Input is not valid JSON: ${e.message}`);
+      this.input.focus();
+      return { ok: false };
+    }
+  }
+
+  async run() {
+    if (this.browserRun || this.starting) return;
+    const input = this.readInput();
+    if (!input.ok) return;
+    if (this.browser) return this.runInPage(input.value);
+    this.starting = true;
+    this.runBtn.disabled = true;
+    try {
+      if ((this.dirty || !this.id) && !(await this.save({ quiet: true }))) return;
+      const { runId } = await api.run(this.id, input.value);
+      this.openRun(runId, true);
+      this.history.load();
+    } catch (e) {
+      toast(e.message, "error");
+    } finally {
+      this.starting = false;
+      this.runBtn.disabled = false;
+    }
+  }
+
+  /** Shows a run's output: live while it runs, replayed from the store when it has finished. */
+  openRun(runId, push) {
+    this.stopFollowing();
+    this.activeRunId = runId;
+    this.activeStatus = "queued";
+    this.canceling = false;
+    this.history.select(runId);
+    if (push) this.opts.navigate(`#s/${this.id}/runs/${runId}`, { replace: true });
+    const out = this.output;
+    out.begin({ title: `Run ${runId.slice(-8)}`, downloadUrl: logUrl(runId) });
+    api.getRun(runId).then((r) => {
+      if (this.activeRunId !== runId) return;
+      out.setStatus(out.status === "connecting" ? r.status : out.status, { startedAt: r.startedAt, trigger: r.trigger });
+    }).catch(() => {});
+    this.stream = new RunStream(runId, {
+      onLine: (d) => out.push(d.stream, d.line),
+      onStatus: (s) => {
+        this.activeStatus = s.status;
+        out.setStatus(s.status, s.status === "running" ? { startedAt: s.ts } : {});
+        this.updateButtons();
+      },
+      onDone: async (d) => {
+        this.activeStatus = d.status;
+        this.canceling = false;
+        out.setStatus(d.status, { exitCode: d.exitCode, signal: d.signal, error: d.error });
+        out.setConnection(null);
+        this.stream = null;
+        this.updateButtons();
+        try {
+          const r = await api.getRun(runId);
+          if (this.activeRunId === runId) out.setStatus(r.status, { durationMs: r.durationMs, exitCode: r.exitCode });
+        } catch { /* the status line above already says how it ended */ }
+        this.history.load();
+      },
+      onConnection: (state) => {
+        out.setConnection(state);
+        if (state === "reconnecting") this.history.select(runId);
+      },
+    });
+    this.updateButtons();
+  }
+
+  runInPage(input) {
+    this.stopFollowing();
+    this.activeRunId = null;
+    this.history.select(null);
+    const out = this.output;
+    const { script, timeoutMs } = this.form.value();
+    out.begin({ title: "In-page run (not recorded)", downloadUrl: null });
+    out.setStatus("running", { startedAt: new Date().toISOString(), trigger: "in page" });
+    this.browserRun = new BrowserRun({ code: script, input: input ?? null, timeoutMs, host: this.el }, {
+      onLine: (stream, text) => out.push(stream, text),
+      onDone: (status, info) => {
+        this.browserRun = null;
+        out.setStatus(status, { durationMs: info.durationMs, error: info.error });
+        this.updateButtons();
+      },
+    });
+    this.updateButtons();
+  }
+
+  async cancel() {
+    if (this.browserRun) return this.browserRun.stop();
+    if (!this.activeRunId || this.canceling) return;
+    this.canceling = true;
+    this.updateButtons();
+    try {
+      await api.cancelRun(this.activeRunId);
+    } catch (e) {
+      this.canceling = false;
+      this.updateButtons();
+      toast(e.message, "error");
+    }
+  }
+
+  async remove() {
+    const name = this.form.value().name || "this script";
+    if (!confirm(`Delete "${name}" and its run history? Active runs are canceled.`)) return;
+    try {
+      await api.deleteScript(this.id);
+      this.setDirty(false);
+      toast("Script deleted");
+      this.opts.navigate("#", { replace: false, force: true });
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+
+  stopFollowing() {
+    this.stream?.close();
+    this.stream = null;
+    this.browserRun?.stop();
+  }
+
+  destroy() {
+    this.destroyed = true;
+    clearInterval(this.poll);
+    document.removeEventListener("keydown", this.onKey, true);
+    this.stopFollowing();
+    this.output?.destroy();
+    this.form?.destroy();
+  }
+}

@@ -1,0 +1,203 @@
+// The live output panel: a terminal-like view fed line by line. Lines are queued and drawn once
+// per animation frame; only the last `cap` lines stay in the DOM (the full log is a download
+// away); auto-scroll follows the end until the user scrolls up, and resumes at the bottom.
+import { h, icon, mount } from "../lib/dom.js";
+import { duration, STATUS_LABEL } from "../lib/format.js";
+import { AnsiRenderer, lastSegment } from "./ansi.js";
+
+export const DEFAULT_CAP = 5000;
+
+export class OutputView {
+  constructor({ cap = DEFAULT_CAP } = {}) {
+    this.cap = cap;
+    this.pending = [];
+    this.frame = 0;
+    this.stick = true;
+    this.total = 0;
+    this.unseen = 0;
+    this.startedAt = null;
+    this.finalDuration = null;
+    this.ticker = 0;
+
+    this.badge = h("span.badge.badge-idle", "Idle");
+    this.meta = h("span.out-meta");
+    this.conn = h("span.out-conn", { hidden: true });
+    this.download = h("a.btn.btn-ghost.btn-xs", { hidden: true, download: "", title: "Download the full log" }, icon("download"), "Log");
+    this.title = h("span.out-title", "Output");
+    this.lines = h("div.out-lines", { role: "log", "aria-live": "off", "aria-label": "Script output" });
+    this.empty = h("div.out-empty", "Run the script to see its output here.");
+    this.scroller = h("div.out-scroll", { tabindex: "0" }, this.empty, this.lines);
+    this.capNote = h("div.out-cap", { hidden: true });
+    this.jump = h("button.out-jump", { type: "button", hidden: true, onclick: () => this.toBottom() }, icon("arrow-bar-to-down"), h("span", "New output"));
+    this.el = h("section.output",
+      h("header.out-head", this.title, this.badge, this.meta, this.conn, h("span.grow"), this.download),
+      this.capNote,
+      h("div.out-body", this.scroller, this.jump),
+    );
+    this.scroller.addEventListener("scroll", () => {
+      const atBottom = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 6;
+      this.stick = atBottom;
+      if (atBottom) {
+        this.unseen = 0;
+        this.jump.hidden = true;
+      }
+    }, { passive: true });
+    this.scroller.addEventListener("keydown", (e) => {
+      if (e.key === "End") { e.preventDefault(); this.toBottom(); }
+    });
+  }
+
+  /** Clears the panel for a new run or a replay. */
+  reset({ title = "Output", downloadUrl = null } = {}) {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.pending = [];
+    this.total = 0;
+    this.unseen = 0;
+    this.stick = true;
+    this.renderers = { stdout: new AnsiRenderer(), stderr: new AnsiRenderer() };
+    this.lines.replaceChildren();
+    this.empty.hidden = true;
+    this.capNote.hidden = true;
+    this.jump.hidden = true;
+    mount(this.title, title);
+    this.download.hidden = !downloadUrl;
+    if (downloadUrl) this.download.href = downloadUrl;
+    this.downloadUrl = downloadUrl;
+    this.setConnection(null);
+    this.setStatus("connecting");
+  }
+
+  /** Queues one line; `stream` is stdout, stderr or system. */
+  push(stream, text) {
+    this.pending.push(stream, text);
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  /** A line of our own (connection notes, browser-run notices), styled apart from output. */
+  system(text) {
+    this.push("system", text);
+  }
+
+  flush() {
+    this.frame = 0;
+    const batch = this.pending;
+    this.pending = [];
+    const n = batch.length / 2;
+    if (!n) return;
+    this.total += n;
+    const first = Math.max(0, n - this.cap);
+    const frag = document.createDocumentFragment();
+    for (let i = 0; i < n; i++) {
+      const stream = batch[2 * i];
+      const text = batch[2 * i + 1];
+      const renderer = this.renderers[stream];
+      if (i < first) {
+        // Never drawn, but colours set on it carry over to later lines.
+        if (renderer && text.includes("\x1b")) renderer.render(document.createDocumentFragment(), text);
+        continue;
+      }
+      const line = document.createElement("div");
+      line.className = `ln ln-${stream}`;
+      if (renderer) renderer.render(line, lastSegment(text));
+      else line.textContent = text;
+      frag.append(line);
+    }
+    this.lines.append(frag);
+    const excess = this.lines.childElementCount - this.cap;
+    if (excess > 0) {
+      // Keep a scrolled-up reader's view still while old lines leave the top.
+      const before = this.stick ? 0 : this.scroller.scrollHeight;
+      const range = document.createRange();
+      range.setStartBefore(this.lines.firstChild);
+      range.setEndAfter(this.lines.children[excess - 1]);
+      range.deleteContents();
+      if (!this.stick) this.scroller.scrollTop -= before - this.scroller.scrollHeight;
+    }
+    const shown = this.lines.childElementCount;
+    if (this.total > shown) {
+      this.capNote.hidden = false;
+      mount(this.capNote, icon("info-circle"),
+        `Showing the last ${shown.toLocaleString()} of ${this.total.toLocaleString()} lines. `,
+        this.downloadUrl ? h("a", { href: this.downloadUrl, download: "" }, "Download the full log") : "");
+    }
+    if (this.stick) {
+      this.scroller.scrollTop = this.scroller.scrollHeight;
+    } else {
+      this.unseen += n;
+      this.jump.hidden = false;
+      mount(this.jump, icon("arrow-bar-to-down"), h("span", `${this.unseen.toLocaleString()} new line${this.unseen === 1 ? "" : "s"}`));
+    }
+  }
+
+  toBottom() {
+    this.stick = true;
+    this.unseen = 0;
+    this.jump.hidden = true;
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  /** Status badge plus exit code, signal, error and duration. */
+  setStatus(status, info = {}) {
+    this.status = status;
+    this.badge.className = `badge badge-${status}`;
+    mount(this.badge, status === "running" || status === "connecting" ? icon("loader-2", "spin") : null, STATUS_LABEL[status] || status);
+    if (info.startedAt) this.startedAt = new Date(info.startedAt).getTime();
+    if (info.durationMs !== undefined && info.durationMs !== null) this.finalDuration = info.durationMs;
+    this.info = { ...this.info, ...info };
+    clearInterval(this.ticker);
+    if (status === "running" && this.startedAt && this.finalDuration === null) {
+      this.ticker = setInterval(() => this.renderMeta(), 1000);
+    }
+    this.renderMeta();
+  }
+
+  renderMeta() {
+    const i = this.info || {};
+    const parts = [];
+    if (i.exitCode !== undefined && i.exitCode !== null) parts.push(h("span.meta-item", { "data-testid": "exit-code" }, `exit ${i.exitCode}`));
+    if (i.signal) parts.push(h("span.meta-item", `signal ${i.signal}`));
+    const ms = this.finalDuration ?? (this.status === "running" && this.startedAt ? Date.now() - this.startedAt : null);
+    if (ms !== null && ms !== undefined) parts.push(h("span.meta-item", { title: "Duration" }, icon("clock"), duration(ms)));
+    if (i.trigger) parts.push(h("span.meta-item", i.trigger));
+    mount(this.meta, parts);
+    if (i.error) this.errorNote(i.error);
+  }
+
+  errorNote(text) {
+    if (this.lastError === text) return;
+    this.lastError = text;
+    this.system(`error: ${text}`);
+  }
+
+  /** null (hidden), "live", "reconnecting". */
+  setConnection(state) {
+    this.conn.hidden = !state || state === "live";
+    if (state === "reconnecting") mount(this.conn, icon("refresh", "spin"), "Reconnecting…");
+  }
+
+  /** Starts a fresh run display, forgetting the last run's timing. */
+  begin(opts) {
+    this.startedAt = null;
+    this.finalDuration = null;
+    this.info = {};
+    this.lastError = null;
+    this.reset(opts);
+  }
+
+  idle() {
+    this.lines.replaceChildren();
+    this.empty.hidden = false;
+    this.capNote.hidden = true;
+    this.download.hidden = true;
+    this.badge.className = "badge badge-idle";
+    mount(this.badge, "Idle");
+    mount(this.meta);
+    mount(this.title, "Output");
+  }
+
+  destroy() {
+    cancelAnimationFrame(this.frame);
+    clearInterval(this.ticker);
+  }
+}
