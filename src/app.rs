@@ -53,6 +53,20 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         metrics.clone(),
     )
     .await?;
+    let isolation = crate::engine::isolate::probe_layers(engine.helper_exe()).await;
+    match &isolation {
+        Some(l) if l.unavailable.is_empty() => {
+            tracing::info!(layers = ?l.active, "isolated runner: every sandbox layer is active")
+        }
+        Some(l) => tracing::warn!(
+            active = ?l.active,
+            unavailable = ?l.unavailable,
+            "isolated runner: some sandbox layers are unavailable here; the others still apply"
+        ),
+        None => {
+            tracing::warn!("isolated runner: the worker did not start; isolated runs will fail")
+        }
+    }
     let schedule_wake = Arc::new(Notify::new());
     let scheduler = Scheduler {
         store: store.clone(),
@@ -69,6 +83,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         ui: Default::default(),
         schedule_wake,
         metrics,
+        isolation,
         settings,
     });
     Ok(App {

@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// Finished runs kept per script; older runs and their logs are deleted [default: 200]
     #[arg(long, env = "SCRIPTD_KEEP_RUNS", value_name = "N")]
     pub keep_runs: Option<u32>,
+    /// Memory limit of the isolated JavaScript runner per run, in MiB (a script may set its
+    /// own) [default: 64]
+    #[arg(long, env = "SCRIPTD_ISOLATE_MEMORY_MB", value_name = "MIB")]
+    pub isolate_memory_mb: Option<u64>,
     /// Failed logins or trigger-token attempts allowed per client address per minute before
     /// further attempts get 429 [default: 20]
     #[arg(long, env = "SCRIPTD_AUTH_FAILURE_LIMIT", value_name = "N")]
@@ -90,6 +94,7 @@ struct FileSettings {
     max_log_bytes: Option<u64>,
     keep_runs: Option<u32>,
     auth_failure_limit: Option<u32>,
+    isolate_memory_mb: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -107,6 +112,7 @@ pub struct Settings {
     pub max_log_bytes: u64,
     pub keep_runs: u32,
     pub auth_failure_limit: u32,
+    pub isolate_memory_mb: u64,
     /// The window `auth_failure_limit` counts over.
     pub auth_failure_window: Duration,
     /// The environment scripts inherit before scriptd removes its own settings from it;
@@ -132,6 +138,7 @@ impl std::fmt::Debug for Settings {
             .field("max_log_bytes", &self.max_log_bytes)
             .field("keep_runs", &self.keep_runs)
             .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("isolate_memory_mb", &self.isolate_memory_mb)
             .finish()
     }
 }
@@ -236,6 +243,11 @@ impl Settings {
                 .unwrap_or(20)
                 .max(1),
             auth_failure_window: Duration::from_secs(60),
+            isolate_memory_mb: args
+                .isolate_memory_mb
+                .or(file.isolate_memory_mb)
+                .unwrap_or(64)
+                .clamp(8, 4096),
             child_env: None,
             supervisor_exe: None,
         })

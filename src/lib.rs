@@ -22,12 +22,15 @@ pub mod scheduler;
 pub mod secrets;
 pub mod store;
 
-/// If this process was started as a run supervisor (`<exe> __supervise …`), becomes it and
-/// never returns; otherwise returns at once.
+/// If this process was started as a run supervisor (`<exe> __supervise …`) or an isolated
+/// JavaScript worker (`<exe> __isolate`), becomes it and never returns; otherwise returns at
+/// once.
 pub fn run_supervisor_if_requested() {
     let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() != Some(std::ffi::OsStr::new("__supervise")) {
-        return;
+    match args.next().as_deref().and_then(std::ffi::OsStr::to_str) {
+        Some("__supervise") => {}
+        Some("__isolate") => engine::isolate::worker::main(),
+        _ => return,
     }
     let mut grace = std::time::Duration::from_secs(5);
     let mut rest: Vec<std::ffi::OsString> = Vec::new();

@@ -145,6 +145,8 @@ pub struct ScriptDefinition {
     pub default_working_directory: Option<String>,
     pub env: Vec<EnvVar>,
     pub timeout_ms: i64,
+    /// Memory limit of the isolated runner, in MiB; `None` uses the server default.
+    pub memory_limit_mb: Option<i64>,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,
@@ -180,6 +182,7 @@ pub struct ScriptInput {
     pub default_working_directory: Option<String>,
     pub env: Option<Vec<EnvVarInput>>,
     pub timeout_ms: Option<i64>,
+    pub memory_limit_mb: Option<i64>,
     pub enabled: Option<bool>,
     pub concurrency: Option<String>,
     pub schedule: Option<ScheduleInput>,
@@ -224,6 +227,7 @@ pub struct ScriptDraft {
     pub default_working_directory: Option<String>,
     pub env: Vec<(String, Option<String>, bool)>,
     pub timeout_ms: i64,
+    pub memory_limit_mb: Option<i64>,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,
@@ -236,6 +240,7 @@ pub const MAX_SCRIPT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_TIMEOUT_MS: i64 = 300_000;
 pub const MIN_TIMEOUT_MS: i64 = 1_000;
 pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
+pub const MEMORY_LIMIT_MB: std::ops::RangeInclusive<i64> = 8..=4096;
 const MAX_ENV_VARS: usize = 200;
 const MAX_ENV_VALUE_BYTES: usize = 64 * 1024;
 
@@ -299,6 +304,18 @@ impl ScriptInput {
                 format!("must be between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}"),
             ));
         }
+        if let Some(mb) = self.memory_limit_mb {
+            if !MEMORY_LIMIT_MB.contains(&mb) {
+                return Err(ValidationError::new(
+                    "memoryLimitMb",
+                    format!(
+                        "must be between {} and {}",
+                        MEMORY_LIMIT_MB.start(),
+                        MEMORY_LIMIT_MB.end()
+                    ),
+                ));
+            }
+        }
         let concurrency = match self.concurrency.as_deref() {
             None => Concurrency::Single,
             Some(c) => Concurrency::parse(c).ok_or_else(|| {
@@ -329,6 +346,7 @@ impl ScriptInput {
             default_working_directory,
             env,
             timeout_ms,
+            memory_limit_mb: self.memory_limit_mb,
             enabled: self.enabled.unwrap_or(true),
             concurrency,
             schedule,

@@ -4,6 +4,7 @@
 
 mod context;
 mod hub;
+pub mod isolate;
 mod logs;
 mod mask;
 mod output;
@@ -62,6 +63,8 @@ pub struct EngineConfig {
     pub base_env: Vec<(String, String)>,
     /// Identifies this node's runs in a shared database.
     pub node_id: String,
+    /// Default memory limit of the isolated runner, in MiB.
+    pub isolate_memory_mb: u64,
 }
 
 impl EngineConfig {
@@ -93,6 +96,7 @@ impl EngineConfig {
             },
             base_env,
             node_id,
+            isolate_memory_mb: settings.isolate_memory_mb,
         })
     }
 }
@@ -171,6 +175,11 @@ impl Engine {
 
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// The executable providing the hidden `__supervise` and `__isolate` subcommands.
+    pub fn helper_exe(&self) -> &std::path::Path {
+        &self.inner.config.supervisor_exe
     }
 
     pub fn store(&self) -> &DynStore {
@@ -343,28 +352,45 @@ impl Engine {
             cancel,
             masker,
         };
-        let outcome = match ctx.script.runner {
-            Runner::Host => process::run(&ctx, tx).await,
+        let (outcome, result) = match ctx.script.runner {
+            Runner::Host => (process::run(&ctx, tx).await, None),
             Runner::Isolated => {
-                drop(tx);
-                RunOutcome::failed("the isolated runner is not available in this build")
+                let mb = ctx
+                    .script
+                    .memory_limit_mb
+                    .map_or(self.inner.config.isolate_memory_mb, |m| m as u64);
+                isolate::run(&ctx, tx, mb as usize * 1024 * 1024).await
             }
             Runner::Browser => {
                 drop(tx);
-                RunOutcome::failed("browser scripts run only in the admin page")
+                (
+                    RunOutcome::failed("browser scripts run only in the admin page"),
+                    None,
+                )
             }
         };
         let summary = sink_task.await.unwrap_or_default();
         tracing::info!(status = outcome.status.as_str(), exit_code = ?outcome.exit_code, "run ended");
-        self.record_end(&ctx.run_id, outcome, summary).await;
+        self.record_end_with(&ctx.run_id, outcome, summary, result)
+            .await;
     }
 
     async fn record_end(&self, run_id: &str, outcome: RunOutcome, summary: logs::LogSummary) {
+        self.record_end_with(run_id, outcome, summary, None).await;
+    }
+
+    async fn record_end_with(
+        &self,
+        run_id: &str,
+        outcome: RunOutcome,
+        summary: logs::LogSummary,
+        result: Option<serde_json::Value>,
+    ) {
         let finish = RunFinish {
             finished_at: Utc::now(),
             outcome,
             output_tail: summary.tail,
-            result: None,
+            result,
             log_bytes: summary.stored_bytes,
             log_truncated: summary.truncated,
         };

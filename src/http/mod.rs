@@ -170,7 +170,11 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Ok(()) => Json(json!({
+            "status": "ok",
+            "isolation": state.isolation,
+        }))
+        .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store unreachable");
             ApiError::Unavailable.into_response()

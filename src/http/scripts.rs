@@ -127,6 +127,7 @@ fn build(
         default_working_directory: d.default_working_directory,
         env,
         timeout_ms: d.timeout_ms,
+        memory_limit_mb: d.memory_limit_mb,
         enabled: d.enabled,
         concurrency: d.concurrency,
         schedule: d.schedule,

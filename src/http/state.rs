@@ -29,6 +29,8 @@ pub struct Inner {
     /// Wakes the scheduler when a schedule may have changed.
     pub schedule_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// What the isolated runner's sandbox could turn on, found at startup.
+    pub isolation: Option<crate::engine::isolate::IsolationLayers>,
 }
 
 impl AppState {

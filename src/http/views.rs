@@ -24,6 +24,7 @@ pub struct ScriptView {
     pub default_working_directory: Option<String>,
     pub env: Vec<EnvView>,
     pub timeout_ms: i64,
+    pub memory_limit_mb: Option<i64>,
     pub enabled: bool,
     pub concurrency: &'static str,
     pub schedule: ScheduleView,
@@ -80,6 +81,7 @@ impl From<&ScriptDefinition> for ScriptView {
                 })
                 .collect(),
             timeout_ms: s.timeout_ms,
+            memory_limit_mb: s.memory_limit_mb,
             enabled: s.enabled,
             concurrency: s.concurrency.as_str(),
             schedule: ScheduleView {

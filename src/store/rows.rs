@@ -17,7 +17,7 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 }
 
 pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
-    script, working_dir, env, timeout_ms, enabled, concurrency, schedule_enabled, schedule_cron, \
+    script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
     schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
@@ -32,6 +32,7 @@ pub struct ScriptRow {
     working_dir: Option<String>,
     env: String,
     timeout_ms: i64,
+    memory_limit_mb: Option<i64>,
     enabled: bool,
     concurrency: String,
     schedule_enabled: bool,
@@ -70,6 +71,7 @@ impl ScriptRow {
             default_working_directory: r.working_dir,
             env,
             timeout_ms: r.timeout_ms,
+            memory_limit_mb: r.memory_limit_mb,
             enabled: r.enabled,
             schedule: ScheduleSettings {
                 enabled: r.schedule_enabled,

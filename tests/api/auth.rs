@@ -182,6 +182,13 @@ async fn health_is_public_and_pages_carry_security_headers() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    let active = health["isolation"]["active"].as_array().unwrap();
+    assert!(
+        active.iter().any(|l| l == "seccomp"),
+        "the isolated runner reports its sandbox: {health}"
+    );
     let page = app
         .admin(Method::GET, "/admin/scripts")
         .send()

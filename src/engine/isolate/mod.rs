@@ -1,0 +1,249 @@
+//! The isolated JavaScript runner: node scripts with runner `isolated` (alias `vm2`) run in
+//! QuickJS inside a separate, locked-down worker process (`scriptd __isolate`), never in the
+//! server. The server side here starts the worker, hands it the job, turns its messages into
+//! log lines and an outcome, and kills it if it stops answering.
+
+mod protocol;
+mod sandbox;
+pub mod worker;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use self::protocol::{End, Job, Message};
+use super::context::RunContext;
+use super::logs::RawLine;
+use super::output::read_lines;
+use crate::domain::{LogStream, RunOutcome, RunStatus};
+
+/// Beyond the script's own timeout (enforced inside the engine), how long the worker may
+/// stay silent before it is killed.
+const KILL_AFTER: Duration = Duration::from_secs(2);
+
+pub async fn run(
+    ctx: &RunContext,
+    out: mpsc::Sender<Vec<RawLine>>,
+    memory_limit_bytes: usize,
+) -> (RunOutcome, Option<serde_json::Value>) {
+    let Ok(workdir) = tempfile::Builder::new()
+        .prefix("scriptd-isolate-")
+        .tempdir()
+    else {
+        return (
+            RunOutcome::failed("cannot create the worker's empty directory"),
+            None,
+        );
+    };
+    let job = Job {
+        script: ctx.script.script.clone(),
+        input: ctx.input.clone(),
+        env: ctx
+            .script
+            .env
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect(),
+        timeout_ms: ctx.timeout.as_millis() as u64,
+        memory_limit_bytes,
+        probe: cfg!(debug_assertions) && ctx.script.env.iter().any(|e| e.key == "__SCRIPTD_PROBE"),
+    };
+    let mut child = match Command::new(&ctx.supervisor_exe)
+        .arg("__isolate")
+        .env_clear()
+        .current_dir(workdir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                RunOutcome::failed(format!("cannot start the isolated worker: {e}")),
+                None,
+            )
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let body = serde_json::to_vec(&job).unwrap_or_default();
+        if stdin.write_all(&body).await.is_err() {
+            let _ = child.kill().await;
+            return (
+                RunOutcome::failed("the isolated worker did not accept its job"),
+                None,
+            );
+        }
+    }
+    let stderr = child.stderr.take().map(|s| {
+        tokio::spawn(read_lines(
+            s,
+            LogStream::Stderr,
+            out.clone(),
+            ctx.masker.clone(),
+        ))
+    });
+    let Some(stdout) = child.stdout.take() else {
+        return (
+            RunOutcome::failed("the isolated worker has no output"),
+            None,
+        );
+    };
+    let mut messages = BufReader::new(stdout).lines();
+    let deadline = tokio::time::sleep(ctx.timeout + KILL_AFTER);
+    tokio::pin!(deadline);
+
+    let mut end: Option<End> = None;
+    let mut stop: Option<RunStatus> = None;
+    loop {
+        tokio::select! {
+            line = messages.next_line() => match line {
+                Ok(Some(text)) => match serde_json::from_str::<Message>(&text) {
+                    Ok(Message::Line { s, l }) => {
+                        let stream = if s == 2 { LogStream::Stderr } else { LogStream::Stdout };
+                        if out.send(vec![RawLine { stream, text: l }]).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Message::Layers { active, unavailable }) => {
+                        tracing::debug!(?active, ?unavailable, "isolated worker sandbox");
+                    }
+                    Ok(Message::End(e)) => end = Some(e),
+                    Err(_) => tracing::warn!("isolated worker sent an unreadable message"),
+                },
+                _ => break,
+            },
+            _ = &mut deadline => {
+                stop = Some(RunStatus::TimedOut);
+                break;
+            }
+            _ = ctx.cancel.cancelled() => {
+                stop = Some(RunStatus::Canceled);
+                break;
+            }
+        }
+    }
+    let _ = child.start_kill();
+    let status = child.wait().await.ok();
+    if let Some(reader) = stderr {
+        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+    }
+    drop(workdir);
+    outcome(end, stop, status, ctx, memory_limit_bytes)
+}
+
+fn outcome(
+    end: Option<End>,
+    stop: Option<RunStatus>,
+    status: Option<std::process::ExitStatus>,
+    ctx: &RunContext,
+    memory_limit_bytes: usize,
+) -> (RunOutcome, Option<serde_json::Value>) {
+    let ended = |status, exit_code, error: Option<String>| RunOutcome {
+        status,
+        exit_code,
+        signal: None,
+        error,
+    };
+    match (stop, end) {
+        (Some(RunStatus::Canceled), _) => (ended(RunStatus::Canceled, None, None), None),
+        (Some(_), _) | (None, Some(End::TimedOut)) => (
+            ended(
+                RunStatus::TimedOut,
+                None,
+                Some(format!("timed out after {} ms", ctx.timeout.as_millis())),
+            ),
+            None,
+        ),
+        (None, Some(End::Ok { result })) => (ended(RunStatus::Succeeded, Some(0), None), result),
+        (None, Some(End::Threw { message })) => {
+            (ended(RunStatus::Failed, Some(1), Some(message)), None)
+        }
+        (None, Some(End::OutOfMemory)) => (
+            ended(
+                RunStatus::Failed,
+                Some(1),
+                Some(format!(
+                    "memory limit of {} MiB exceeded",
+                    memory_limit_bytes / (1024 * 1024)
+                )),
+            ),
+            None,
+        ),
+        (None, Some(End::StackOverflow)) => (
+            ended(
+                RunStatus::Failed,
+                Some(1),
+                Some("stack overflow: recursion too deep".into()),
+            ),
+            None,
+        ),
+        (None, None) => {
+            use std::os::unix::process::ExitStatusExt;
+            let signal = status.and_then(|s| s.signal());
+            let mut o = RunOutcome::failed(match signal {
+                Some(sig) => {
+                    format!("the isolated worker was killed by signal {sig} (a resource limit?)")
+                }
+                None => "the isolated worker ended without a result".to_string(),
+            });
+            o.signal = signal;
+            (o, None)
+        }
+    }
+}
+
+/// The sandbox layers an isolated worker can turn on here, found by starting one: logged at
+/// startup and shown by `/healthz`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IsolationLayers {
+    pub active: Vec<String>,
+    pub unavailable: Vec<String>,
+}
+
+pub async fn probe_layers(exe: &std::path::Path) -> Option<IsolationLayers> {
+    let job = Job {
+        script: "undefined".into(),
+        input: None,
+        env: Vec::new(),
+        timeout_ms: 1000,
+        memory_limit_bytes: 16 * 1024 * 1024,
+        probe: false,
+    };
+    let mut child = Command::new(exe)
+        .arg("__isolate")
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    stdin
+        .write_all(&serde_json::to_vec(&job).ok()?)
+        .await
+        .ok()?;
+    drop(stdin);
+    let mut lines = BufReader::new(child.stdout.take()?).lines();
+    let first = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .ok()?
+        .ok()??;
+    let _ = child.wait().await;
+    match serde_json::from_str(&first).ok()? {
+        Message::Layers {
+            active,
+            unavailable,
+        } => Some(IsolationLayers {
+            active,
+            unavailable,
+        }),
+        _ => None,
+    }
+}

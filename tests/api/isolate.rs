@@ -1,0 +1,293 @@
+//! The isolated JavaScript runner through the API: what scripts see, how they end, and
+//! escape attempts modelled on published vm2 advisories.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{both_backends, Backend, TestApp};
+
+both_backends!(
+    console_input_env_and_result_behave_like_node,
+    each_failure_kind_ends_the_run_and_the_server_carries_on,
+);
+
+async fn isolated(app: &TestApp, script: &str, extra: Value) -> (Value, String) {
+    let mut body = json!({
+        "name": format!("iso {}", uuid::Uuid::now_v7().simple()),
+        "codeIdentifier": format!("iso-{}", uuid::Uuid::now_v7().simple()),
+        "type": "node", "runner": "vm2", "script": script, "concurrency": "parallel",
+    });
+    crate::helpers::merge(&mut body, extra);
+    let created = app.create_script(body).await;
+    assert_eq!(created["runner"], "isolated");
+    let id = created["id"].as_str().unwrap();
+    let resp = app
+        .start_run(id, Some(json!({"input": {"project": "p1", "n": 2}})))
+        .await;
+    assert_eq!(resp.status(), 202);
+    let run_id = resp.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = app.wait_run(&run_id).await;
+    let log = app.log(&run_id).await;
+    (run, log)
+}
+
+async fn console_input_env_and_result_behave_like_node(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (run, log) = isolated(
+        &app,
+        r#"
+console.log("text", 42, true, null, undefined);
+console.log({ a: 1, b: "x", nested: { deep: { deeper: { deepest: 1 } } }, list: [1, "two"] });
+console.info(new Map([["k", 1]]), new Set([1]));
+console.warn("careful");
+console.error(new Error("shown with its stack"));
+console.log(typeof require, typeof process, typeof fetch, typeof WebAssembly, typeof setTimeout);
+console.log("input", input.project, input.n * 21);
+console.log("env", env.GREETING, Object.isFrozen(env));
+const answer = await new Promise((resolve) => resolve(input.n * 21));
+({ answer, project: input.project })
+"#,
+        json!({"env": [{"key": "GREETING", "value": "hello", "secret": false}]}),
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+    assert_eq!(run["exitCode"], 0);
+    assert_eq!(run["result"], json!({"answer": 42, "project": "p1"}));
+    let expected_stdout = [
+        "text 42 true null undefined",
+        "{ a: 1, b: 'x', nested: { deep: { deeper: [Object] } }, list: [ 1, 'two' ] }",
+        "Map(1) { 'k' => 1 } Set(1) { 1 }",
+        "undefined undefined undefined undefined undefined",
+        "input p1 42",
+        "env hello true",
+    ];
+    for line in expected_stdout {
+        assert!(
+            log.lines().any(|l| l == line),
+            "missing {line:?} in:\n{log}"
+        );
+    }
+    assert!(log.contains("careful"));
+    assert!(
+        log.contains("Error: shown with its stack") && log.contains("    at "),
+        "{log}"
+    );
+    let stream = app
+        .admin(
+            Method::GET,
+            &format!(
+                "/api/admin/scripts/runs/{}/stream",
+                run["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines = crate::helpers::log_lines(&crate::helpers::parse_sse(&stream));
+    let stream_of = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.2.contains(needle))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(stream_of("careful"), "stderr");
+    assert_eq!(stream_of("input p1"), "stdout");
+
+    let (run, _) = isolated(
+        &app,
+        "async function main() { return [1, 2, 3].map((x) => x * 2); }\nmain()",
+        json!({}),
+    )
+    .await;
+    assert_eq!(run["result"], json!([2, 4, 6]));
+    let (run, _) = isolated(&app, "console.log('no value')", json!({})).await;
+    assert_eq!(run["status"], "succeeded");
+    assert!(run["result"].is_null());
+}
+
+async fn each_failure_kind_ends_the_run_and_the_server_carries_on(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let side = app
+        .bash(
+            "sleep 1; echo side-run-fine",
+            json!({"concurrency": "parallel"}),
+        )
+        .await;
+    let side_run = app.run(&side).await;
+
+    let (run, _) = isolated(&app, "while (true) {}", json!({"timeoutMs": 1000})).await;
+    assert_eq!(run["status"], "timed_out", "{run}");
+
+    let (run, _) = isolated(
+        &app,
+        "const keep = []; while (true) keep.push(new Array(1e6).fill(7));",
+        json!({"memoryLimitMb": 16}),
+    )
+    .await;
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 16 MiB"),
+        "{run}"
+    );
+
+    let (run, _) = isolated(
+        &app,
+        "function down(n) { return down(n + 1) + 1 } down(0)",
+        json!({}),
+    )
+    .await;
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"].as_str().unwrap().contains("stack overflow"),
+        "{run}"
+    );
+
+    let (run, log) = isolated(
+        &app,
+        "function inner() { throw new TypeError('bad input') }\ninner()",
+        json!({}),
+    )
+    .await;
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"], "TypeError: bad input");
+    assert!(
+        log.contains("Uncaught TypeError: bad input") && log.contains("at inner"),
+        "{log}"
+    );
+
+    let (run, log) = isolated(&app, "throw { code: 7 }", json!({})).await;
+    assert_eq!(run["status"], "failed");
+    assert!(log.contains("Uncaught"), "{log}");
+    let (run, _) = isolated(
+        &app,
+        "await Promise.reject(new Error('async failure'))",
+        json!({}),
+    )
+    .await;
+    assert_eq!(run["error"], "Error: async failure");
+
+    let side = app.wait_run(&side_run).await;
+    assert_eq!(side["status"], "succeeded", "other runs carry on");
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// Each attempt prints ESCAPED if it reaches anything outside the engine.
+const ESCAPES: &[(&str, &str)] = &[
+    (
+        "constructor.constructor('return this')",
+        r#"
+const g = ({}).constructor.constructor("return this")();
+if (g && (g.process || g.require || g.std || g.os)) console.log("ESCAPED", Object.keys(g));
+"#,
+    ),
+    (
+        "Function('return process') from a bound function",
+        r#"
+const f = Function.prototype.bind.call(Function, null, "return typeof process !== 'undefined' ? process : null");
+if (f()()) console.log("ESCAPED");
+"#,
+    ),
+    (
+        "prepareStackTrace / CallSite getThis and getFunction",
+        r#"
+Error.prepareStackTrace = (e, sites) => sites.map((s) => [s.getThis && s.getThis(), s.getFunction && s.getFunction()]);
+try { console.log({ get x() { throw new Error("x") } }); } catch (e) {
+  const leaked = [].concat(...(Array.isArray(e.stack) ? e.stack : [])).filter(Boolean);
+  for (const v of leaked) { if (v && (v.process || v.require)) console.log("ESCAPED"); }
+}
+"#,
+    ),
+    (
+        "Promise species",
+        r#"
+class Evil extends Promise { static get [Symbol.species]() { return function (exec) { exec(() => {}, (e) => { if (e && e.constructor && e.constructor.constructor("return typeof process")() !== "undefined") console.log("ESCAPED"); }); }; } }
+await Evil.resolve(1).then(() => { throw new Error("x") }).catch(() => {});
+"#,
+    ),
+    (
+        "nodejs.util.inspect.custom",
+        r#"
+const o = { [Symbol.for("nodejs.util.inspect.custom")]: (d, opts, inspect) => { if (typeof inspect === "function" || (opts && opts.stylize)) console.log("ESCAPED"); return "x"; } };
+console.log(o);
+"#,
+    ),
+    (
+        "Proxy traps on console arguments",
+        r#"
+const p = new Proxy({}, { getPrototypeOf(t) { const c = (new Error()).constructor.constructor; if (c("return typeof require")() !== "undefined") console.log("ESCAPED"); return Object.prototype; } });
+console.log(p);
+"#,
+    ),
+    (
+        "dynamic import",
+        r#"
+for (const m of ["fs", "child_process", "os", "std", "/etc/passwd", "node:fs"]) {
+  try { await import(m); console.log("ESCAPED", m); } catch (e) {}
+}
+"#,
+    ),
+    (
+        "eval and globalThis",
+        r#"
+const g = (0, eval)("globalThis");
+for (const k of ["process", "require", "fetch", "XMLHttpRequest", "WebAssembly", "Deno", "Bun", "std", "os", "__scriptd_emit"]) if (g[k] !== undefined) console.log("ESCAPED", k);
+"#,
+    ),
+];
+
+#[tokio::test]
+async fn sandbox_escape_attempts_reach_nothing_and_crash_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (name, script) in ESCAPES {
+        let (run, log) = isolated(&app, script, json!({"timeoutMs": 5000})).await;
+        assert!(!log.contains("ESCAPED"), "{name}: {log}");
+        assert!(
+            matches!(run["status"].as_str(), Some("succeeded" | "failed")),
+            "{name} ended as {run}"
+        );
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_worker_sandbox_denies_files_and_sockets() {
+    // Debug builds honour a probe that tries a file open and a socket from inside the worker,
+    // after the sandbox is on.
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (run, log) = isolated(
+        &app,
+        "1",
+        json!({"env": [{"key": "__SCRIPTD_PROBE", "value": "1", "secret": false}]}),
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded");
+    assert!(log.contains("probe: open file: denied"), "{log}");
+    assert!(log.contains("probe: socket: denied"), "{log}");
+}
