@@ -19,7 +19,7 @@ export class OutputView {
     this.finalDuration = null;
     this.ticker = 0;
 
-    this.badge = h("span.badge.badge-idle", "Idle");
+    this.badge = h("span.badge.badge-idle", { "data-testid": "run-status" }, "Idle");
     this.meta = h("span.out-meta");
     this.conn = h("span.out-conn", { hidden: true });
     this.download = h("a.btn.btn-ghost.btn-xs", { hidden: true, download: "", title: "Download the full log" }, icon("download"), "Log");

@@ -1,0 +1,387 @@
+// The Scripts page end to end in a real Chromium against a real `scriptd serve`.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  Browser, api, createScript, until, waitForRunEnd, scratchDir, shot, startProxy, setCode, outputLines, problems,
+} from "./harness.mjs";
+
+const browser = new Browser();
+const scratch = scratchDir();
+before(() => browser.start());
+after(() => browser.stop());
+
+// Names unique to this run, so the suite can run again against the same server.
+const tag = Date.now().toString(36).slice(-5);
+const status = (page) => page.getByTestId("run-status");
+const noProblems = async (page) => assert.deepEqual(await problems(page), [], "no page errors, CSP violations or stray dialogs");
+
+test("a bash script is created through the form, streams its output live, and shows up in history", async () => {
+  const marker = join(scratch, "go-stream");
+  const page = await browser.page("/scripts");
+  await page.getByRole("link", { name: "New script" }).click();
+  await page.getByLabel("Name", { exact: true }).fill(`Stream demo ${tag}!`);
+  assert.equal(await page.getByLabel("Code identifier").inputValue(), `stream-demo-${tag}`, "the identifier follows the name");
+  await setCode(page, [
+    'echo "first line"',
+    "printf '\\033[31mred alert\\033[0m plain\\n'",
+    'echo "to stderr" >&2',
+    'for i in $(seq 1 60); do echo "filler $i"; done',
+    'for i in $(seq 1 1200); do [ -f "$MARKER" ] && break; sleep 0.05; done',
+    'for i in $(seq 1 30); do echo "after gate $i"; done',
+    'echo "last line"',
+  ].join("\n"));
+  await page.getByRole("button", { name: "Add variable" }).click();
+  await page.getByLabel("Variable name").fill("MARKER");
+  await page.getByLabel("Variable value").fill(marker);
+  await page.keyboard.press("Control+s");
+  await page.waitForURL(/#s\/[^/]+$/);
+  const id = decodeURIComponent(page.url().split("#s/")[1]);
+  const saved = await api("GET", `/${id}`);
+  assert.equal(saved.name, `Stream demo ${tag}!`);
+  assert.equal(saved.codeIdentifier, `stream-demo-${tag}`);
+  assert.deepEqual(saved.env, [{ key: "MARKER", value: marker, secret: false }]);
+  assert.match(saved.script, /after gate/);
+  await shot(page, "01-editor-saved");
+
+  await page.keyboard.press("Control+Enter");
+  await page.locator(".ln", { hasText: "filler 60" }).waitFor();
+  // Streamed while the run is still going: the script is blocked on the marker file.
+  await assert.doesNotReject(status(page).filter({ hasText: "Running" }).waitFor());
+  assert.equal(await page.locator(".ln", { hasText: "last line" }).count(), 0);
+  const runId = decodeURIComponent(page.url().split("/runs/")[1]);
+  assert.equal((await api("GET", `/runs/${runId}`)).status, "running");
+
+  const stderr = page.locator(".ln-stderr", { hasText: "to stderr" });
+  await stderr.waitFor();
+  const color = (loc) => loc.evaluate((el) => getComputedStyle(el).color);
+  const stdoutLine = page.locator(".ln-stdout", { hasText: "first line" });
+  assert.notEqual(await color(stderr), await color(stdoutLine), "stderr is styled apart from stdout");
+  const red = page.locator(".ln-stdout span.fg-ansi-red", { hasText: "red alert" });
+  assert.equal(await red.count(), 1, "ANSI red becomes a coloured span");
+  assert.notEqual(await color(red), await color(stdoutLine));
+  assert.equal(await page.locator(".ln", { hasText: "plain" }).evaluate((el) => el.textContent), "red alert plain", "escape codes are not shown");
+  const atBottom = () => page.locator(".out-scroll").evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 6);
+  assert.ok(await atBottom(), "output follows the end while the user has not scrolled");
+  await shot(page, "02-run-streaming");
+
+  // Scrolling up pauses auto-scroll; new output then shows a "new lines" button instead.
+  await page.locator(".out-scroll").evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event("scroll")); });
+  writeFileSync(marker, "go");
+  await page.locator(".ln", { hasText: "last line" }).waitFor();
+  await status(page).filter({ hasText: "Succeeded" }).waitFor();
+  assert.equal(await page.locator(".out-scroll").evaluate((el) => el.scrollTop), 0, "auto-scroll paused");
+  const jump = page.locator(".out-jump");
+  await jump.waitFor();
+  await jump.click();
+  await until(atBottom, { what: "scroll to resume at the bottom" });
+  await page.getByTestId("exit-code").filter({ hasText: "exit 0" }).waitFor();
+
+  const row = page.locator(`.run-row[data-run-id="${runId}"]`);
+  await row.locator(".badge-succeeded").waitFor();
+  assert.match(await row.getAttribute("class"), /selected/);
+  assert.ok(await row.locator('a[href$="/log"]').count(), "history links the full log");
+  await shot(page, "03-run-succeeded");
+  await noProblems(page);
+  await page.close();
+});
+
+test("a past run opens from the history and replays its stored output", async () => {
+  const s = await createScript({ name: "Replay me", script: 'echo "only once"\necho "err line" >&2\nexit 3' });
+  const { runId: first } = await api("POST", `/${s.id}/run`, {});
+  await waitForRunEnd(first);
+  const { runId: second } = await api("POST", `/${s.id}/run`, { input: { n: 2 } });
+  await waitForRunEnd(second);
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const rows = page.locator(".run-row");
+  await until(async () => (await rows.count()) === 2, { what: "two runs in history" });
+  assert.equal(await rows.first().getAttribute("data-run-id"), second, "newest first");
+  await rows.first().locator(".badge-failed").waitFor();
+  await rows.nth(1).locator(".run-open").click();
+  await page.waitForURL(new RegExp(`/runs/${first}$`));
+  await status(page).filter({ hasText: "Failed" }).waitFor();
+  await page.getByTestId("exit-code").filter({ hasText: "exit 3" }).waitFor();
+  // stdout and stderr are separate pipes, so their relative order is not fixed.
+  assert.deepEqual((await outputLines(page)).sort(), ["err line", "only once"]);
+  const href = await page.locator(".out-head a[download]").getAttribute("href");
+  assert.equal(href, `/api/admin/scripts/runs/${first}/log`);
+  const log = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+  assert.equal(log, "only once\nerr line\n");
+  await noProblems(page);
+  await page.close();
+});
+
+test("cancel stops a running script and history records it as canceled", async () => {
+  const s = await createScript({ name: "Sleeper", script: 'echo "started"\nsleep 60\necho "never"' });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  await page.getByTestId("run").click();
+  await page.locator(".ln", { hasText: "started" }).waitFor();
+  await page.getByTestId("cancel").click();
+  await status(page).filter({ hasText: "Canceled" }).waitFor();
+  await page.locator(".run-row").first().locator(".badge-canceled").waitFor();
+  assert.equal(await page.getByTestId("cancel").isHidden(), true);
+  assert.equal(await page.locator(".ln", { hasText: "never" }).count(), 0);
+  await shot(page, "04-run-canceled");
+  await noProblems(page);
+  await page.close();
+});
+
+test("a dropped connection resumes through EventSource's Last-Event-ID without duplicate or lost lines", async () => {
+  const marker = join(scratch, "go-reconnect");
+  const s = await createScript({
+    name: "Reconnect",
+    script: [
+      'for i in $(seq 1 5); do echo "tick $i"; done',
+      'for i in $(seq 1 1200); do [ -f "$MARKER" ] && break; sleep 0.05; done',
+      'for i in $(seq 6 10); do echo "tick $i"; done',
+    ].join("\n"),
+    env: [{ key: "MARKER", value: marker, secret: false }],
+  });
+  const proxy = await startProxy();
+  const streams = [];
+  const page = await browser.page(`/scripts#s/${s.id}`, { base: proxy.base });
+  page.on("request", (r) => {
+    if (r.url().includes("/stream")) streams.push(r.allHeaders().then((h) => ({ url: r.url(), lastEventId: h["last-event-id"] })));
+  });
+  await page.getByTestId("run").click();
+  await page.locator(".ln", { hasText: "tick 5" }).waitFor();
+  const runId = decodeURIComponent(page.url().split("/runs/")[1]);
+
+  proxy.cut();
+  await page.locator(".out-conn", { hasText: "Reconnecting" }).waitFor();
+  await shot(page, "05-reconnecting");
+  writeFileSync(marker, "go");
+  await waitForRunEnd(runId); // every line is produced while the page is cut off
+  proxy.resume();
+
+  await status(page).filter({ hasText: "Succeeded" }).waitFor({ timeout: 30000 });
+  const expected = Array.from({ length: 10 }, (_, i) => `tick ${i + 1}`);
+  await until(async () => (await outputLines(page)).length >= 10, { what: "all ten lines" });
+  assert.deepEqual(await outputLines(page), expected, "each line exactly once, in order");
+  const requests = await Promise.all(streams);
+  const resumed = requests.slice(1).find((r) => r.lastEventId !== undefined);
+  assert.ok(resumed, `the browser reconnected with Last-Event-ID (requests: ${JSON.stringify(requests)})`);
+  assert.ok(Number(resumed.lastEventId) >= 5, "it resumed after the lines it had");
+  assert.ok(await page.locator(".out-conn").isHidden(), "the reconnecting note is gone");
+  await noProblems(page);
+  await page.close();
+  await proxy.close();
+});
+
+test("a browser script runs in a sandboxed iframe that can reach neither the page nor the API", async () => {
+  const page = await browser.page("/scripts#new");
+  await page.getByLabel("Name", { exact: true }).fill(`In the browser ${tag}`);
+  await page.locator('.seg[data-type="browser"]').click();
+  await setCode(page, [
+    'console.log("hello from the sandbox", input.who);',
+    'try { console.log("parent title: " + parent.document.title); } catch (e) { console.log("parent-read blocked: " + e.name); }',
+    'try { const r = await fetch("/api/admin/scripts"); console.log("fetch status " + r.status); } catch (e) { console.warn("fetch blocked: " + e.name); }',
+    'try { console.log("cookie: [" + document.cookie + "]"); } catch (e) { console.log("cookie blocked: " + e.name); }',
+    'console.error("an error line");',
+    "return 42;",
+  ].join("\n"));
+  await page.locator(".run-input summary").click();
+  await page.locator("#run-input").fill('{"who": "tester"}');
+  await page.keyboard.press("Control+s");
+  await page.waitForURL(/#s\/[^/]+$/);
+  const id = decodeURIComponent(page.url().split("#s/")[1]);
+
+  const frames = [];
+  await page.exposeFunction("__recordFrame", (f) => frames.push(f));
+  await page.evaluate(() => new MutationObserver((ms) => {
+    for (const m of ms) for (const n of m.addedNodes) {
+      if (n.tagName === "IFRAME") window.__recordFrame({ sandbox: n.getAttribute("sandbox"), src: n.getAttribute("src") });
+    }
+  }).observe(document.body, { childList: true, subtree: true }));
+  await page.getByTestId("run").click();
+  await status(page).filter({ hasText: "Succeeded" }).waitFor();
+  const lines = await outputLines(page);
+  assert.ok(lines.includes("hello from the sandbox tester"), lines.join("\n"));
+  assert.ok(lines.includes("parent-read blocked: SecurityError"), "parent.document is out of reach");
+  assert.ok(lines.some((l) => /^fetch blocked: TypeError/.test(l)), "the admin API is out of reach");
+  assert.ok(!lines.some((l) => l.startsWith("fetch status")), "no response came back");
+  assert.equal(await page.locator(".ln-stderr", { hasText: "an error line" }).count(), 1, "console.error goes to stderr");
+  assert.ok(lines.some((l) => l.includes("returned 42")));
+  assert.deepEqual(frames, [{ sandbox: "allow-scripts", src: "/assets/sandbox/runner.html" }]);
+  assert.equal(await page.locator("iframe").count(), 0, "the iframe is removed when the script ends");
+  assert.equal((await api("GET", `/runs?scriptId=${id}`)).runs.length, 0, "not recorded as a server run");
+  await shot(page, "06-browser-script");
+
+  // Stop ends a script that never finishes by itself, and removes its iframe.
+  await setCode(page, 'console.log("waiting forever");\nawait new Promise(() => {});');
+  await page.getByTestId("run").click();
+  await page.locator(".ln", { hasText: "waiting forever" }).waitFor();
+  assert.equal(await page.locator("iframe.sandbox-frame").count(), 1);
+  await page.getByTestId("cancel").click();
+  await status(page).filter({ hasText: "Canceled" }).waitFor();
+  assert.equal(await page.locator("iframe").count(), 0);
+
+  // So does the script's timeout.
+  await page.getByLabel("Timeout (seconds)").fill("1");
+  await page.getByTestId("run").click();
+  await status(page).filter({ hasText: "Timed out" }).waitFor();
+  assert.equal(await page.locator("iframe").count(), 0);
+  await noProblems(page);
+  page.expectDialog = true; // leaving with the unsaved timeout change asks first
+  await page.close();
+});
+
+test("a script name with HTML in it is shown as text everywhere", async () => {
+  const name = '<img src=x onerror="window.__xss=1">';
+  const s = await createScript({ name, description: "<b>bold?</b>", script: "echo '<script>alert(1)</script>'" });
+  const { runId } = await api("POST", `/${s.id}/run`, {});
+  await waitForRunEnd(runId);
+  const page = await browser.page("/scripts");
+  const row = page.locator(`tr[data-id="${s.id}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator(".name").textContent(), name);
+  assert.equal(await row.locator(".desc").textContent(), "<b>bold?</b>");
+  assert.equal(await page.locator(".content img, .content b").count(), 0, "no element was created from the text");
+  await row.locator("a.row-link").click();
+  await page.locator("h1.title", { hasText: name }).waitFor();
+  // The latest run opens by itself.
+  await page.locator(".ln", { hasText: "<script>alert(1)</script>" }).waitFor();
+  assert.equal(await page.locator(".out-lines script").count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  await shot(page, "07-xss-name-as-text");
+  await noProblems(page);
+  await page.close();
+});
+
+test("the schedule preview lists the next five times for a valid cron and an error for an invalid one", async () => {
+  const page = await browser.page("/scripts#new");
+  await page.getByLabel("Name", { exact: true }).fill("Nightly");
+  await page.getByLabel("Cron expression").fill("30 2 * * *");
+  await page.getByLabel("Timezone").fill("Europe/Berlin");
+  const preview = page.getByTestId("schedule-preview");
+  await preview.locator("ol li").nth(4).waitFor();
+  assert.equal(await preview.locator("ol li").count(), 5);
+  await preview.getByText("Europe/Berlin").waitFor();
+  assert.equal(await preview.getAttribute("data-state"), "ok");
+  await shot(page, "08-schedule-preview");
+
+  await page.getByLabel("Cron expression").fill("every tuesday");
+  await preview.locator(".preview-error").waitFor();
+  assert.equal(await preview.locator("ol li").count(), 0);
+  assert.match(await preview.textContent(), /cron|pattern|field/i);
+
+  // Saving with the schedule on puts the server's message next to the cron field.
+  await page.locator("label.switch-row", { hasText: "Run on a schedule" }).click();
+  await page.keyboard.press("Control+s");
+  await page.locator('[data-field="cron"] .field-error').waitFor();
+  await shot(page, "09-schedule-error");
+  await noProblems(page);
+  page.expectDialog = true;
+  await page.close();
+});
+
+test("validation errors appear next to their fields and unsaved changes are not lost silently", async () => {
+  const page = await browser.page("/scripts#new");
+  await page.keyboard.press("Control+s");
+  await page.locator('[data-field="name"] .field-error').waitFor();
+  await page.getByLabel("Name", { exact: true }).fill("Env check");
+  await page.getByRole("button", { name: "Add variable" }).click();
+  await page.getByLabel("Variable name").fill("9LIVES");
+  await page.getByLabel("Variable value").fill("x");
+  await page.keyboard.press("Control+s");
+  const envError = page.locator('[data-field="env[0].key"] .field-error');
+  await envError.waitFor();
+  assert.match(await envError.textContent(), /9LIVES/);
+  await shot(page, "10-validation-error");
+
+  // Leaving with unsaved edits asks first; dismissing keeps the form as it was.
+  page.expectDialog = true;
+  const dialogs = [];
+  page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+  await page.locator("a.crumb").click();
+  await until(() => dialogs.length === 1, { what: "the leave confirmation" });
+  assert.match(dialogs[0], /unsaved/i);
+  assert.equal(await page.getByLabel("Name", { exact: true }).inputValue(), "Env check");
+  assert.match(page.url(), /#new$/);
+  await page.close();
+});
+
+test("secrets stay hidden, and an API token is shown once with a working curl line", async () => {
+  const s = await createScript({
+    name: "Triggered", script: 'echo "token is $TOKEN"',
+    env: [{ key: "TOKEN", value: "hunter2-secret", secret: true }],
+  });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const value = page.getByLabel("Variable value");
+  assert.equal(await value.inputValue(), "", "the stored secret is not sent to the page");
+  assert.match(await value.getAttribute("placeholder"), /set/);
+  await page.locator("label.switch-row", { hasText: "Allow runs from an HTTP request" }).click();
+  await page.keyboard.press("Control+s");
+  await page.getByText("Saved").first().waitFor();
+  assert.equal((await api("GET", `/${s.id}`)).apiTrigger.enabled, true);
+  await page.getByRole("button", { name: "Generate token" }).click();
+  const token = (await page.getByTestId("api-token").textContent()).trim();
+  assert.ok(token.length >= 32);
+  const curl = await page.locator("code.curl").textContent();
+  assert.ok(curl.includes(token) && curl.includes(`/api/scripts/${s.codeIdentifier}/run`));
+  await shot(page, "11-api-token");
+
+  const url = curl.match(/(http:\/\/\S+)/)[1];
+  const resp = await fetch(url, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: "{}" });
+  assert.equal(resp.status, 202);
+  const { runId } = await resp.json();
+  await waitForRunEnd(runId);
+  await page.getByRole("button", { name: "Refresh run history" }).click();
+  await page.locator(`.run-row[data-run-id="${runId}"] .run-open`).click();
+  await page.locator(".ln", { hasText: "token is ***" }).waitFor();
+  assert.equal(await page.getByText("hunter2-secret").count(), 0, "the secret is masked in output");
+  await noProblems(page);
+  await page.close();
+});
+
+test("100 000 lines of output stay responsive: the panel keeps the last lines and links the full log", async () => {
+  const s = await createScript({ name: "Chatty", script: 'seq 1 100000 | sed "s/^/row /"' });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const started = Date.now();
+  await page.getByTestId("run").click();
+  await status(page).filter({ hasText: "Succeeded" }).waitFor({ timeout: 60000 });
+  await page.locator(".ln", { hasText: /^row 100000$/ }).waitFor({ timeout: 30000 });
+  const shown = await page.locator(".out-lines .ln").count();
+  assert.ok(shown <= 5000, `${shown} lines in the DOM`);
+  const note = page.locator(".out-cap");
+  await note.getByText("100,000").waitFor();
+  assert.ok(await note.locator('a[href$="/log"]').count());
+  // The page still answers quickly.
+  const t0 = Date.now();
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+  assert.ok(Date.now() - t0 < 1000, "a frame renders within a second");
+  await shot(page, "12-large-output");
+  console.log(`# 100 000 lines streamed and rendered in ${Date.now() - started} ms`);
+  await noProblems(page);
+  await page.close();
+});
+
+test("the list shows schedule, next run and last run, searches, and opens with the keyboard", async () => {
+  const s = await createScript({
+    name: `Listed nightly ${tag}`, description: "Cleans up", script: "exit 0",
+    schedule: { enabled: true, cron: "0 4 * * *", timezone: "UTC" },
+  });
+  const { runId } = await api("POST", `/${s.id}/run`, {});
+  await waitForRunEnd(runId);
+  const page = await browser.page("/scripts");
+  const row = page.locator(`tr[data-id="${s.id}"]`);
+  await row.waitFor();
+  assert.match(await row.textContent(), /0 4 \* \* \*/);
+  assert.match(await row.textContent(), /next/);
+  await row.locator(".badge-succeeded").waitFor();
+  assert.match(await row.textContent(), /Bash/);
+  assert.match(await row.textContent(), /Enabled/);
+  await shot(page, "00-script-list");
+  assert.equal(await page.locator("nav .nav-item.active").textContent().then((t) => t.trim()), "Scripts");
+
+  await page.keyboard.press("/");
+  await page.keyboard.type(`listed nightly ${tag}`);
+  await until(async () => (await page.locator("tbody tr").count()) === 1, { what: "search to narrow the list" });
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(new RegExp(`#s/${s.id}`));
+  await page.locator("h1.title", { hasText: `Listed nightly ${tag}` }).waitFor();
+  await noProblems(page);
+  await page.close();
+});
