@@ -27,7 +27,7 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_scriptd"))
+    let server = Command::new(env!("CARGO_BIN_EXE_scriptd"))
         .args([
             "serve",
             "--listen",
@@ -42,6 +42,7 @@ async fn main() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let _server = KillOnDrop(server);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -53,10 +54,7 @@ async fn main() {
         let mut node = Vec::new();
         for i in 0..REPS {
             let t = Instant::now();
-            let out = Command::new("node")
-                .args(["-e", &format!("console.log({code})")])
-                .output()
-                .unwrap();
+            let out = Command::new("node").args(["-p", code]).output().unwrap();
             assert!(out.status.success());
             node.push(t.elapsed().as_secs_f64() * 1000.0);
 
@@ -108,6 +106,14 @@ async fn main() {
             o / n
         );
     }
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+/// Stops the server even when the benchmark panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -2,10 +2,8 @@
 //! port with their own shutdown future.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -139,17 +137,8 @@ pub async fn serve(
         }
     });
     let scheduler = tokio::spawn(app.scheduler.run(closing.clone()));
-    let service = app
-        .router
-        .into_make_service_with_connect_info::<SocketAddr>();
-    // Live output is many small writes: without TCP_NODELAY, Nagle's algorithm holds them
-    // back for tens of milliseconds.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, service)
-        .with_graceful_shutdown(closing.cancelled_owned())
-        .await?;
+    let header_timeout = app.state.settings.header_read_timeout;
+    crate::http::server::serve(listener, app.router, header_timeout, closing).await;
     let _ = scheduler.await;
     app.state.engine.shutdown().await;
     tracing::info!("stopped");

@@ -115,6 +115,8 @@ pub struct Settings {
     pub isolate_memory_mb: u64,
     /// The window `auth_failure_limit` counts over.
     pub auth_failure_window: Duration,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout: Duration,
     /// The environment scripts inherit before scriptd removes its own settings from it;
     /// `None` means this process's. Embedding hosts and tests may set it; there is no flag.
     pub child_env: Option<Vec<(String, String)>>,
@@ -243,6 +245,7 @@ impl Settings {
                 .unwrap_or(20)
                 .max(1),
             auth_failure_window: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
             isolate_memory_mb: args
                 .isolate_memory_mb
                 .or(file.isolate_memory_mb)

@@ -107,8 +107,7 @@ impl LogSink {
     }
 
     fn push(&mut self, raw: RawLine) {
-        let text = self.masker.mask(&raw.text);
-        self.tail.push(&text);
+        let text = self.masker.mask(raw.text);
         self.batch_bytes += text.len();
         self.batch.push(LogLine {
             seq: self.next_seq,
@@ -126,6 +125,7 @@ impl LogSink {
         }
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
+        self.tail.extend(&batch);
         let mut keep = 0;
         let mut marker = None;
         if !self.truncated {
@@ -174,6 +174,21 @@ struct Tail {
 }
 
 impl Tail {
+    /// Adds the lines of a batch that can still be in the tail (the last 64 KiB of it).
+    fn extend(&mut self, batch: &[LogLine]) {
+        let mut size = 0;
+        let from = batch
+            .iter()
+            .rposition(|l| {
+                size += l.line.len() + 1;
+                size > TAIL_BYTES
+            })
+            .unwrap_or(0);
+        for line in &batch[from..] {
+            self.push(&line.line);
+        }
+    }
+
     fn push(&mut self, line: &str) {
         let mut line = line.to_string();
         if line.len() > TAIL_BYTES {

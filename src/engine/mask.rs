@@ -20,8 +20,8 @@ impl Masker {
         Self { secrets }
     }
 
-    pub fn mask(&self, line: &str) -> String {
-        let mut out = line.to_string();
+    pub fn mask(&self, line: String) -> String {
+        let mut out = line;
         for s in &self.secrets {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), "***");
@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn secrets_are_masked_and_short_ones_left() {
         let m = Masker::new(["s3cr3t-token".to_string(), "abc".to_string()]);
-        assert_eq!(m.mask("token=s3cr3t-token abc"), "token=*** abc");
+        assert_eq!(m.mask("token=s3cr3t-token abc".into()), "token=*** abc");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod extract;
 mod runs;
 mod schedule;
 mod scripts;
+pub mod server;
 pub mod state;
 mod stream;
 mod trigger;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/scripts/{code}/run", post(trigger::run))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
         .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -195,6 +197,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The API description, kept in step with the router by a test.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -1,14 +1,15 @@
 //! Live output over Server-Sent Events (SPEC §4). Replays from the store after `since` (or
 //! `Last-Event-ID`), then follows the hub; a subscriber that falls behind re-reads the store.
 //! Runs not live on this node (finished, or on another node) are followed by polling the
-//! store.
+//! store. Events are framed here rather than by axum's `Sse` so that a batch of lines goes
+//! out as one write instead of one per line.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
@@ -25,8 +26,11 @@ use crate::store::{DynStore, StoreError};
 
 const PAGE: i64 = 2000;
 const POLL_EVERY: Duration = Duration::from_millis(500);
-/// Events buffered per client; a slow client holds back only its own stream.
-const CLIENT_BUFFER: usize = 256;
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Chunks buffered per client; a slow client holds back only its own stream.
+const CLIENT_BUFFER: usize = 16;
+/// Events are gathered up to this size before a write.
+const CHUNK: usize = 32 * 1024;
 
 #[derive(Deserialize)]
 pub struct StreamQuery {
@@ -48,12 +52,13 @@ pub async fn stream(
     let live = state.engine.hub().subscribe(&run_id);
     state.store.get_run(&run_id).await?;
 
-    let (tx, rx) = mpsc::channel::<Event>(CLIENT_BUFFER);
+    let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
     let follower = Follower {
         store: state.store.clone(),
         run_id,
         last: since,
         tx,
+        buf: String::new(),
     };
     let closing = state.closing.clone();
     tokio::spawn(async move {
@@ -62,25 +67,25 @@ pub async fn stream(
             _ = closing.cancelled() => {}
         }
     });
-    let events = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
-    let mut resp = Sse::new(events)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(Duration::from_secs(15))
-                .text("ping"),
-        )
-        .into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(resp)
+    let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 struct Follower {
     store: DynStore,
     run_id: String,
     last: i64,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Bytes>,
+    /// Events framed but not yet written.
+    buf: String,
 }
 
 /// The client went away; stop working for it.
@@ -93,11 +98,8 @@ impl Follower {
         if run.status.is_terminal() {
             return self.finish().await;
         }
-        self.send(status_event(
-            run.status,
-            run.started_at.unwrap_or(run.queued_at),
-        ))
-        .await?;
+        self.status(run.status, run.started_at.unwrap_or(run.queued_at));
+        self.flush().await?;
         match live {
             Some(rx) => self.follow(rx).await,
             None => self.poll().await,
@@ -106,20 +108,26 @@ impl Follower {
 
     async fn follow(&mut self, mut rx: broadcast::Receiver<HubEvent>) -> Result<(), Gone> {
         loop {
-            match rx.recv().await {
+            let Ok(event) = tokio::time::timeout(HEARTBEAT, rx.recv()).await else {
+                self.ping().await?;
+                continue;
+            };
+            match event {
                 Ok(HubEvent::Lines(batch)) => {
                     if batch.first().is_some_and(|l| l.seq > self.last + 1) {
                         self.catch_up().await?;
                     }
                     for line in batch.iter() {
                         if line.seq > self.last {
-                            self.send_line(line).await?;
+                            self.line(line).await?;
                         }
                     }
+                    self.flush().await?;
                 }
                 Ok(HubEvent::Status(status, ts)) => {
                     if !status.is_terminal() {
-                        self.send(status_event(status, ts)).await?;
+                        self.status(status, ts);
+                        self.flush().await?;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await?,
@@ -131,9 +139,20 @@ impl Follower {
     }
 
     async fn poll(&mut self) -> Result<(), Gone> {
+        let mut quiet = Duration::ZERO;
         loop {
             tokio::time::sleep(POLL_EVERY).await;
+            let before = self.last;
             self.catch_up().await?;
+            quiet = if self.last == before {
+                quiet + POLL_EVERY
+            } else {
+                Duration::ZERO
+            };
+            if quiet >= HEARTBEAT {
+                self.ping().await?;
+                quiet = Duration::ZERO;
+            }
             let run = self.load_run().await?;
             if run.status.is_terminal() {
                 return self.finish().await;
@@ -152,13 +171,9 @@ impl Follower {
             error: run.error.as_deref(),
             ts: run.finished_at.map(time),
         };
-        self.send(status_event(
-            run.status,
-            run.finished_at.unwrap_or(run.queued_at),
-        ))
-        .await?;
-        self.send(Event::default().event("done").data(to_json(&data)))
-            .await
+        self.status(run.status, run.finished_at.unwrap_or(run.queued_at));
+        self.event(None, "done", &to_json(&data));
+        self.flush().await
     }
 
     async fn catch_up(&mut self) -> Result<(), Gone> {
@@ -172,8 +187,9 @@ impl Follower {
             };
             let full = lines.len() as i64 == PAGE;
             for line in &lines {
-                self.send_line(line).await?;
+                self.line(line).await?;
             }
+            self.flush().await?;
             if !full {
                 return Ok(());
             }
@@ -191,26 +207,49 @@ impl Follower {
         }
     }
 
-    async fn send_line(&mut self, line: &LogLine) -> Result<(), Gone> {
+    async fn line(&mut self, line: &LogLine) -> Result<(), Gone> {
         let data = LogData {
             seq: line.seq,
             stream: line.stream.as_str(),
             line: &line.line,
             ts: time(line.ts),
         };
-        self.send(
-            Event::default()
-                .id(line.seq.to_string())
-                .event("log")
-                .data(to_json(&data)),
-        )
-        .await?;
+        self.event(Some(line.seq), "log", &to_json(&data));
         self.last = line.seq;
+        if self.buf.len() >= CHUNK {
+            self.flush().await?;
+        }
         Ok(())
     }
 
-    async fn send(&self, event: Event) -> Result<(), Gone> {
-        self.tx.send(event).await.map_err(|_| Gone)
+    fn status(&mut self, status: RunStatus, ts: chrono::DateTime<chrono::Utc>) {
+        let data = StatusData {
+            status: status.as_str(),
+            ts: time(ts),
+        };
+        self.event(None, "status", &to_json(&data));
+    }
+
+    /// Frames one event. The data is compact JSON, which never contains a newline.
+    fn event(&mut self, id: Option<i64>, name: &str, data: &str) {
+        use std::fmt::Write;
+        if let Some(id) = id {
+            let _ = writeln!(self.buf, "id: {id}");
+        }
+        let _ = write!(self.buf, "event: {name}\ndata: {data}\n\n");
+    }
+
+    async fn ping(&mut self) -> Result<(), Gone> {
+        self.buf.push_str(": ping\n\n");
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.send(chunk).await.map_err(|_| Gone)
     }
 }
 
@@ -240,12 +279,4 @@ struct DoneData<'a> {
 
 fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
-}
-
-fn status_event(status: RunStatus, ts: chrono::DateTime<chrono::Utc>) -> Event {
-    let data = StatusData {
-        status: status.as_str(),
-        ts: time(ts),
-    };
-    Event::default().event("status").data(to_json(&data))
 }

@@ -94,6 +94,7 @@ pub struct Options {
     pub kill_grace_ms: Option<u64>,
     pub auth_failure_limit: Option<u32>,
     pub auth_failure_window: Option<Duration>,
+    pub header_read_timeout: Option<Duration>,
 }
 
 /// The environment scripts inherit in tests: this process's, with an empty HOME so that
@@ -141,6 +142,9 @@ impl TestApp {
         }
         if let Some(n) = opts.auth_failure_limit {
             settings.auth_failure_limit = n;
+        }
+        if let Some(t) = opts.header_read_timeout {
+            settings.header_read_timeout = t;
         }
         if let Some(w) = opts.auth_failure_window {
             settings.auth_failure_window = w;

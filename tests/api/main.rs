@@ -10,6 +10,7 @@ mod runs;
 mod schedule;
 mod scripts;
 mod secrets;
+mod security;
 mod stream;
 mod supervision;
 mod trigger;

@@ -1,0 +1,228 @@
+//! The security pass over the whole API: the OpenAPI document matches the router, every
+//! admin operation in it refuses missing credentials, security headers everywhere, request
+//! limits and slow clients.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{Backend, Options, TestApp};
+
+/// Route paths as the router source declares them, with `{param}` names blanked.
+fn router_paths() -> Vec<String> {
+    let source = include_str!("../../src/http/mod.rs");
+    let mut paths = Vec::new();
+    let mut rest = source;
+    while let Some(i) = rest.find(".route(") {
+        rest = &rest[i + ".route(".len()..];
+        // Literal paths only: the dashboard pages are built from the configured admin path.
+        let trimmed = rest.trim_start();
+        if !trimmed.starts_with('"') {
+            continue;
+        }
+        let end = trimmed[1..].find('"').unwrap();
+        let path = &trimmed[1..1 + end];
+        let full = if path == "/" {
+            "/api/admin/scripts".to_string()
+        } else if path.starts_with("/api")
+            || path.starts_with("/healthz")
+            || path.starts_with("/metrics")
+            || path.starts_with("/assets")
+        {
+            path.to_string()
+        } else {
+            format!("/api/admin/scripts{path}")
+        };
+        paths.push(normalize(&full));
+    }
+    paths
+}
+
+fn normalize(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn document() -> Value {
+    serde_json::from_str(scriptd::http::OPENAPI).unwrap()
+}
+
+#[test]
+fn the_openapi_document_describes_every_route_and_nothing_else() {
+    let doc = document();
+    let documented: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| normalize(k))
+        .collect();
+    let routed: Vec<String> = router_paths()
+        .into_iter()
+        .filter(|p| !p.starts_with("/assets") && p.starts_with('/'))
+        .collect();
+    for path in &routed {
+        assert!(
+            documented.contains(path),
+            "{path} is routed but missing from openapi.json"
+        );
+    }
+    for path in &documented {
+        assert!(routed.contains(path), "{path} is documented but not routed");
+    }
+}
+
+#[tokio::test]
+async fn every_documented_admin_operation_refuses_missing_credentials() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            auth_failure_limit: Some(10_000),
+            ..Default::default()
+        },
+    )
+    .await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc,
+        document(),
+        "the served document is the one in the repository"
+    );
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("basicAuth").is_some()));
+            if !secured {
+                continue;
+            }
+            let concrete = path.replace("{id}", "x").replace("{runId}", "x");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = app
+                .client
+                .request(method.clone(), app.url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 401, "{method} {path}");
+            let wrong = app
+                .client
+                .request(method.clone(), app.url(&concrete))
+                .basic_auth("admin", Some("wrong"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(wrong.status(), 401, "{method} {path} with a wrong password");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 14, "only {checked} admin operations found");
+}
+
+#[tokio::test]
+async fn security_headers_are_on_html_json_errors_and_assets() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let responses = [
+        app.admin(Method::GET, "/admin/scripts")
+            .send()
+            .await
+            .unwrap(),
+        app.admin(Method::GET, "/api/admin/scripts")
+            .send()
+            .await
+            .unwrap(),
+        app.admin(Method::GET, "/api/admin/scripts/missing")
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/api/admin/scripts"))
+            .send()
+            .await
+            .unwrap(),
+        app.client.get(app.url("/healthz")).send().await.unwrap(),
+        app.client
+            .get(app.url("/assets/app.css"))
+            .send()
+            .await
+            .unwrap(),
+        app.client.get(app.url("/nowhere")).send().await.unwrap(),
+    ];
+    for resp in responses {
+        let h = resp.headers();
+        let what = format!("{} {}", resp.url(), resp.status());
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{what}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused_and_slow_clients_are_cut_off() {
+    let mut app_opts = Options::default();
+    app_opts.header_read_timeout = Some(Duration::from_millis(800));
+    let app = TestApp::spawn_with(Backend::Sqlite, app_opts).await;
+    let huge = "x".repeat(200 * 1024);
+    match app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-big", huge)
+        .send()
+        .await
+    {
+        Ok(resp) => assert_eq!(resp.status(), 431),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+    }
+
+    // A client that starts a request and never finishes its headers is disconnected.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(9), slow.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the slow client was not cut off");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "cut off before its time"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
