@@ -187,9 +187,11 @@ async fn security_headers_are_on_html_json_errors_and_assets() {
 
 #[tokio::test]
 async fn oversized_headers_are_refused_and_slow_clients_are_cut_off() {
-    let mut app_opts = Options::default();
-    app_opts.header_read_timeout = Some(Duration::from_millis(800));
-    let app = TestApp::spawn_with(Backend::Sqlite, app_opts).await;
+    let opts = Options {
+        header_read_timeout: Some(Duration::from_millis(800)),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
     let huge = "x".repeat(200 * 1024);
     match app
         .client
