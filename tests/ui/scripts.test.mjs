@@ -112,6 +112,27 @@ test("a past run opens from the history and replays its stored output", async ()
   await page.close();
 });
 
+test("run history is paginated, newest first, with older runs loaded on demand", async () => {
+  const s = await createScript({ name: "Many runs", script: "echo ok", concurrency: "parallel" });
+  const ids = [];
+  for (let i = 0; i < 23; i++) ids.push((await api("POST", `/${s.id}/run`, {})).runId);
+  await Promise.all(ids.map(waitForRunEnd));
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const rows = page.locator(".run-row");
+  await until(async () => (await rows.count()) === 20, { what: "the first page of runs" });
+  const more = page.getByRole("button", { name: "Load older runs" });
+  await more.click();
+  await until(async () => (await rows.count()) === 23, { what: "the older runs" });
+  assert.ok(await more.isHidden(), "nothing more to load");
+  const shown = await rows.evaluateAll((els) => els.map((e) => e.dataset.runId));
+  assert.equal(new Set(shown).size, 23, "no run listed twice");
+  assert.deepEqual([...shown].sort(), [...ids].sort());
+  const starts = await api("GET", `/runs?scriptId=${s.id}&limit=23`);
+  assert.deepEqual(shown, starts.runs.map((r) => r.id), "same order as the API: newest first");
+  await noProblems(page);
+  await page.close();
+});
+
 test("cancel stops a running script and history records it as canceled", async () => {
   const s = await createScript({ name: "Sleeper", script: 'echo "started"\nsleep 60\necho "never"' });
   const page = await browser.page(`/scripts#s/${s.id}`);
@@ -259,6 +280,7 @@ test("the schedule preview lists the next five times for a valid cron and an err
   assert.equal(await preview.locator("ol li").count(), 5);
   await preview.getByText("Europe/Berlin").waitFor();
   assert.equal(await preview.getAttribute("data-state"), "ok");
+  await preview.scrollIntoViewIfNeeded();
   await shot(page, "08-schedule-preview");
 
   await page.getByLabel("Cron expression").fill("every tuesday");
@@ -269,7 +291,9 @@ test("the schedule preview lists the next five times for a valid cron and an err
   // Saving with the schedule on puts the server's message next to the cron field.
   await page.locator("label.switch-row", { hasText: "Run on a schedule" }).click();
   await page.keyboard.press("Control+s");
-  await page.locator('[data-field="cron"] .field-error').waitFor();
+  const cronError = page.locator('[data-field="cron"] .field-error');
+  await cronError.waitFor();
+  await cronError.scrollIntoViewIfNeeded();
   await shot(page, "09-schedule-error");
   await noProblems(page);
   page.expectDialog = true;
@@ -320,6 +344,7 @@ test("secrets stay hidden, and an API token is shown once with a working curl li
   assert.ok(token.length >= 32);
   const curl = await page.locator("code.curl").textContent();
   assert.ok(curl.includes(token) && curl.includes(`/api/scripts/${s.codeIdentifier}/run`));
+  await page.locator("code.curl").scrollIntoViewIfNeeded();
   await shot(page, "11-api-token");
 
   const url = curl.match(/(http:\/\/\S+)/)[1];

@@ -79,6 +79,8 @@ export class ScriptDetail {
 
   refreshHead() {
     const s = this.form.value();
+    // Browser scripts run only in this page and leave no server runs to list.
+    this.history.el.hidden = s.type === "browser" && !this.history.runs.length;
     mount(this.titleEl, s.name || (this.id ? "Untitled" : "New script"));
     document.title = `${s.name || "New script"} · Scripts · scriptd`;
     mount(this.badges,
@@ -207,7 +209,7 @@ export class ScriptDetail {
     out.begin({ title: `Run ${runId.slice(-8)}`, downloadUrl: logUrl(runId) });
     api.getRun(runId).then((r) => {
       if (this.activeRunId !== runId) return;
-      out.setStatus(out.status === "connecting" ? r.status : out.status, { startedAt: r.startedAt, trigger: r.trigger });
+      out.setStatus(out.status === "connecting" ? r.status : out.status, { startedAt: r.startedAt });
     }).catch(() => {});
     this.stream = new RunStream(runId, {
       onLine: (d) => out.push(d.stream, d.line),

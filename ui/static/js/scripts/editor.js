@@ -9,9 +9,21 @@ import { ScheduleEditor } from "./schedule.js";
 import { TriggerEditor } from "./trigger.js";
 
 export const RUNNERS = {
-  bash: [["host", "Host — bash -lc on the server"]],
-  node: [["host", "Host — node on the server"], ["isolated", "Isolated — embedded JS engine, no I/O"]],
-  browser: [["browser", "Browser — sandboxed frame in this page"]],
+  bash: [["host", "Host (bash -lc)"]],
+  node: [["host", "Host (node)"], ["isolated", "Isolated (embedded engine)"]],
+  browser: [["browser", "Browser (sandboxed frame)"]],
+};
+
+const RUNNER_HINT = {
+  host: "Runs as a process on the server.",
+  isolated: "No require, process, files, network or child processes; memory-limited.",
+  browser: "Runs in this page only.",
+};
+
+const CONCURRENCY_HINT = {
+  single: "A second run while one is active is refused (a scheduled tick is skipped).",
+  queue: "A second run waits until the previous one has finished.",
+  parallel: "Runs go side by side.",
 };
 
 export const STARTERS = {
@@ -65,10 +77,13 @@ export class ScriptForm {
     this.runner = h("select.input#f-runner");
     this.runner.addEventListener("change", () => this.runnerChanged());
     this.timeout = h("input.input", { type: "number", min: 1, max: 86400, step: 1 });
-    this.concurrency = h("select.input",
-      h("option", { value: "single" }, "Single — refuse a second run while one is active"),
-      h("option", { value: "queue" }, "Queue — wait for the previous run"),
-      h("option", { value: "parallel" }, "Parallel — run side by side"));
+    this.concurrency = h("select.input#f-concurrency",
+      h("option", { value: "single" }, "Single"),
+      h("option", { value: "queue" }, "Queue"),
+      h("option", { value: "parallel" }, "Parallel"));
+    this.concurrencyHint = h("div.hint");
+    this.runnerHint = h("div.hint");
+    this.concurrency.addEventListener("change", () => mount(this.concurrencyHint, CONCURRENCY_HINT[this.concurrency.value]));
     this.cwd = h("input.input.mono", { type: "text", placeholder: "server's working directory", spellcheck: "false", autocomplete: "off" });
     this.warning = h("div.callout.callout-danger", { role: "note", "data-testid": "host-warning" });
     this.browserNote = h("div.callout.callout-info", icon("info-circle"),
@@ -96,12 +111,12 @@ export class ScriptForm {
       section("runtime", "Runtime", "settings",
         h("div.field", { "data-field": "type" }, h("label", "Type"), typeSeg),
         h("div.grid-2",
-          field("Runner", this.runner, { name: "runner" }),
+          h("div.field", { "data-field": "runner" }, h("label", { for: "f-runner" }, "Runner"), this.runner, this.runnerHint),
           field("Timeout (seconds)", this.timeout, { name: "timeoutMs", hint: "1 s to 24 h. The run is stopped after it." })),
         this.warning,
         this.browserNote,
         h("div.grid-2.server-only",
-          field("Concurrency", this.concurrency, { name: "concurrency" }),
+          h("div.field", { "data-field": "concurrency" }, h("label", { for: "f-concurrency" }, "Concurrency"), this.concurrency, this.concurrencyHint),
           h("div.host-only", field("Working directory", this.cwd, { name: "defaultWorkingDirectory", hint: "Absolute path on the server." })))),
       section("code", "Code", "code",
         h("div.field.code-field", { "data-field": "script" },
@@ -133,6 +148,7 @@ export class ScriptForm {
     this.enabled.checked = s.enabled;
     this.timeout.value = Math.round((s.timeoutMs || 300000) / 1000);
     this.concurrency.value = s.concurrency || "single";
+    mount(this.concurrencyHint, CONCURRENCY_HINT[this.concurrency.value]);
     this.cwd.value = s.defaultWorkingDirectory || "";
     this.setType(s.type, false, s.runner);
     if (this.editor.getValue() !== s.script) this.editor.setValue(s.script);
@@ -172,6 +188,7 @@ export class ScriptForm {
     this.el.classList.toggle("is-browser", browser);
     for (const key of ["env", "schedule", "trigger"]) if (this.sections[key]) this.sections[key].hidden = browser;
     this.warning.hidden = !host;
+    mount(this.runnerHint, RUNNER_HINT[this.runner.value]);
     this.browserNote.hidden = !browser;
     if (host) {
       mount(this.warning, icon("alert-triangle"), h("div",

@@ -35,7 +35,9 @@ export class EnvGrid {
     const secret = h("input", { type: "checkbox", checked: !!v.secret, "aria-label": "Secret" });
     const setState = () => {
       value.type = secret.checked ? "password" : "text";
-      value.placeholder = row.stored && !value.value ? "•••••• set — type to replace" : secret.checked ? "secret value" : "value";
+      value.placeholder = row.stored && !value.value
+        ? (secret.checked ? "•••••• set — type to replace" : "type a value (the stored secret cannot be shown)")
+        : secret.checked ? "secret value" : "value";
       row.el.classList.toggle("is-secret", secret.checked);
     };
     key.addEventListener("input", () => {

@@ -75,6 +75,10 @@ export class ScriptList {
   }
 
   render(scripts, filtered) {
+    // Background refreshes redraw only when something changed (or relative times moved on).
+    const sig = JSON.stringify([scripts, filtered, Math.floor(Date.now() / 30000)]);
+    if (sig === this.sig) return;
+    this.sig = sig;
     mount(this.count, scripts.length ? `${scripts.length}` : "");
     if (!scripts.length) {
       mount(this.body, filtered

@@ -170,10 +170,14 @@ export class OutputView {
     this.system(`error: ${text}`);
   }
 
-  /** null (hidden), "live", "reconnecting". */
+  /** null (hidden), "live", "reconnecting", "lost". */
   setConnection(state) {
     this.conn.hidden = !state || state === "live";
     if (state === "reconnecting") mount(this.conn, icon("refresh", "spin"), "Reconnecting…");
+    if (state === "lost") {
+      mount(this.conn, icon("alert-triangle"), "Connection lost");
+      this.system("Lost the connection to this run's output. Open the run from the history to try again.");
+    }
   }
 
   /** Starts a fresh run display, forgetting the last run's timing. */

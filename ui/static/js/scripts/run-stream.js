@@ -42,7 +42,14 @@ export class RunStream {
       if (this.finished || this.es !== es) return;
       this.h.onConnection?.("reconnecting");
       if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error rather than a dropped connection): retry a few
+        // times with back-off, then say so and stop.
         clearTimeout(this.retryTimer);
+        if (this.retry >= 8) {
+          this.finished = true;
+          this.h.onConnection?.("lost");
+          return;
+        }
         const delay = Math.min(10000, 500 * 2 ** this.retry++);
         this.retryTimer = setTimeout(() => !this.finished && this.open(), delay);
       }
