@@ -128,6 +128,7 @@ fn mime_for(path: &str) -> &'static str {
         Some("png") => "image/png",
         Some("ico") => "image/x-icon",
         Some("json") => "application/json",
+        Some("txt") => "text/plain; charset=utf-8",
         Some("woff2") => "font/woff2",
         Some("woff") => "font/woff",
         Some("ttf") => "font/ttf",

@@ -1,7 +1,7 @@
 // Bundles the dashboard's npm libraries into ui/static/vendor/ (committed), and writes a
 // small Tabler icon stylesheet with only the icons the dashboard uses.
 import { build } from "esbuild";
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,4 +39,18 @@ for (const icon of icons) {
   css += `.ti-${icon}{--ti:url("data:image/svg+xml,${encodeURIComponent(svg)}")}\n`;
 }
 writeFileSync(join(out, "tabler-icons.css"), css);
+// Licences of everything bundled above, shipped next to the bundles.
+const bundled = ["@codemirror/autocomplete", "@codemirror/commands", "@codemirror/lang-javascript",
+  "@codemirror/language", "@codemirror/legacy-modes", "@codemirror/search", "@codemirror/state",
+  "@codemirror/view", "@lezer/common", "@lezer/highlight", "@lezer/javascript", "@lezer/lr",
+  "@marijn/find-cluster-break", "crelt", "style-mod", "w3c-keyname", "anser", "@tabler/icons"];
+let notices = "Third-party software bundled into ui/static/vendor/ by ui/vendor/build.mjs.\n";
+for (const name of bundled) {
+  const dir = join(here, "node_modules", ...name.split("/"));
+  const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  const file = ["LICENSE", "LICENSE.md", "LICENSE.txt", "license"].map((f) => join(dir, f)).find((f) => existsSync(f));
+  notices += `\n==== ${name} ${pkg.version} (${pkg.license}) ====\n${file ? readFileSync(file, "utf8").trim() : `License: ${pkg.license}`}\n`;
+}
+writeFileSync(join(out, "THIRD-PARTY-LICENSES.txt"), notices);
+
 console.log(`vendor: bundled codemirror, anser and ${icons.length} icons into ui/static/vendor/`);

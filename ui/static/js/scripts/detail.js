@@ -11,6 +11,8 @@ import { RunHistory } from "./history.js";
 
 const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
 const MOD = isMac ? "⌘" : "Ctrl";
+/** The latest run's output is shown on opening a script only up to this size. */
+const AUTO_REPLAY_BYTES = 1024 * 1024;
 
 export class ScriptDetail {
   /** opts: { id, runId, navigate(hash, {replace}) , onDirty(bool) } */
@@ -38,10 +40,11 @@ export class ScriptDetail {
     document.addEventListener("keydown", this.onKey, true);
     await this.history.load();
     if (this.destroyed) return;
-    // Show what matters first: the run asked for, else one still going, else the latest.
+    // Show what matters first: the run asked for, else one still going, else the latest
+    // (unless its log is big: replaying it should be a choice, not a page-load cost).
     const latest = this.history.activeRun() || this.history.runs[0];
     if (this.opts.runId) this.openRun(this.opts.runId);
-    else if (latest) this.openRun(latest.id);
+    else if (latest && (isActive(latest.status) || latest.logBytes <= AUTO_REPLAY_BYTES)) this.openRun(latest.id);
     this.poll = setInterval(() => { if (!document.hidden && !this.stream) this.history.load(); }, 10000);
     if (!this.id) this.form.focusFirst();
   }
