@@ -260,7 +260,9 @@ export class ScriptForm {
       return false;
     }
     target.classList.add("has-error");
-    target.append(h("div.field-error", { role: "alert" }, icon("alert-triangle"), fieldMessage(err)));
+    // The form asks for seconds; the API speaks milliseconds.
+    const text = err.field === "timeoutMs" ? "Must be between 1 second and 24 hours (86 400 s)." : fieldMessage(err);
+    target.append(h("div.field-error", { role: "alert" }, icon("alert-triangle"), text));
     const section = target.closest(".form-section");
     if (section) section.hidden = false;
     target.scrollIntoView({ block: "center", behavior: "smooth" });
