@@ -43,9 +43,16 @@ export class ScriptDetail {
     // Show what matters first: the run asked for, else one still going, else the latest
     // (unless its log is big: replaying it should be a choice, not a page-load cost).
     const latest = this.history.activeRun() || this.history.runs[0];
-    if (this.opts.runId) this.openRun(this.opts.runId);
+    if (this.opts.runId) this.openRun(this.opts.runId, false, true);
     else if (latest && (isActive(latest.status) || latest.logBytes <= AUTO_REPLAY_BYTES)) this.openRun(latest.id);
-    this.poll = setInterval(() => { if (!document.hidden && !this.stream) this.history.load(); }, 10000);
+    // Runs started elsewhere (schedule, API) show up in the history; one that starts while the
+    // panel only shows an automatically opened, finished run is followed live.
+    this.poll = setInterval(async () => {
+      if (document.hidden || this.stream || this.destroyed) return;
+      await this.history.load();
+      const active = this.history.activeRun();
+      if (active && !this.stream && !this.browserRun && !this.userPicked && active.id !== this.activeRunId) this.openRun(active.id);
+    }, 5000);
     if (!this.id) this.form.focusFirst();
   }
 
@@ -194,6 +201,12 @@ export class ScriptDetail {
       this.history.load();
     } catch (e) {
       toast(e.message, "error");
+      if (e.status === 409) {
+        // Most likely a run is already going (concurrency "single"): show it.
+        await this.history.load();
+        const active = this.history.activeRun();
+        if (active && active.id !== this.activeRunId) this.openRun(active.id, true);
+      }
     } finally {
       this.starting = false;
       this.runBtn.disabled = false;
@@ -201,8 +214,10 @@ export class ScriptDetail {
   }
 
   /** Shows a run's output: live while it runs, replayed from the store when it has finished. */
-  openRun(runId, push) {
+  /** push: record the run in the address; picked: the user chose it (no auto-switching away). */
+  openRun(runId, push, picked = push) {
     this.stopFollowing();
+    this.userPicked = !!picked;
     this.activeRunId = runId;
     this.activeStatus = "queued";
     this.canceling = false;

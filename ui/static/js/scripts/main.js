@@ -38,7 +38,7 @@ function route() {
   // Opening another run of the script already on screen keeps the form as it is.
   if (view instanceof ScriptDetail && target.name === "script" && target.id === view.id && now.id === target.id) {
     current = location.hash;
-    if (target.runId && target.runId !== view.activeRunId) view.openRun(target.runId);
+    if (target.runId && target.runId !== view.activeRunId) view.openRun(target.runId, false, true);
     return;
   }
   if (dirty && !confirm("You have unsaved changes. Leave this script and discard them?")) {
