@@ -2,6 +2,7 @@
 //! each run through its runner, records what happened and fans output out to live streams.
 //! It knows nothing of HTTP.
 
+mod config;
 mod context;
 mod hub;
 pub mod isolate;
@@ -9,10 +10,10 @@ mod logs;
 mod mask;
 mod output;
 mod process;
+mod slots;
 pub mod supervise;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,13 +23,14 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Settings;
 use crate::domain::{
     Concurrency, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger,
 };
 use crate::metrics::Metrics;
 use crate::store::{DynStore, RunFinish, StoreError};
+use slots::{Pending, Slots};
 
+pub use config::EngineConfig;
 pub use context::RunContext;
 pub use hub::{Hub, HubEvent};
 pub use mask::Masker;
@@ -51,56 +53,6 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
-#[derive(Clone)]
-pub struct EngineConfig {
-    pub max_concurrent_runs: usize,
-    pub kill_grace: Duration,
-    pub max_log_bytes: u64,
-    pub keep_runs: u32,
-    /// The executable that provides the hidden `__supervise` subcommand.
-    pub supervisor_exe: PathBuf,
-    /// The server's environment as children inherit it: scriptd's own settings removed.
-    pub base_env: Vec<(String, String)>,
-    /// Identifies this node's runs in a shared database.
-    pub node_id: String,
-    /// Default memory limit of the isolated runner, in MiB.
-    pub isolate_memory_mb: u64,
-}
-
-impl EngineConfig {
-    pub fn from_settings(settings: &Settings, node_id: String) -> anyhow::Result<Self> {
-        let own_secrets: Vec<&str> = [
-            settings.admin_password.as_deref(),
-            settings.master_key.as_deref(),
-            Some(settings.database_url.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let inherited = match &settings.child_env {
-            Some(env) => env.clone(),
-            None => std::env::vars().collect(),
-        };
-        let base_env = inherited
-            .into_iter()
-            .filter(|(k, v)| !k.starts_with("SCRIPTD_") && !own_secrets.contains(&v.as_str()))
-            .collect();
-        Ok(Self {
-            max_concurrent_runs: settings.max_concurrent_runs,
-            kill_grace: settings.kill_grace,
-            max_log_bytes: settings.max_log_bytes,
-            keep_runs: settings.keep_runs,
-            supervisor_exe: match &settings.supervisor_exe {
-                Some(p) => p.clone(),
-                None => std::env::current_exe()?,
-            },
-            base_env,
-            node_id,
-            isolate_memory_mb: settings.isolate_memory_mb,
-        })
-    }
-}
-
 /// A request to run a script.
 pub struct RunRequest {
     pub script: ScriptDefinition,
@@ -121,23 +73,6 @@ struct Inner {
     hub: Hub,
     slots: Mutex<Slots>,
     tasks: TaskTracker,
-}
-
-#[derive(Default)]
-struct Slots {
-    running: usize,
-    by_script: HashMap<String, usize>,
-    pending: VecDeque<Pending>,
-    /// Run id → (script id, cancel token) of every run holding a slot.
-    active: HashMap<String, (String, CancellationToken)>,
-    closed: bool,
-}
-
-struct Pending {
-    run_id: String,
-    script: ScriptDefinition,
-    trigger: Trigger,
-    input: Option<serde_json::Value>,
 }
 
 impl Engine {
@@ -199,10 +134,7 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let script_id = req.script.id.clone();
-        if req.script.concurrency == Concurrency::Single
-            && (slots.by_script.get(&script_id).copied().unwrap_or(0) > 0
-                || slots.pending.iter().any(|p| p.script.id == script_id))
-        {
+        if req.script.concurrency == Concurrency::Single && slots.is_busy(&script_id) {
             return Err(EngineError::AlreadyRunning);
         }
         let run = Run {
@@ -229,7 +161,7 @@ impl Engine {
             .await?;
         self.inner.hub.open(&run.id);
         self.inner.metrics.run_submitted(req.trigger);
-        slots.pending.push_back(Pending {
+        slots.enqueue(Pending {
             run_id: run.id.clone(),
             script: req.script,
             trigger: req.trigger,
@@ -241,24 +173,7 @@ impl Engine {
 
     /// Starts every pending run the limits allow, in order.
     fn pump(&self, slots: &mut Slots) {
-        let mut i = 0;
-        while slots.running < self.inner.config.max_concurrent_runs && i < slots.pending.len() {
-            let p = &slots.pending[i];
-            if p.script.concurrency == Concurrency::Queue
-                && slots.by_script.get(&p.script.id).copied().unwrap_or(0) > 0
-            {
-                i += 1;
-                continue;
-            }
-            let Some(p) = slots.pending.remove(i) else {
-                break;
-            };
-            slots.running += 1;
-            *slots.by_script.entry(p.script.id.clone()).or_default() += 1;
-            let token = CancellationToken::new();
-            slots
-                .active
-                .insert(p.run_id.clone(), (p.script.id.clone(), token.clone()));
+        for (p, token) in slots.take_ready(self.inner.config.max_concurrent_runs) {
             let engine = self.clone();
             self.inner
                 .tasks
@@ -283,14 +198,7 @@ impl Engine {
             .await;
         }
         let mut slots = self.inner.slots.lock().await;
-        slots.running -= 1;
-        if let Some(n) = slots.by_script.get_mut(&script_id) {
-            *n -= 1;
-            if *n == 0 {
-                slots.by_script.remove(&script_id);
-            }
-        }
-        slots.active.remove(&run_id);
+        slots.release(&run_id, &script_id);
         if !slots.closed {
             self.pump(&mut slots);
         }
@@ -426,15 +334,13 @@ impl Engine {
     /// Cancels a queued or running run.
     pub async fn cancel(&self, run_id: &str) -> Result<(), EngineError> {
         let mut slots = self.inner.slots.lock().await;
-        if let Some(pos) = slots.pending.iter().position(|p| p.run_id == run_id) {
-            slots.pending.remove(pos);
+        if slots.remove_pending(run_id) {
             drop(slots);
             self.record_end(run_id, canceled(None), Default::default())
                 .await;
             return Ok(());
         }
-        if let Some((_, token)) = slots.active.get(run_id) {
-            token.cancel();
+        if slots.cancel_active(run_id) {
             return Ok(());
         }
         drop(slots);
@@ -462,18 +368,7 @@ impl Engine {
 
     /// Cancels every queued and running run of a script (before it is deleted).
     pub async fn cancel_script(&self, script_id: &str) {
-        let mut slots = self.inner.slots.lock().await;
-        let (dropped, kept): (Vec<Pending>, Vec<Pending>) = slots
-            .pending
-            .drain(..)
-            .partition(|p| p.script.id == script_id);
-        slots.pending = kept.into();
-        for (owner, token) in slots.active.values() {
-            if owner == script_id {
-                token.cancel();
-            }
-        }
-        drop(slots);
+        let dropped = self.inner.slots.lock().await.cancel_script(script_id);
         for p in dropped {
             self.record_end(
                 &p.run_id,
@@ -486,24 +381,16 @@ impl Engine {
         let deadline =
             tokio::time::Instant::now() + self.inner.config.kill_grace + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
-            let slots = self.inner.slots.lock().await;
-            if !slots.active.values().any(|(owner, _)| owner == script_id) {
+            if !self.inner.slots.lock().await.has_active(script_id) {
                 return;
             }
-            drop(slots);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Stops taking runs, cancels queued and running ones, and waits for them to be recorded.
     pub async fn shutdown(&self) {
-        let mut slots = self.inner.slots.lock().await;
-        slots.closed = true;
-        let pending: Vec<Pending> = slots.pending.drain(..).collect();
-        for (_, token) in slots.active.values() {
-            token.cancel();
-        }
-        drop(slots);
+        let pending = self.inner.slots.lock().await.close();
         for p in pending {
             self.record_end(
                 &p.run_id,
@@ -548,8 +435,7 @@ impl Engine {
 
     /// Runs currently holding a slot, and runs waiting for one.
     pub async fn load(&self) -> (usize, usize) {
-        let slots = self.inner.slots.lock().await;
-        (slots.running, slots.pending.len())
+        self.inner.slots.lock().await.load()
     }
 }
 
