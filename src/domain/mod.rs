@@ -5,14 +5,13 @@ mod code_identifier;
 mod cron;
 mod run;
 mod script;
+mod script_input;
 
 pub use code_identifier::CodeIdentifier;
 pub use cron::CronSchedule;
 pub use run::{LogLine, LogStream, Run, RunOutcome, RunStatus, Trigger};
-pub use script::{
-    ApiTriggerInput, Concurrency, EnvVar, EnvVarInput, Runner, ScheduleInput, ScheduleSettings,
-    ScriptDefinition, ScriptDraft, ScriptInput, ScriptType,
-};
+pub use script::{Concurrency, EnvVar, Runner, ScheduleSettings, ScriptDefinition, ScriptType};
+pub use script_input::{ApiTriggerInput, EnvVarInput, ScheduleInput, ScriptDraft, ScriptInput};
 
 /// A rule broken by client input, naming the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,444 @@
+//! The body of a create or update request and the rules that turn it into a `ScriptDraft`
+//! (SPEC §2). Every field error names its field.
+
+use serde::Deserialize;
+
+use super::script::{Concurrency, EnvVar, Runner, ScheduleSettings, ScriptType};
+use super::{CodeIdentifier, CronSchedule, ValidationError};
+
+/// The body of a create or update request, before any rule is checked. Read-only fields a
+/// client echoes back (`id`, `createdAt`, `nextRunAt`, …) are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptInput {
+    pub name: Option<String>,
+    pub code_identifier: Option<String>,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub script_type: Option<String>,
+    pub runner: Option<String>,
+    pub script: Option<String>,
+    pub default_working_directory: Option<String>,
+    pub env: Option<Vec<EnvVarInput>>,
+    pub timeout_ms: Option<i64>,
+    pub memory_limit_mb: Option<i64>,
+    pub enabled: Option<bool>,
+    pub concurrency: Option<String>,
+    pub schedule: Option<ScheduleInput>,
+    pub api_trigger: Option<ApiTriggerInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EnvVarInput {
+    pub key: String,
+    /// `null` on a secret keeps the stored value.
+    pub value: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ScheduleInput {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub cron: String,
+    #[serde(default)]
+    pub timezone: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiTriggerInput {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// A script that passed every rule; secrets sent as `null` are still to be filled from the
+/// stored version.
+#[derive(Debug, Clone)]
+pub struct ScriptDraft {
+    pub name: String,
+    pub code_identifier: CodeIdentifier,
+    pub description: String,
+    pub script_type: ScriptType,
+    pub runner: Runner,
+    pub script: String,
+    pub default_working_directory: Option<String>,
+    pub env: Vec<(String, Option<String>, bool)>,
+    pub timeout_ms: i64,
+    pub memory_limit_mb: Option<i64>,
+    pub enabled: bool,
+    pub concurrency: Concurrency,
+    pub schedule: ScheduleSettings,
+    pub api_trigger_enabled: bool,
+}
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+pub const MAX_SCRIPT_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_TIMEOUT_MS: i64 = 300_000;
+pub const MIN_TIMEOUT_MS: i64 = 1_000;
+pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
+pub const MEMORY_LIMIT_MB: std::ops::RangeInclusive<i64> = 8..=4096;
+const MAX_ENV_VARS: usize = 200;
+const MAX_ENV_VALUE_BYTES: usize = 64 * 1024;
+
+impl ScriptInput {
+    pub fn parse(self) -> Result<ScriptDraft, ValidationError> {
+        let name = self.name.unwrap_or_default().trim().to_string();
+        if name.is_empty() {
+            return Err(ValidationError::new("name", "is required"));
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(ValidationError::new(
+                "name",
+                format!("must be at most {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        let code_identifier = match self.code_identifier.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => CodeIdentifier::parse(raw)?,
+            _ => return Err(ValidationError::new("codeIdentifier", "is required")),
+        };
+        let description = self.description.unwrap_or_default();
+        if description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(ValidationError::new(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+        let script_type = match self.script_type.as_deref() {
+            Some(t) => ScriptType::parse(t).ok_or_else(|| {
+                ValidationError::new("type", "must be one of: bash, node, browser")
+            })?,
+            None => return Err(ValidationError::new("type", "is required")),
+        };
+        let runner = parse_runner(script_type, self.runner.as_deref())?;
+        let script = self.script.unwrap_or_default();
+        if script.trim().is_empty() {
+            return Err(ValidationError::new("script", "is required"));
+        }
+        if script.len() > MAX_SCRIPT_BYTES {
+            return Err(ValidationError::too_large(
+                "script",
+                "must be at most 1 MiB",
+            ));
+        }
+        let default_working_directory = match self.default_working_directory {
+            Some(d) if !d.trim().is_empty() => {
+                if !d.starts_with('/') {
+                    return Err(ValidationError::new(
+                        "defaultWorkingDirectory",
+                        "must be an absolute path",
+                    ));
+                }
+                Some(d)
+            }
+            _ => None,
+        };
+        let env = parse_env(self.env.unwrap_or_default())?;
+        let timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(ValidationError::new(
+                "timeoutMs",
+                format!("must be between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}"),
+            ));
+        }
+        if let Some(mb) = self.memory_limit_mb {
+            if !MEMORY_LIMIT_MB.contains(&mb) {
+                return Err(ValidationError::new(
+                    "memoryLimitMb",
+                    format!(
+                        "must be between {} and {}",
+                        MEMORY_LIMIT_MB.start(),
+                        MEMORY_LIMIT_MB.end()
+                    ),
+                ));
+            }
+        }
+        let concurrency = match self.concurrency.as_deref() {
+            None => Concurrency::Single,
+            Some(c) => Concurrency::parse(c).ok_or_else(|| {
+                ValidationError::new("concurrency", "must be one of: single, queue, parallel")
+            })?,
+        };
+        let schedule = parse_schedule(self.schedule.unwrap_or_default())?;
+        if schedule.enabled && script_type == ScriptType::Browser {
+            return Err(ValidationError::new(
+                "schedule",
+                "browser scripts run only in the admin page and cannot be scheduled",
+            ));
+        }
+        let api_trigger_enabled = self.api_trigger.unwrap_or_default().enabled;
+        if api_trigger_enabled && script_type == ScriptType::Browser {
+            return Err(ValidationError::new(
+                "apiTrigger",
+                "browser scripts run only in the admin page and cannot be triggered by API",
+            ));
+        }
+        Ok(ScriptDraft {
+            name,
+            code_identifier,
+            description,
+            script_type,
+            runner,
+            script,
+            default_working_directory,
+            env,
+            timeout_ms,
+            memory_limit_mb: self.memory_limit_mb,
+            enabled: self.enabled.unwrap_or(true),
+            concurrency,
+            schedule,
+            api_trigger_enabled,
+        })
+    }
+}
+
+fn parse_runner(script_type: ScriptType, raw: Option<&str>) -> Result<Runner, ValidationError> {
+    let allowed = script_type.allowed_runners();
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(allowed[0]);
+    };
+    match Runner::parse(raw) {
+        Some(r) if allowed.contains(&r) => Ok(r),
+        _ => {
+            let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+            let extra = if allowed.contains(&Runner::Isolated) {
+                " (or its alias vm2)"
+            } else {
+                ""
+            };
+            Err(ValidationError::new(
+                "runner",
+                format!(
+                    "a {} script runs with: {}{extra}",
+                    script_type.as_str(),
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn parse_env(
+    vars: Vec<EnvVarInput>,
+) -> Result<Vec<(String, Option<String>, bool)>, ValidationError> {
+    if vars.len() > MAX_ENV_VARS {
+        return Err(ValidationError::new(
+            "env",
+            format!("at most {MAX_ENV_VARS} variables"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(vars.len());
+    for (i, var) in vars.into_iter().enumerate() {
+        let field = format!("env[{i}].key");
+        if !is_env_key(&var.key) {
+            return Err(ValidationError::new(
+                field,
+                format!("'{}' must match [A-Za-z_][A-Za-z0-9_]*", var.key),
+            ));
+        }
+        if var.key.starts_with("SCRIPTD_") {
+            return Err(ValidationError::new(
+                field,
+                "names starting with SCRIPTD_ are reserved",
+            ));
+        }
+        if !seen.insert(var.key.clone()) {
+            return Err(ValidationError::new(
+                field,
+                format!("'{}' appears more than once", var.key),
+            ));
+        }
+        if let Some(v) = &var.value {
+            if v.len() > MAX_ENV_VALUE_BYTES || v.contains('\0') {
+                return Err(ValidationError::new(
+                    format!("env[{i}].value"),
+                    "must be at most 64 KiB and contain no NUL byte",
+                ));
+            }
+        } else if !var.secret {
+            return Err(ValidationError::new(
+                format!("env[{i}].value"),
+                "is required",
+            ));
+        }
+        out.push((var.key, var.value, var.secret));
+    }
+    Ok(out)
+}
+
+fn is_env_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && key.len() <= 256
+}
+
+fn parse_schedule(input: ScheduleInput) -> Result<ScheduleSettings, ValidationError> {
+    let timezone = if input.timezone.trim().is_empty() {
+        "UTC".to_string()
+    } else {
+        input.timezone.trim().to_string()
+    };
+    super::cron::parse_timezone(&timezone)?;
+    let cron = input.cron.trim().to_string();
+    if !cron.is_empty() {
+        CronSchedule::parse(&cron, &timezone)?;
+    } else if input.enabled {
+        return Err(ValidationError::new(
+            "cron",
+            "is required when the schedule is enabled",
+        ));
+    }
+    Ok(ScheduleSettings {
+        enabled: input.enabled,
+        cron,
+        timezone,
+    })
+}
+
+impl ScriptDraft {
+    /// Fills secrets sent as `null` from the stored variables; a new secret without a value is
+    /// refused.
+    pub fn resolve_env(&self, stored: &[EnvVar]) -> Result<Vec<EnvVar>, ValidationError> {
+        self.env
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value, secret))| {
+                let value = match value {
+                    Some(v) => v.clone(),
+                    None => stored
+                        .iter()
+                        .find(|s| &s.key == key)
+                        .map(|s| s.value.clone())
+                        .ok_or_else(|| {
+                            ValidationError::new(
+                                format!("env[{i}].value"),
+                                "a new secret needs a value",
+                            )
+                        })?,
+                };
+                Ok(EnvVar {
+                    key: key.clone(),
+                    value,
+                    secret: *secret,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> ScriptInput {
+        ScriptInput {
+            name: Some("Sync".into()),
+            code_identifier: Some("Sync Project!".into()),
+            script_type: Some("node".into()),
+            script: Some("echo hi".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn vm2_is_stored_as_isolated_and_bash_refuses_it() {
+        let d = ScriptInput {
+            runner: Some("vm2".into()),
+            ..input()
+        }
+        .parse()
+        .unwrap();
+        assert_eq!(d.runner, Runner::Isolated);
+        assert_eq!(d.code_identifier.as_str(), "sync-project");
+        let e = ScriptInput {
+            script_type: Some("bash".into()),
+            runner: Some("vm2".into()),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(e.field, "runner");
+        assert!(e.message.contains("host"));
+    }
+
+    #[test]
+    fn env_keys_must_be_shell_names_and_unique() {
+        let var = |k: &str| EnvVarInput {
+            key: k.into(),
+            value: Some("v".into()),
+            secret: false,
+        };
+        let bad = ScriptInput {
+            env: Some(vec![var("1X")]),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(bad.field, "env[0].key");
+        let dup = ScriptInput {
+            env: Some(vec![var("A"), var("A")]),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(dup.field, "env[1].key");
+    }
+
+    #[test]
+    fn a_null_secret_keeps_the_stored_value() {
+        let d = ScriptInput {
+            env: Some(vec![EnvVarInput {
+                key: "TOKEN".into(),
+                value: None,
+                secret: true,
+            }]),
+            ..input()
+        }
+        .parse()
+        .unwrap();
+        let stored = vec![EnvVar {
+            key: "TOKEN".into(),
+            value: "s3cret".into(),
+            secret: true,
+        }];
+        assert_eq!(d.resolve_env(&stored).unwrap()[0].value, "s3cret");
+        assert!(d.resolve_env(&[]).is_err());
+    }
+
+    #[test]
+    fn timeout_and_cron_are_checked() {
+        let t = ScriptInput {
+            timeout_ms: Some(999),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(t.field, "timeoutMs");
+        let c = ScriptInput {
+            schedule: Some(ScheduleInput {
+                enabled: true,
+                cron: "nope".into(),
+                timezone: "".into(),
+            }),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(c.field, "cron");
+        let z = ScriptInput {
+            schedule: Some(ScheduleInput {
+                enabled: false,
+                cron: "* * * * *".into(),
+                timezone: "Mars/Base".into(),
+            }),
+            ..input()
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(z.field, "timezone");
+    }
+}
