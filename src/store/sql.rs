@@ -5,6 +5,26 @@
 /// Implements `Store` for `$store`, a struct with a `pool: sqlx::Pool<$db>` field.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// The one script whose `column` equals `value`.
+            async fn script_where(
+                &self,
+                column: &'static str,
+                value: &str,
+            ) -> $crate::store::StoreResult<$crate::domain::ScriptDefinition> {
+                let sql = format!(
+                    "SELECT {} FROM scripts WHERE {column} = $1",
+                    $crate::store::rows::SCRIPT_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::store::rows::ScriptRow>(&sql)
+                    .bind(value)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| self.codec.open(row))
+                    .ok_or($crate::store::StoreError::NotFound("script"))?
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn ping(&self) -> $crate::store::StoreResult<()> {
@@ -39,32 +59,14 @@ macro_rules! impl_sql_store {
                 &self,
                 id: &str,
             ) -> $crate::store::StoreResult<$crate::domain::ScriptDefinition> {
-                let sql = format!(
-                    "SELECT {} FROM scripts WHERE id = $1",
-                    $crate::store::rows::SCRIPT_COLUMNS
-                );
-                sqlx::query_as::<_, $crate::store::rows::ScriptRow>(&sql)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|row| self.codec.open(row))
-                    .ok_or($crate::store::StoreError::NotFound("script"))?
+                self.script_where("id", id).await
             }
 
             async fn get_script_by_code(
                 &self,
                 code: &str,
             ) -> $crate::store::StoreResult<$crate::domain::ScriptDefinition> {
-                let sql = format!(
-                    "SELECT {} FROM scripts WHERE code_identifier = $1",
-                    $crate::store::rows::SCRIPT_COLUMNS
-                );
-                sqlx::query_as::<_, $crate::store::rows::ScriptRow>(&sql)
-                    .bind(code)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|row| self.codec.open(row))
-                    .ok_or($crate::store::StoreError::NotFound("script"))?
+                self.script_where("code_identifier", code).await
             }
 
             async fn insert_script(
