@@ -383,7 +383,7 @@ test("100 000 lines of output stay responsive: the panel keeps the last lines an
   await page.close();
 });
 
-test("the list shows schedule, next run and last run, searches, and opens with the keyboard", async () => {
+test("the list shows schedule, next run and last run, searches, opens with the keyboard and runs a script", async () => {
   const s = await createScript({
     name: `Listed nightly ${tag}`, description: "Cleans up", script: "exit 0",
     schedule: { enabled: true, cron: "0 4 * * *", timezone: "UTC" },
@@ -408,6 +408,13 @@ test("the list shows schedule, next run and last run, searches, and opens with t
   await page.keyboard.press("Enter");
   await page.waitForURL(new RegExp(`#s/${s.id}`));
   await page.locator("h1.title", { hasText: `Listed nightly ${tag}` }).waitFor();
+
+  // Run straight from the list: the run opens and its result shows without a reload.
+  await page.locator("a.crumb").click();
+  await row.getByRole("button", { name: /^Run / }).click();
+  await page.waitForURL(/\/runs\/[^/]+$/);
+  await status(page).filter({ hasText: "Succeeded" }).waitFor();
+  await until(async () => (await page.locator(".run-row").count()) === 2, { what: "the second run in history" });
   await noProblems(page);
   await page.close();
 });

@@ -1,7 +1,7 @@
 // The list of scripts: search, type filter, schedule with next run, last run status. Rows are
 // links, so they open with a click, Enter, or in a new tab; "/" focuses the search box, "n" starts
 // a new script, arrow keys move between rows.
-import { h, icon, mount, debounce } from "../lib/dom.js";
+import { h, icon, mount, debounce, toast } from "../lib/dom.js";
 import { api } from "../lib/api.js";
 import { absolute, relative, STATUS_LABEL, TYPE_LABEL, RUNNER_LABEL, isActive } from "../lib/format.js";
 
@@ -90,7 +90,7 @@ export class ScriptList {
     }
     const focusedId = document.activeElement?.closest?.("tr")?.dataset.id;
     const table = h("table.table.scripts-table",
-      h("thead", h("tr", ["Name", "Type", "Schedule", "Last run", "Status"].map((t) => h("th", { scope: "col" }, t)))),
+      h("thead", h("tr", ["Name", "Type", "Schedule", "Last run", "Status"].map((t) => h("th", { scope: "col" }, t)), h("th", h("span.offscreen", "Actions")))),
       h("tbody", scripts.map((s) => this.row(s))));
     mount(this.body, table);
     if (focusedId) this.body.querySelector(`tr[data-id="${CSS.escape(focusedId)}"] a.row-link`)?.focus();
@@ -116,7 +116,21 @@ export class ScriptList {
         ? [h(`span.badge.badge-${last.status}`, isActive(last.status) ? icon("loader-2", "spin") : null, STATUS_LABEL[last.status] || last.status),
            h("div.sub", { title: absolute(when) }, relative(when), last.trigger !== "manual" ? ` · ${last.trigger}` : "")]
         : h("span.muted", "never")),
-      h("td", s.enabled ? h("span.pill.pill-ok", icon("check"), "Enabled") : h("span.pill.pill-muted", "Disabled")));
+      h("td", s.enabled ? h("span.pill.pill-ok", icon("check"), "Enabled") : h("span.pill.pill-muted", "Disabled")),
+      h("td.row-actions", s.type === "browser" || !s.enabled ? null
+        : h("button.btn.btn-sm.row-run", { type: "button", title: `Run ${s.name} now`, "aria-label": `Run ${s.name}`, onclick: (e) => this.run(s, e.currentTarget) }, icon("player-play"), "Run")));
+  }
+
+  /** Starts a run from the list and opens it, so its output streams right away. */
+  async run(s, button) {
+    button.disabled = true;
+    try {
+      const { runId } = await api.run(s.id);
+      location.hash = `#s/${encodeURIComponent(s.id)}/runs/${encodeURIComponent(runId)}`;
+    } catch (e) {
+      toast(e.message, "error");
+      button.disabled = false;
+    }
   }
 
   destroy() {
