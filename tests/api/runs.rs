@@ -477,14 +477,32 @@ async fn deleting_a_script_cancels_its_runs(b: Backend) {
 }
 
 async fn a_graceful_shutdown_cancels_active_runs_and_records_them(b: Backend) {
-    let app = TestApp::spawn_with(b, Options { max_concurrent_runs: Some(1), ..Default::default() }).await;
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            max_concurrent_runs: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
     let marker = format!("scriptd-stop-{}", uuid::Uuid::now_v7().simple());
-    let running = app.run(&app.bash(&format!("exec -a {marker} sleep 60"), json!({})).await).await;
+    let running = app
+        .run(
+            &app.bash(&format!("exec -a {marker} sleep 60"), json!({}))
+                .await,
+        )
+        .await;
     let queued = app.run(&app.bash("echo never", json!({})).await).await;
     app.wait_status(&running, "running").await;
-    crate::helpers::eventually(10, "the script starts", || !crate::helpers::processes_with(&marker).is_empty()).await;
+    crate::helpers::eventually(10, "the script starts", || {
+        !crate::helpers::processes_with(&marker).is_empty()
+    })
+    .await;
     let (dir, url) = app.stop().await;
-    assert!(crate::helpers::processes_with(&marker).is_empty(), "no process outlives the server");
+    assert!(
+        crate::helpers::processes_with(&marker).is_empty(),
+        "no process outlives the server"
+    );
     let app = TestApp::start_on(dir, url, Default::default()).await;
     for run in [&running, &queued] {
         let r = app.get_run(run).await;
