@@ -93,6 +93,8 @@ struct Gone;
 
 impl Follower {
     async fn run(mut self, live: Option<broadcast::Receiver<HubEvent>>) -> Result<(), Gone> {
+        // Browsers reconnect after 3 s by default; a second is plenty.
+        self.buf.push_str("retry: 1000\n\n");
         self.catch_up().await?;
         let run = self.load_run().await?;
         if run.status.is_terminal() {

@@ -112,6 +112,10 @@ pub async fn asset(Path(path): Path<String>, req_headers: HeaderMap) -> Response
                     HeaderValue::from_static(SANDBOX_CSP),
                 );
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("SAMEORIGIN"),
+                );
             }
             resp
         }
