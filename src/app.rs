@@ -27,7 +27,7 @@ pub struct App {
 
 /// Opens the store, applies migrations, prepares admin credentials and starts the engine.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
-    std::fs::create_dir_all(&settings.data_dir)?;
+    crate::fsutil::create_private_dir(&settings.data_dir)?;
     let store = open_store(&settings).await?;
     let (auth, origin) = AdminAuth::load(
         &settings.admin_user,

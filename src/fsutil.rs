@@ -22,6 +22,19 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Creates the data directory readable by its owner only (0700). An existing directory is
+/// left as the operator set it up.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// This node's stable identity, kept in the data directory.
 pub fn node_id(data_dir: &Path) -> std::io::Result<String> {
     let path = data_dir.join("node-id");

@@ -86,6 +86,12 @@ async fn first_start_prints_a_password_once_and_keeps_only_its_hash() {
         .iter()
         .any(|l| l.contains("user:") && l.contains("admin")));
     let stored = std::fs::read_to_string(dir.path().join("admin-password.argon2")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("admin-password.argon2"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the hash file is private");
     assert!(
         stored.starts_with("$argon2"),
         "only an Argon2 hash is stored"
