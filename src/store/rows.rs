@@ -8,6 +8,21 @@ use crate::domain::{
     ScheduleSettings, ScriptDefinition, ScriptType, Trigger,
 };
 
+/// A SQL condition true for runs whose status may move to `target`, derived from the one
+/// place the transitions are defined (`RunStatus::can_move_to`).
+pub fn may_become(target: RunStatus) -> String {
+    let sources: Vec<String> = RunStatus::ALL
+        .iter()
+        .filter(|s| s.can_move_to(target))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    if sources.is_empty() {
+        "FALSE".to_string()
+    } else {
+        format!("status IN ({})", sources.join(", "))
+    }
+}
+
 pub fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }

@@ -301,10 +301,11 @@ macro_rules! impl_sql_store {
                 id: &str,
                 started_at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query(
-                    "UPDATE runs SET status = 'running', started_at = $2 \
-                     WHERE id = $1 AND status = 'queued'",
-                )
+                let sql = format!(
+                    "UPDATE runs SET status = 'running', started_at = $2 WHERE id = $1 AND {}",
+                    $crate::store::rows::may_become($crate::domain::RunStatus::Running)
+                );
+                let done = sqlx::query(&sql)
                 .bind(id)
                 .bind($crate::store::rows::to_ms(started_at))
                 .execute(&self.pool)
@@ -317,11 +318,13 @@ macro_rules! impl_sql_store {
                 id: &str,
                 f: &$crate::store::RunFinish,
             ) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query(
+                let sql = format!(
                     "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, \
                      error = $6, output_tail = $7, result = $8, log_bytes = $9, \
-                     log_truncated = $10 WHERE id = $1 AND status IN ('queued', 'running')",
-                )
+                     log_truncated = $10 WHERE id = $1 AND {}",
+                    $crate::store::rows::may_become(f.outcome.status)
+                );
+                let done = sqlx::query(&sql)
                 .bind(id)
                 .bind(f.outcome.status.as_str())
                 .bind($crate::store::rows::to_ms(f.finished_at))
@@ -352,10 +355,12 @@ macro_rules! impl_sql_store {
                 error: &str,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<u64> {
-                let done = sqlx::query(
+                let sql = format!(
                     "UPDATE runs SET status = 'failed', error = $1, finished_at = $2 \
-                     WHERE status IN ('queued', 'running') AND node_id = $3",
-                )
+                     WHERE node_id = $3 AND {}",
+                    $crate::store::rows::may_become($crate::domain::RunStatus::Failed)
+                );
+                let done = sqlx::query(&sql)
                 .bind(error)
                 .bind($crate::store::rows::to_ms(at))
                 .bind(node_id)
