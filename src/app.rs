@@ -137,9 +137,15 @@ pub async fn serve(
         }
     });
     let scheduler = tokio::spawn(app.scheduler.run(closing.clone()));
+    let leases = tokio::spawn({
+        let engine = app.state.engine.clone();
+        let closing = closing.clone();
+        async move { engine.keep_leases(closing).await }
+    });
     let header_timeout = app.state.settings.header_read_timeout;
     crate::http::server::serve(listener, app.router, header_timeout, closing).await;
     let _ = scheduler.await;
+    let _ = leases.await;
     app.state.engine.shutdown().await;
     tracing::info!("stopped");
     Ok(())

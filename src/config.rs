@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// own) [default: 64]
     #[arg(long, env = "SCRIPTD_ISOLATE_MEMORY_MB", value_name = "MIB")]
     pub isolate_memory_mb: Option<u64>,
+    /// With several nodes on one PostgreSQL database: seconds after which the unfinished runs
+    /// of a node that stopped renewing them are marked failed by the others [default: 60]
+    #[arg(long, env = "SCRIPTD_RUN_LEASE_SECS", value_name = "SECS")]
+    pub run_lease_secs: Option<u64>,
     /// Failed logins or trigger-token attempts allowed per client address per minute before
     /// further attempts get 429 [default: 20]
     #[arg(long, env = "SCRIPTD_AUTH_FAILURE_LIMIT", value_name = "N")]
@@ -95,6 +99,7 @@ struct FileSettings {
     keep_runs: Option<u32>,
     auth_failure_limit: Option<u32>,
     isolate_memory_mb: Option<u64>,
+    run_lease_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -113,6 +118,7 @@ pub struct Settings {
     pub keep_runs: u32,
     pub auth_failure_limit: u32,
     pub isolate_memory_mb: u64,
+    pub run_lease: Duration,
     /// The window `auth_failure_limit` counts over.
     pub auth_failure_window: Duration,
     /// How long a client may take to send its request headers.
@@ -141,6 +147,7 @@ impl std::fmt::Debug for Settings {
             .field("keep_runs", &self.keep_runs)
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("isolate_memory_mb", &self.isolate_memory_mb)
+            .field("run_lease", &self.run_lease)
             .finish()
     }
 }
@@ -246,6 +253,12 @@ impl Settings {
                 .max(1),
             auth_failure_window: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
+            run_lease: Duration::from_secs(
+                args.run_lease_secs
+                    .or(file.run_lease_secs)
+                    .unwrap_or(60)
+                    .max(1),
+            ),
             isolate_memory_mb: args
                 .isolate_memory_mb
                 .or(file.isolate_memory_mb)

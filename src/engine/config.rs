@@ -19,6 +19,8 @@ pub struct EngineConfig {
     pub node_id: String,
     /// Default memory limit of the isolated runner, in MiB.
     pub isolate_memory_mb: u64,
+    /// How long a node's unfinished runs stay its own without a heartbeat.
+    pub run_lease: Duration,
 }
 
 impl EngineConfig {
@@ -51,6 +53,7 @@ impl EngineConfig {
             base_env,
             node_id,
             isolate_memory_mb: settings.isolate_memory_mb,
+            run_lease: settings.run_lease,
         })
     }
 }

@@ -409,6 +409,35 @@ impl Engine {
         }
     }
 
+    /// Renews this node's lease on its unfinished runs and fails the runs of nodes whose lease
+    /// ran out (they died mid-run), until `closing`. With one node this only keeps its own
+    /// leases fresh.
+    pub async fn keep_leases(&self, closing: CancellationToken) {
+        let lease = self.inner.config.run_lease;
+        let mut tick = tokio::time::interval((lease / 6).max(Duration::from_millis(100)));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = closing.cancelled() => return,
+            }
+            let store = &self.inner.store;
+            let now = Utc::now();
+            if let Err(e) = store.heartbeat(&self.inner.config.node_id, now).await {
+                tracing::warn!(error = %e, "could not renew run leases");
+            }
+            let cutoff = now - chrono::Duration::from_std(lease).unwrap_or_default();
+            let error = "its node stopped (no heartbeat within the run lease)";
+            match store
+                .fail_expired_runs(&self.inner.config.node_id, cutoff, error, now)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(count = n, "marked runs of a vanished node as failed"),
+                Err(e) => tracing::warn!(error = %e, "could not check run leases"),
+            }
+        }
+    }
+
     /// The run once it has finished, or as it is when `bound` runs out.
     pub async fn wait_finished(&self, run_id: &str, bound: Duration) -> Result<Run, EngineError> {
         let deadline = tokio::time::Instant::now() + bound;

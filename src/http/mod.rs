@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversized))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -168,6 +169,20 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
         .extensions
         .insert(AdminUser(state.auth.user().to_string()));
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// Answers 413 from the declared length alone, before any of the body is read; bodies without
+/// a length are cut by `DefaultBodyLimit` as they stream.
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(req).await
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

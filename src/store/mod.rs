@@ -106,6 +106,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records the end of a run unless it already ended; false in that case.
     async fn finish_run(&self, id: &str, finish: &RunFinish) -> StoreResult<bool>;
     async fn update_tail(&self, id: &str, tail: &str) -> StoreResult<()>;
+    /// Renews the lease on every unfinished run of a node.
+    async fn heartbeat(&self, node_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Marks failed the unfinished runs of other nodes whose lease ran out before `cutoff`:
+    /// their node died. Returns how many.
+    async fn fail_expired_runs(
+        &self,
+        node_id: &str,
+        cutoff: DateTime<Utc>,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// Marks every `queued` or `running` run of a node failed, e.g. after it crashed.
     /// Returns how many.
     async fn fail_unfinished_runs(

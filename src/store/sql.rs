@@ -349,6 +349,44 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn heartbeat(
+                &self,
+                node_id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE runs SET heartbeat_at = $2 WHERE node_id = $1 \
+                     AND status IN ('queued', 'running')",
+                )
+                .bind(node_id)
+                .bind($crate::store::rows::to_ms(at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn fail_expired_runs(
+                &self,
+                node_id: &str,
+                cutoff: chrono::DateTime<chrono::Utc>,
+                error: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<u64> {
+                let sql = format!(
+                    "UPDATE runs SET status = 'failed', error = $1, finished_at = $2 \
+                     WHERE node_id <> $3 AND COALESCE(heartbeat_at, queued_at) < $4 AND {}",
+                    $crate::store::rows::may_become($crate::domain::RunStatus::Failed)
+                );
+                let done = sqlx::query(&sql)
+                    .bind(error)
+                    .bind($crate::store::rows::to_ms(at))
+                    .bind(node_id)
+                    .bind($crate::store::rows::to_ms(cutoff))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn fail_unfinished_runs(
                 &self,
                 node_id: &str,

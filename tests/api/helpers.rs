@@ -95,6 +95,7 @@ pub struct Options {
     pub auth_failure_limit: Option<u32>,
     pub auth_failure_window: Option<Duration>,
     pub header_read_timeout: Option<Duration>,
+    pub run_lease: Option<Duration>,
 }
 
 /// The environment scripts inherit in tests: this process's, with an empty HOME so that
@@ -142,6 +143,9 @@ impl TestApp {
         }
         if let Some(n) = opts.auth_failure_limit {
             settings.auth_failure_limit = n;
+        }
+        if let Some(l) = opts.run_lease {
+            settings.run_lease = l;
         }
         if let Some(t) = opts.header_read_timeout {
             settings.header_read_timeout = t;

@@ -510,3 +510,51 @@ async fn a_graceful_shutdown_cancels_active_runs_and_records_them(b: Backend) {
         assert!(r["finishedAt"].is_string());
     }
 }
+
+/// Two nodes share one PostgreSQL database: when one dies mid-run (here: a run owned by a node
+/// that never renews its lease), another node marks the run failed once the lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_fails_the_runs_of_a_node_that_died() {
+    use sqlx::Connection;
+    if crate::helpers::pg_url().is_none() {
+        return;
+    }
+    let url = crate::helpers::pg_schema_url().await;
+    let node_a = TestApp::start_on(
+        tempfile::tempdir().unwrap(),
+        url.clone(),
+        Default::default(),
+    )
+    .await;
+    let script = node_a.bash("sleep 60", json!({})).await;
+    let orphan = node_a.run(&script).await;
+    node_a.wait_status(&orphan, "running").await;
+    // Node A "dies": its row stays running, owned by a node id nobody renews.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE runs SET node_id = 'vanished-node', heartbeat_at = 0 WHERE id = $1")
+        .bind(&orphan)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let node_b = TestApp::start_on(
+        tempfile::tempdir().unwrap(),
+        url,
+        Options {
+            run_lease: Some(Duration::from_millis(600)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let run = node_b.wait_run(&orphan).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"].as_str().unwrap().contains("heartbeat"),
+        "{run}"
+    );
+    // Live runs of live nodes keep their leases.
+    let live = node_b
+        .run(&node_b.bash("sleep 2; echo alive", json!({})).await)
+        .await;
+    assert_eq!(node_b.wait_run(&live).await["status"], "succeeded");
+    drop(node_a);
+}
