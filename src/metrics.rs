@@ -40,10 +40,6 @@ impl Metrics {
         self.schedule_skipped.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn schedule_skipped_total(&self) -> u64 {
-        self.schedule_skipped.load(Ordering::Relaxed)
-    }
-
     /// The Prometheus text exposition, with the engine's current load.
     pub fn render(&self, running: usize, queued: usize, subscribers: usize) -> String {
         let mut out = String::new();

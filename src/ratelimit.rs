@@ -42,10 +42,6 @@ impl FailureLimiter {
         }
         entry.0 += 1;
     }
-
-    pub fn record_success(&self, ip: IpAddr) {
-        self.entries.lock().expect("limiter lock").remove(&ip);
-    }
 }
 
 #[cfg(test)]

@@ -117,10 +117,6 @@ impl Engine {
         &self.inner.config.supervisor_exe
     }
 
-    pub fn store(&self) -> &DynStore {
-        &self.inner.store
-    }
-
     /// Records a run as `queued` and starts it when the concurrency rules allow.
     pub async fn submit(&self, req: RunRequest) -> Result<String, EngineError> {
         if req.script.script_type == ScriptType::Browser || req.script.runner == Runner::Browser {
