@@ -156,14 +156,7 @@ async fn cross_origin_state_changes_are_refused_and_same_origin_accepted() {
         .await
         .unwrap();
     assert_eq!(fetch_site.status(), 403);
-    let list: Value = app
-        .admin(Method::GET, "/api/admin/scripts")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/admin/scripts").await;
     assert_eq!(list, json!([]), "refused requests created nothing");
 
     let same = app

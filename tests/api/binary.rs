@@ -205,48 +205,12 @@ async fn scripts_never_see_scriptd_settings_or_secrets() {
         .json()
         .await
         .unwrap();
-    let run: Value = client
-        .post(format!(
-            "{}/api/admin/scripts/{}/run",
-            server.base,
-            script["id"].as_str().unwrap()
-        ))
-        .basic_auth("admin", Some("pw-env-test-secret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run_id = run["runId"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let log = loop {
-        let r: Value = client
-            .get(format!("{}/api/admin/scripts/runs/{run_id}", server.base))
-            .basic_auth("admin", Some("pw-env-test-secret"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["status"] == "succeeded" {
-            break client
-                .get(format!(
-                    "{}/api/admin/scripts/runs/{run_id}/log",
-                    server.base
-                ))
-                .basic_auth("admin", Some("pw-env-test-secret"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-        }
-        assert!(Instant::now() < deadline, "run did not finish: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (run_id, log) = run_and_log(
+        &server.base,
+        "pw-env-test-secret",
+        script["id"].as_str().unwrap(),
+    )
+    .await;
     stop(server);
     assert!(
         log.contains("OPERATOR_VAR=inherited"),
@@ -277,7 +241,8 @@ fn scriptd(args: &[&str], dir: &std::path::Path, envs: &[(&str, &str)]) -> std::
     cmd.output().unwrap()
 }
 
-async fn run_and_log(base: &str, password: &str, script_id: &str) -> String {
+/// Runs a script on a server started here and returns the run id and its log once it ended.
+async fn run_and_log(base: &str, password: &str, script_id: &str) -> (String, String) {
     let client = reqwest::Client::new();
     let run: Value = client
         .post(format!("{base}/api/admin/scripts/{script_id}/run"))
@@ -301,7 +266,7 @@ async fn run_and_log(base: &str, password: &str, script_id: &str) -> String {
             .await
             .unwrap();
         if !matches!(r["status"].as_str(), Some("queued" | "running")) {
-            return client
+            let log = client
                 .get(format!("{base}/api/admin/scripts/runs/{run_id}/log"))
                 .basic_auth("admin", Some(password))
                 .send()
@@ -310,6 +275,7 @@ async fn run_and_log(base: &str, password: &str, script_id: &str) -> String {
                 .text()
                 .await
                 .unwrap();
+            return (run_id, log);
         }
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -369,7 +335,7 @@ async fn a_wrong_master_key_stops_the_start_and_rotation_keeps_secrets_usable() 
     );
 
     let server = start(dir.path(), &pw);
-    let log = run_and_log(&server.base, "pw-rotate", &id).await;
+    let (_, log) = run_and_log(&server.base, "pw-rotate", &id).await;
     stop(server);
     assert!(
         log.contains("secret-ok"),
@@ -415,7 +381,7 @@ async fn secrets_never_reach_the_server_log_even_at_debug_level() {
         .send()
         .await
         .unwrap();
-    let log = run_and_log(&base, "pw-debug-log", &id).await;
+    let (_, log) = run_and_log(&base, "pw-debug-log", &id).await;
     assert!(log.contains("value ***"));
     let _ = Command::new("kill")
         .arg("-TERM")

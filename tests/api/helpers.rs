@@ -198,6 +198,17 @@ impl TestApp {
             .basic_auth(USER, Some(PASSWORD))
     }
 
+    /// An authenticated GET, its body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.admin(Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn create_script(&self, body: Value) -> Value {
         let resp = self
             .admin(Method::POST, "/api/admin/scripts")
@@ -242,13 +253,8 @@ impl TestApp {
     }
 
     pub async fn get_run(&self, run_id: &str) -> Value {
-        self.admin(Method::GET, &format!("/api/admin/scripts/runs/{run_id}"))
-            .send()
+        self.get_json(&format!("/api/admin/scripts/runs/{run_id}"))
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Polls the run until it is finished (bounded), and returns it.

@@ -215,14 +215,7 @@ async fn disabled_and_browser_scripts_are_refused(b: Backend) {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
-    let runs: Value = app
-        .admin(Method::GET, "/api/admin/scripts/runs")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs: Value = app.get_json("/api/admin/scripts/runs").await;
     assert_eq!(runs["runs"], json!([]), "refused runs leave no record");
 }
 
@@ -333,16 +326,8 @@ async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
     let failed = app.run(&other).await;
     app.wait_run(&failed).await;
     let page: Value = app
-        .admin(
-            Method::GET,
-            &format!("/api/admin/scripts/runs?scriptId={id}&limit=3"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/admin/scripts/runs?scriptId={id}&limit=3"))
+        .await;
     let got: Vec<&str> = page["runs"]
         .as_array()
         .unwrap()
@@ -352,16 +337,10 @@ async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
     assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str(), ids[2].as_str()]);
     let cursor = page["nextBefore"].as_str().unwrap();
     let page2: Value = app
-        .admin(
-            Method::GET,
-            &format!("/api/admin/scripts/runs?scriptId={id}&limit=3&before={cursor}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!(
+            "/api/admin/scripts/runs?scriptId={id}&limit=3&before={cursor}"
+        ))
+        .await;
     let got2: Vec<&str> = page2["runs"]
         .as_array()
         .unwrap()
@@ -370,14 +349,7 @@ async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
         .collect();
     assert_eq!(got2, vec![ids[1].as_str(), ids[0].as_str()]);
     assert!(page2["nextBefore"].is_null());
-    let by_status: Value = app
-        .admin(Method::GET, "/api/admin/scripts/runs?status=failed")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_status: Value = app.get_json("/api/admin/scripts/runs?status=failed").await;
     assert_eq!(by_status["runs"].as_array().unwrap().len(), 1);
     assert_eq!(by_status["runs"][0]["id"], failed.as_str());
     let bad = app
@@ -426,16 +398,8 @@ async fn the_log_is_cut_at_the_cap_and_old_runs_are_pruned(b: Backend) {
         runs.push(r);
     }
     let list: Value = app
-        .admin(
-            Method::GET,
-            &format!("/api/admin/scripts/runs?scriptId={id}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/admin/scripts/runs?scriptId={id}"))
+        .await;
     let kept: Vec<&str> = list["runs"]
         .as_array()
         .unwrap()

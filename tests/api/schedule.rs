@@ -14,16 +14,8 @@ both_backends!(
 
 async fn schedule_runs(app: &TestApp, id: &str) -> Vec<Value> {
     let v: Value = app
-        .admin(
-            Method::GET,
-            &format!("/api/admin/scripts/runs?scriptId={id}&limit=200"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/admin/scripts/runs?scriptId={id}&limit=200"))
+        .await;
     v["runs"].as_array().unwrap().clone()
 }
 
@@ -156,9 +148,7 @@ async fn a_single_script_slower_than_its_period_skips_overlapping_ticks(b: Backe
 #[tokio::test]
 async fn schedule_preview_lists_fire_times_and_names_bad_fields() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let ok: Value = app
-        .admin(Method::GET, "/api/admin/scripts/schedule-preview?cron=30%202%20*%20*%20*&timezone=America/New_York&from=2026-03-07T12:00:00Z&count=3")
-        .send().await.unwrap().json().await.unwrap();
+    let ok: Value = app.get_json("/api/admin/scripts/schedule-preview?cron=30%202%20*%20*%20*&timezone=America/New_York&from=2026-03-07T12:00:00Z&count=3").await;
     assert_eq!(
         ok["times"],
         json!([
@@ -168,16 +158,8 @@ async fn schedule_preview_lists_fire_times_and_names_bad_fields() {
         ])
     );
     let default_count: Value = app
-        .admin(
-            Method::GET,
-            "/api/admin/scripts/schedule-preview?cron=@daily",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/admin/scripts/schedule-preview?cron=@daily")
+        .await;
     assert_eq!(default_count["times"].as_array().unwrap().len(), 5);
     for (query, field) in [
         ("cron=nope", "cron"),

@@ -43,47 +43,19 @@ async fn create_read_update_list_and_delete_round_trip(b: Backend) {
         .ends_with('Z'));
     assert_eq!(created["apiTrigger"]["hasToken"], false);
 
-    let got: Value = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/admin/scripts/{id}")).await;
     assert_eq!(got["script"], "console.log(1)");
 
     app.create_script(
         json!({"name": "Other", "codeIdentifier": "other", "type": "bash", "script": "true"}),
     )
     .await;
-    let by_q: Value = app
-        .admin(Method::GET, "/api/admin/scripts?q=sync")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_q: Value = app.get_json("/api/admin/scripts?q=sync").await;
     assert_eq!(by_q.as_array().unwrap().len(), 1);
-    let by_type: Value = app
-        .admin(Method::GET, "/api/admin/scripts?type=bash")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_type: Value = app.get_json("/api/admin/scripts?type=bash").await;
     assert_eq!(by_type.as_array().unwrap().len(), 1);
     assert_eq!(by_type[0]["codeIdentifier"], "other");
-    let all: Value = app
-        .admin(Method::GET, "/api/admin/scripts")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json("/api/admin/scripts").await;
     assert_eq!(all.as_array().unwrap().len(), 2);
 
     let mut update = got.clone();
@@ -179,14 +151,7 @@ async fn every_validation_rule_is_a_400_naming_its_field(b: Backend) {
         assert_eq!(err["error"]["code"], "validation_failed", "{patch}");
         assert_eq!(err["error"]["field"], field, "{patch}: {err}");
     }
-    let list: Value = app
-        .admin(Method::GET, "/api/admin/scripts")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/admin/scripts").await;
     assert_eq!(list, json!([]), "refused requests change nothing");
 
     // vm2 is the plan's name for the isolated runner.

@@ -124,14 +124,7 @@ async fn a_token_is_shown_once_works_rotates_and_revokes(b: Backend) {
         trigger(&app, "hook", Some(&new_token), "{}").await.status(),
         401
     );
-    let script: Value = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let script: Value = app.get_json(&format!("/api/admin/scripts/{id}")).await;
     assert_eq!(script["apiTrigger"]["hasToken"], false);
 
     if let Backend::Sqlite = b {
@@ -169,14 +162,7 @@ async fn the_public_trigger_answers_each_case_as_documented(b: Backend) {
         400
     );
 
-    let mut script: Value = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut script: Value = app.get_json(&format!("/api/admin/scripts/{id}")).await;
     script["enabled"] = json!(false);
     app.admin(Method::PUT, &format!("/api/admin/scripts/{id}"))
         .json(&script)
