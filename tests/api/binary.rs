@@ -50,8 +50,11 @@ fn start(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Server {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(100));
-    let stdout = rx.try_iter().collect();
+    // Whatever the server printed before it listened is in the pipe; collect until it is quiet.
+    let mut stdout = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        stdout.push(line);
+    }
     Server {
         child,
         base,

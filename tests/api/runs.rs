@@ -397,9 +397,21 @@ async fn the_log_is_cut_at_the_cap_and_old_runs_are_pruned(b: Backend) {
         app.wait_run(&r).await;
         runs.push(r);
     }
-    let list: Value = app
-        .get_json(&format!("/api/admin/scripts/runs?scriptId={id}"))
-        .await;
+    // Retention applies just after a run is recorded as ended: wait for it, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let list = app
+            .get_json(&format!("/api/admin/scripts/runs?scriptId={id}"))
+            .await;
+        if list["runs"].as_array().unwrap().len() <= 2 {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old runs were not pruned: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
     let kept: Vec<&str> = list["runs"]
         .as_array()
         .unwrap()
