@@ -46,7 +46,7 @@ async fn a_finished_run_replays_its_log_then_done_and_closes(b: Backend) {
     let app = TestApp::spawn(b).await;
     // The two pipes are read concurrently: order across them is only certain with a pause.
     let id = app
-        .bash("echo one; sleep 0.2; echo two >&2; exit 3", json!({}))
+        .bash("echo one; sleep 0.5; echo two >&2; exit 3", json!({}))
         .await;
     let run = app.run(&id).await;
     app.wait_run(&run).await;
