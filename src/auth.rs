@@ -148,7 +148,7 @@ pub fn new_trigger_token() -> (String, String) {
 
 /// Trigger tokens carry 256 bits of entropy, so a plain SHA-256 is enough to store them.
 pub fn token_hash(token: &str) -> String {
-    hex(&sha256(token.as_bytes()))
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 pub fn token_matches(presented: &str, stored_hash: &str) -> bool {
@@ -156,10 +156,6 @@ pub fn token_matches(presented: &str, stored_hash: &str) -> bool {
         .as_bytes()
         .ct_eq(stored_hash.as_bytes())
         .into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether a state-changing request comes from another origin: `Sec-Fetch-Site` says so, or

@@ -91,7 +91,8 @@ impl LogSink {
                     None => break,
                 },
                 _ = flush_tick.tick() => self.flush().await,
-                _ = tail_tick.tick() => {
+                _ = tail_tick.tick(), if self.tail.unsaved => {
+                    self.tail.unsaved = false;
                     if let Err(e) = self.store.update_tail(&self.run_id, &self.tail.text()).await {
                         tracing::warn!(run_id = %self.run_id, error = %e, "could not save output tail");
                     }
@@ -171,6 +172,8 @@ impl LogSink {
 struct Tail {
     lines: VecDeque<String>,
     bytes: usize,
+    /// Lines arrived since the tail was last written to the store.
+    unsaved: bool,
 }
 
 impl Tail {
@@ -190,6 +193,7 @@ impl Tail {
     }
 
     fn push(&mut self, line: &str) {
+        self.unsaved = true;
         let mut line = line.to_string();
         if line.len() > TAIL_BYTES {
             let mut cut = line.len() - TAIL_BYTES;

@@ -303,8 +303,7 @@ impl Engine {
             Ok(false) => {}
             Err(e) => tracing::error!(run_id, error = %e, "could not record the end of a run"),
         }
-        let tx = self.inner.hub.open(run_id);
-        let _ = tx.send(HubEvent::Status(finish.outcome.status, finish.finished_at));
+        // Streams read the final status from the store once they see `Done`.
         self.inner.hub.close(run_id);
     }
 

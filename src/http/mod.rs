@@ -133,14 +133,9 @@ pub fn router(state: AppState) -> Router {
 /// state-changing requests.
 async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let ip = client_addr(&parts).0;
-    if let Some(ip) = ip {
-        if let Some(secs) = state.limiter.retry_after(ip) {
-            return ApiError::RateLimited {
-                retry_after_secs: secs,
-            }
-            .into_response();
-        }
+    let client = client_addr(&parts);
+    if let Err(limited) = state.refuse_if_limited(client) {
+        return limited.into_response();
     }
     let header = parts
         .headers
@@ -154,8 +149,8 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
         .unwrap_or(false);
     if !ok {
         // Only a wrong guess counts; a browser's first request simply carries no credentials.
-        if let (Some(ip), true) = (ip, has_credentials) {
-            state.limiter.record_failure(ip);
+        if has_credentials {
+            state.count_failure(client);
         }
         return ApiError::Unauthorized.into_response();
     }

@@ -1,5 +1,7 @@
 //! Script definitions: list, create, read, update, delete.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -9,9 +11,10 @@ use serde::Deserialize;
 use super::extract::{ApiJson, ApiQuery};
 use super::state::AppState;
 use super::views::{RunView, ScriptView};
-use crate::domain::{ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
+
+use crate::domain::{Run, ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
 use crate::error::ApiError;
-use crate::store::{RunFilter, ScriptFilter};
+use crate::store::ScriptFilter;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -34,21 +37,21 @@ pub async fn list(
         script_type: query.script_type.filter(|t| !t.is_empty()),
     };
     let scripts = state.store.list_scripts(&filter).await?;
-    let mut views = Vec::with_capacity(scripts.len());
-    for s in &scripts {
-        let mut view = ScriptView::from(s);
-        let last = state
-            .store
-            .list_runs(&RunFilter {
-                script_id: Some(s.id.clone()),
-                status: None,
-                before: None,
-                limit: 1,
-            })
-            .await?;
-        view.last_run = last.first().map(RunView::summary);
-        views.push(view);
-    }
+    let mut last_runs: HashMap<String, Run> = state
+        .store
+        .last_runs()
+        .await?
+        .into_iter()
+        .map(|r| (r.script_id.clone(), r))
+        .collect();
+    let views = scripts
+        .iter()
+        .map(|s| {
+            let mut view = ScriptView::from(s);
+            view.last_run = last_runs.remove(&s.id).as_ref().map(RunView::summary);
+            view
+        })
+        .collect();
     Ok(Json(views))
 }
 

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::ClientAddr;
 use crate::auth::AdminAuth;
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::store::DynStore;
@@ -40,6 +42,23 @@ impl AppState {
 }
 
 impl AppState {
+    /// 429 if this client has used up its failed-authentication budget.
+    pub fn refuse_if_limited(&self, client: ClientAddr) -> Result<(), ApiError> {
+        match client.0.and_then(|ip| self.limiter.retry_after(ip)) {
+            Some(secs) => Err(ApiError::RateLimited {
+                retry_after_secs: secs,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication against this client.
+    pub fn count_failure(&self, client: ClientAddr) {
+        if let Some(ip) = client.0 {
+            self.limiter.record_failure(ip);
+        }
+    }
+
     /// Tells the scheduler to re-read schedules now rather than at its next tick.
     pub fn schedule_changed(&self) {
         self.schedule_wake.notify_one();

@@ -127,10 +127,8 @@ impl Follower {
                     self.flush().await?;
                 }
                 Ok(HubEvent::Status(status, ts)) => {
-                    if !status.is_terminal() {
-                        self.status(status, ts);
-                        self.flush().await?;
-                    }
+                    self.status(status, ts);
+                    self.flush().await?;
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await?,
                 Ok(HubEvent::Done) | Err(broadcast::error::RecvError::Closed) => {

@@ -84,13 +84,7 @@ pub async fn run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Some(ip) = client.0 {
-        if let Some(secs) = state.limiter.retry_after(ip) {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: secs,
-            });
-        }
-    }
+    state.refuse_if_limited(client)?;
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -112,9 +106,7 @@ pub async fn run(
         _ => false,
     };
     let Some(script) = script.filter(|_| authorized) else {
-        if let Some(ip) = client.0 {
-            state.limiter.record_failure(ip);
-        }
+        state.count_failure(client);
         return Err(ApiError::Unauthorized);
     };
     if !script.api_trigger_enabled {

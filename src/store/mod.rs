@@ -101,6 +101,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, id: &str) -> StoreResult<Run>;
     /// Newest first; `output_tail` is left empty to keep lists light.
     async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    /// The newest run of every script that has one, without output tails.
+    async fn last_runs(&self) -> StoreResult<Vec<Run>>;
     /// `queued → running`; false when the run was no longer queued.
     async fn mark_running(&self, id: &str, started_at: DateTime<Utc>) -> StoreResult<bool>;
     /// Records the end of a run unless it already ended; false in that case.

@@ -296,6 +296,20 @@ macro_rules! impl_sql_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn last_runs(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Run>> {
+                // Run ids sort by creation time, so the newest run has the largest id.
+                let sql = format!(
+                    "SELECT {} FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY script_id)",
+                    $crate::store::rows::RUN_SUMMARY_COLUMNS
+                );
+                let rows = sqlx::query_as::<_, $crate::store::rows::RunRow>(&sql)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
             async fn mark_running(
                 &self,
                 id: &str,

@@ -325,6 +325,22 @@ async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
     }
     let failed = app.run(&other).await;
     app.wait_run(&failed).await;
+    let scripts = app.get_json("/api/admin/scripts").await;
+    let last_of = |script: &str| {
+        scripts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == script)
+            .unwrap()["lastRun"]["id"]
+            .clone()
+    };
+    assert_eq!(
+        last_of(&id),
+        ids[4].as_str(),
+        "each script lists its newest run"
+    );
+    assert_eq!(last_of(&other), failed.as_str());
     let page: Value = app
         .get_json(&format!("/api/admin/scripts/runs?scriptId={id}&limit=3"))
         .await;
