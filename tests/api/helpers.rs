@@ -198,15 +198,37 @@ impl TestApp {
             .basic_auth(USER, Some(PASSWORD))
     }
 
+    /// An authenticated request without a body.
+    pub async fn call(&self, method: Method, path: &str) -> Response {
+        self.admin(method, path).send().await.unwrap()
+    }
+
     /// An authenticated GET, its body as JSON.
     pub async fn get_json(&self, path: &str) -> Value {
-        self.admin(Method::GET, path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.call(Method::GET, path).await.json().await.unwrap()
+    }
+
+    /// Attaches to a run's live output.
+    pub async fn open_stream(&self, run_id: &str) -> LiveStream {
+        let resp = self
+            .call(
+                Method::GET,
+                &format!("/api/admin/scripts/runs/{run_id}/stream"),
+            )
+            .await;
+        LiveStream {
+            body: Box::pin(resp.bytes_stream()),
+            text: String::new(),
+        }
+    }
+
+    /// Asks for a run to be canceled.
+    pub async fn cancel(&self, run_id: &str) -> Response {
+        self.call(
+            Method::POST,
+            &format!("/api/admin/scripts/runs/{run_id}/cancel"),
+        )
+        .await
     }
 
     pub async fn create_script(&self, body: Value) -> Value {
@@ -340,6 +362,28 @@ pub fn processes_with(marker: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// An SSE response read as it arrives.
+pub struct LiveStream {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    /// Everything received so far.
+    pub text: String,
+}
+
+impl LiveStream {
+    /// Reads until `done` holds for what was received (each chunk must come within 15 s).
+    pub async fn read_until(&mut self, done: impl Fn(&str) -> bool) {
+        use futures_util::StreamExt;
+        while !done(&self.text) {
+            let chunk = tokio::time::timeout(Duration::from_secs(15), self.body.next())
+                .await
+                .expect("the stream went quiet")
+                .expect("the stream ended early")
+                .unwrap();
+            self.text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
 }
 
 /// A parsed SSE event.

@@ -76,16 +76,14 @@ const answer = await new Promise((resolve) => resolve(input.n * 21));
         "{log}"
     );
     let stream = app
-        .admin(
+        .call(
             Method::GET,
             &format!(
                 "/api/admin/scripts/runs/{}/stream",
                 run["id"].as_str().unwrap()
             ),
         )
-        .send()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

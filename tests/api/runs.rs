@@ -50,31 +50,15 @@ async fn each_way_a_script_ends_is_recorded(b: Backend) {
     let id = app.bash("echo started; sleep 30", json!({})).await;
     let run = app.run(&id).await;
     app.wait_status(&run, "running").await;
-    let resp = app
-        .admin(
-            Method::POST,
-            &format!("/api/admin/scripts/runs/{run}/cancel"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = app.cancel(&run).await;
     assert_eq!(resp.status(), 202);
     let done = app.wait_run(&run).await;
     assert_eq!(done["status"], "canceled");
-    let again = app
-        .admin(
-            Method::POST,
-            &format!("/api/admin/scripts/runs/{run}/cancel"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let again = app.cancel(&run).await;
     assert_eq!(again.status(), 409);
     let unknown = app
-        .admin(Method::POST, "/api/admin/scripts/runs/nope/cancel")
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, "/api/admin/scripts/runs/nope/cancel")
+        .await;
     assert_eq!(unknown.status(), 404);
 }
 
@@ -99,13 +83,11 @@ async fn stdout_and_stderr_are_tagged_and_input_reaches_the_script(b: Backend) {
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["input"], json!({"project": "p1"}));
     let text = app
-        .admin(
+        .call(
             Method::GET,
             &format!("/api/admin/scripts/runs/{run}/stream"),
         )
-        .send()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -225,13 +207,7 @@ async fn single_refuses_a_second_run_queue_waits_parallel_overlaps(b: Backend) {
     let first = app.run(&single).await;
     let second = app.start_run(&single, None).await;
     assert_eq!(second.status(), 409);
-    app.admin(
-        Method::POST,
-        &format!("/api/admin/scripts/runs/{first}/cancel"),
-    )
-    .send()
-    .await
-    .unwrap();
+    app.cancel(&first).await;
     app.wait_run(&first).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -268,10 +244,7 @@ async fn single_refuses_a_second_run_queue_waits_parallel_overlaps(b: Backend) {
     app.wait_status(&a, "running").await;
     app.wait_status(&b2, "running").await;
     for r in [&a, &b2] {
-        app.admin(Method::POST, &format!("/api/admin/scripts/runs/{r}/cancel"))
-            .send()
-            .await
-            .unwrap();
+        app.cancel(r).await;
         assert_eq!(app.wait_run(r).await["status"], "canceled");
     }
 }
@@ -294,22 +267,10 @@ async fn the_global_limit_queues_runs_in_order(b: Backend) {
     assert_eq!(app.get_run(&waiting).await["status"], "queued");
     // A queued run can be canceled before it starts; another one starts when the slot frees.
     let canceled = app.run(&app.bash("echo never", json!({})).await).await;
-    app.admin(
-        Method::POST,
-        &format!("/api/admin/scripts/runs/{canceled}/cancel"),
-    )
-    .send()
-    .await
-    .unwrap();
+    app.cancel(&canceled).await;
     assert_eq!(app.wait_run(&canceled).await["status"], "canceled");
     assert!(app.get_run(&canceled).await["startedAt"].is_null());
-    app.admin(
-        Method::POST,
-        &format!("/api/admin/scripts/runs/{blocker}/cancel"),
-    )
-    .send()
-    .await
-    .unwrap();
+    app.cancel(&blocker).await;
     assert_eq!(app.wait_run(&waiting).await["status"], "succeeded");
 }
 
@@ -369,10 +330,8 @@ async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
     assert_eq!(by_status["runs"].as_array().unwrap().len(), 1);
     assert_eq!(by_status["runs"][0]["id"], failed.as_str());
     let bad = app
-        .admin(Method::GET, "/api/admin/scripts/runs?status=exploded")
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/api/admin/scripts/runs?status=exploded")
+        .await;
     assert_eq!(bad.status(), 400);
 }
 
@@ -436,10 +395,8 @@ async fn the_log_is_cut_at_the_cap_and_old_runs_are_pruned(b: Backend) {
         .collect();
     assert_eq!(kept, vec![runs[3].as_str(), runs[2].as_str()]);
     let gone = app
-        .admin(Method::GET, &format!("/api/admin/scripts/runs/{}", runs[0]))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, &format!("/api/admin/scripts/runs/{}", runs[0]))
+        .await;
     assert_eq!(gone.status(), 404);
     assert!(app.log(&runs[0]).await.contains("not_found"));
 }
@@ -457,10 +414,8 @@ async fn deleting_a_script_cancels_its_runs(b: Backend) {
     })
     .await;
     let resp = app
-        .admin(Method::DELETE, &format!("/api/admin/scripts/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/api/admin/scripts/{id}"))
+        .await;
     assert_eq!(resp.status(), 204);
     crate::helpers::eventually(15, "the process is gone", || {
         crate::helpers::processes_with(&marker).is_empty()

@@ -72,10 +72,8 @@ async fn an_every_second_schedule_fires_runs_and_stops_when_disabled(b: Backend)
     );
 
     let mut update = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
+        .call(Method::GET, &format!("/api/admin/scripts/{id}"))
         .await
-        .unwrap()
         .json::<Value>()
         .await
         .unwrap();
@@ -168,13 +166,11 @@ async fn schedule_preview_lists_fire_times_and_names_bad_fields() {
         ("cron=@daily&from=yesterday", "from"),
     ] {
         let resp = app
-            .admin(
+            .call(
                 Method::GET,
                 &format!("/api/admin/scripts/schedule-preview?{query}"),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), 400, "{query}");
         let err: Value = resp.json().await.unwrap();
         assert_eq!(err["error"]["field"], field, "{query}");

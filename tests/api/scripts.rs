@@ -74,16 +74,12 @@ async fn create_read_update_list_and_delete_round_trip(b: Backend) {
     assert_eq!(updated["createdAt"], created["createdAt"]);
 
     let resp = app
-        .admin(Method::DELETE, &format!("/api/admin/scripts/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/api/admin/scripts/{id}"))
+        .await;
     assert_eq!(resp.status(), 204);
     let resp = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, &format!("/api/admin/scripts/{id}"))
+        .await;
     assert_eq!(resp.status(), 404);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "not_found");
@@ -266,22 +262,12 @@ async fn malformed_bodies_get_json_errors_not_500s(b: Backend) {
         );
     }
     let resp = app
-        .admin(Method::GET, "/api/admin/scripts/runs?limit=abc")
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/api/admin/scripts/runs?limit=abc")
+        .await;
     assert_eq!(resp.status(), 400);
-    let resp = app
-        .admin(Method::GET, "/api/admin/scripts/runs/nope")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.call(Method::GET, "/api/admin/scripts/runs/nope").await;
     assert_eq!(resp.status(), 404);
-    let resp = app
-        .admin(Method::GET, "/api/admin/nothing-here")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.call(Method::GET, "/api/admin/nothing-here").await;
     assert_eq!(resp.status(), 404);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "not_found");
@@ -304,10 +290,8 @@ async fn secret_values_are_write_only_and_kept_on_update(b: Backend) {
     assert_eq!(created["env"][1]["value"], "visible");
     let id = created["id"].as_str().unwrap();
     let text = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
+        .call(Method::GET, &format!("/api/admin/scripts/{id}"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -339,10 +323,8 @@ async fn data_survives_a_restart(b: Backend) {
     let (dir, url) = app.stop().await;
     let app = TestApp::start_on(dir, url, Default::default()).await;
     let got = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, &format!("/api/admin/scripts/{id}"))
+        .await;
     assert_eq!(got.status(), 200);
     let run = app.get_run(&run).await;
     assert_eq!(run["status"], "succeeded");

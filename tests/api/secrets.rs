@@ -1,8 +1,5 @@
 //! Secret env values: masked in every output, encrypted at rest.
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::json;
 
@@ -24,34 +21,17 @@ async fn secrets_are_masked_in_streams_logs_and_tails_even_split_across_reads(b:
         .await;
     let run = app.run(&id).await;
     // Watch live, too.
-    let resp = app
-        .admin(
-            Method::GET,
-            &format!("/api/admin/scripts/runs/{run}/stream"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = resp.bytes_stream();
-    let mut live = String::new();
-    while !live.contains("event: done") {
-        let chunk = tokio::time::timeout(Duration::from_secs(15), body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        live.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let mut stream = app.open_stream(&run).await;
+    stream.read_until(|t| t.contains("event: done")).await;
+    let live = stream.text;
     let done = app.wait_run(&run).await;
     let log = app.log(&run).await;
     let replay = app
-        .admin(
+        .call(
             Method::GET,
             &format!("/api/admin/scripts/runs/{run}/stream"),
         )
-        .send()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -109,33 +109,56 @@ async fn every_documented_admin_operation_refuses_missing_credentials() {
         document(),
         "the served document is the one in the repository"
     );
-    let mut checked = 0;
+    let mut routes = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             let secured = op["security"]
                 .as_array()
                 .is_some_and(|s| s.iter().any(|r| r.get("basicAuth").is_some()));
-            if !secured {
-                continue;
+            if secured {
+                let concrete = path.replace("{id}", "x").replace("{runId}", "x");
+                routes.push((
+                    Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                    concrete,
+                ));
             }
-            let concrete = path.replace("{id}", "x").replace("{runId}", "x");
-            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let resp = app
-                .client
-                .request(method.clone(), app.url(&concrete))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 401, "{method} {path}");
+        }
+    }
+    let checked = routes.len();
+    // The dashboard pages are not API operations but sit behind the same login.
+    routes.push((Method::GET, "/admin".into()));
+    routes.push((Method::GET, "/admin/scripts".into()));
+    for (method, path) in routes {
+        let anonymous = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            anonymous.status(),
+            401,
+            "{method} {path} without credentials"
+        );
+        let challenge = anonymous.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            challenge.starts_with("Basic realm=\"scriptd\""),
+            "{challenge}"
+        );
+        let body: Value = anonymous.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+        for (user, password) in [("admin", "wrong"), ("mallory", crate::helpers::PASSWORD)] {
             let wrong = app
                 .client
-                .request(method.clone(), app.url(&concrete))
-                .basic_auth("admin", Some("wrong"))
+                .request(method.clone(), app.url(&path))
+                .basic_auth(user, Some(password))
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(wrong.status(), 401, "{method} {path} with a wrong password");
-            checked += 1;
+            assert_eq!(wrong.status(), 401, "{method} {path} as {user}/{password}");
         }
     }
     assert!(checked >= 14, "only {checked} admin operations found");
@@ -145,18 +168,9 @@ async fn every_documented_admin_operation_refuses_missing_credentials() {
 async fn security_headers_are_on_html_json_errors_and_assets() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let responses = [
-        app.admin(Method::GET, "/admin/scripts")
-            .send()
-            .await
-            .unwrap(),
-        app.admin(Method::GET, "/api/admin/scripts")
-            .send()
-            .await
-            .unwrap(),
-        app.admin(Method::GET, "/api/admin/scripts/missing")
-            .send()
-            .await
-            .unwrap(),
+        app.call(Method::GET, "/admin/scripts").await,
+        app.call(Method::GET, "/api/admin/scripts").await,
+        app.call(Method::GET, "/api/admin/scripts/missing").await,
         app.client
             .get(app.url("/api/admin/scripts"))
             .send()

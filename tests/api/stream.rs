@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::json;
 
@@ -73,10 +72,8 @@ async fn a_finished_run_replays_its_log_then_done_and_closes(b: Backend) {
         .iter()
         .all(|e| e.event != "log" || e.id.as_deref() == Some(&e.data["seq"].to_string())));
     let missing = app
-        .admin(Method::GET, "/api/admin/scripts/runs/nope/stream")
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/api/admin/scripts/runs/nope/stream")
+        .await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -94,38 +91,18 @@ async fn lines_arrive_while_the_run_is_still_going(b: Backend) {
         )
         .await;
     let run = app.run(&id).await;
-    let resp = app
-        .admin(
-            Method::GET,
-            &format!("/api/admin/scripts/runs/{run}/stream"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = resp.bytes_stream();
-    let mut seen = String::new();
-    while !seen.contains("\"line\":\"before\"") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .expect("live line")
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let mut stream = app.open_stream(&run).await;
+    stream
+        .read_until(|t| t.contains("\"line\":\"before\""))
+        .await;
     assert_eq!(
         app.get_run(&run).await["status"],
         "running",
         "the line came while the run was going"
     );
     std::fs::write(&flag, "").unwrap();
-    while !seen.contains("event: done") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .expect("done")
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    stream.read_until(|t| t.contains("event: done")).await;
+    let seen = stream.text;
     let lines: Vec<String> = log_lines(&parse_sse(&seen))
         .into_iter()
         .map(|l| l.2)
@@ -140,25 +117,11 @@ async fn resume_by_last_event_id_or_since_skips_and_repeats_nothing(b: Backend) 
         .await;
     let run = app.run(&id).await;
     // Attach mid-run, drop the connection after some lines, resume from the last id seen.
-    let resp = app
-        .admin(
-            Method::GET,
-            &format!("/api/admin/scripts/runs/{run}/stream"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = resp.bytes_stream();
-    let mut first = String::new();
-    while log_lines(&parse_sse(&first)).len() < 100 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        first.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(body);
+    let mut stream = app.open_stream(&run).await;
+    stream
+        .read_until(|t| log_lines(&parse_sse(t)).len() >= 100)
+        .await;
+    let first = stream.text;
     // Keep only whole events, as a client would.
     let cut = first.rfind("\n\n").unwrap();
     let got = log_lines(&parse_sse(&first[..cut + 2]));

@@ -1,7 +1,6 @@
 //! No process outlives its run: background children, `setsid` daemons and double forks are
 //! all ended on timeout, on cancel, and when the main script exits.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{both_backends, eventually, processes_with, Backend, Options, TestApp};
@@ -53,13 +52,7 @@ async fn a_canceled_run_leaves_no_descendant_behind(b: Backend) {
     let id = app.bash(&sprawling(&m), json!({})).await;
     let run = app.run(&id).await;
     wait_spawned(&m).await;
-    app.admin(
-        Method::POST,
-        &format!("/api/admin/scripts/runs/{run}/cancel"),
-    )
-    .send()
-    .await
-    .unwrap();
+    app.cancel(&run).await;
     let done = app.wait_run(&run).await;
     assert_eq!(done["status"], "canceled");
     assert_eq!(
@@ -132,13 +125,7 @@ async fn sigterm_comes_first_and_sigkill_after_the_grace_period(b: Backend) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    app.admin(
-        Method::POST,
-        &format!("/api/admin/scripts/runs/{run}/cancel"),
-    )
-    .send()
-    .await
-    .unwrap();
+    app.cancel(&run).await;
     let done = app.wait_run(&run).await;
     assert_eq!(done["status"], "canceled");
     let log = app.log(&run).await;

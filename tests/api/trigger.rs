@@ -24,10 +24,8 @@ async fn setup(app: &TestApp, extra: Value) -> (String, String) {
         .unwrap()
         .to_string();
     let resp = app
-        .admin(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+        .await;
     assert_eq!(resp.status(), 201);
     let token = resp.json::<Value>().await.unwrap()["token"]
         .as_str()
@@ -54,10 +52,8 @@ async fn a_token_is_shown_once_works_rotates_and_revokes(b: Backend) {
     let (id, token) = setup(&app, json!({})).await;
     assert!(token.starts_with("sdt_") && token.len() >= 40, "{token}");
     let script_text = app
-        .admin(Method::GET, &format!("/api/admin/scripts/{id}"))
-        .send()
+        .call(Method::GET, &format!("/api/admin/scripts/{id}"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -69,10 +65,8 @@ async fn a_token_is_shown_once_works_rotates_and_revokes(b: Backend) {
     assert_eq!(script["apiTrigger"]["hasToken"], true);
     assert!(script["apiTrigger"]["tokenCreatedAt"].is_string());
     let list = app
-        .admin(Method::GET, "/api/admin/scripts")
-        .send()
+        .call(Method::GET, "/api/admin/scripts")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -92,10 +86,8 @@ async fn a_token_is_shown_once_works_rotates_and_revokes(b: Backend) {
     assert!(app.log(&run_id).await.contains(r#"got {"project":"p1"}"#));
 
     let rotated = app
-        .admin(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+        .await;
     let new_token = rotated.json::<Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()
@@ -112,13 +104,11 @@ async fn a_token_is_shown_once_works_rotates_and_revokes(b: Backend) {
     );
 
     let revoked = app
-        .admin(
+        .call(
             Method::DELETE,
             &format!("/api/admin/scripts/{id}/api-token"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(revoked.status(), 204);
     assert_eq!(
         trigger(&app, "hook", Some(&new_token), "{}").await.status(),
