@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{eventually, processes_with};
@@ -100,13 +101,9 @@ async fn first_start_prints_a_password_once_and_keeps_only_its_hash() {
         "only an Argon2 hash is stored"
     );
     assert!(!stored.contains(&password));
-    let client = reqwest::Client::new();
-    let ok = client
-        .get(format!("{}/api/admin/scripts", first.base))
-        .basic_auth("admin", Some(&password))
-        .send()
-        .await
-        .unwrap();
+    let ok = Admin::new(&first.base, &password)
+        .send(Method::GET, "/api/admin/scripts", None)
+        .await;
     assert_eq!(ok.status(), 200);
     stop(first);
 
@@ -116,19 +113,13 @@ async fn first_start_prints_a_password_once_and_keeps_only_its_hash() {
         None,
         "a later start does not print it again"
     );
-    let ok = client
-        .get(format!("{}/api/admin/scripts", second.base))
-        .basic_auth("admin", Some(&password))
-        .send()
-        .await
-        .unwrap();
+    let ok = Admin::new(&second.base, &password)
+        .send(Method::GET, "/api/admin/scripts", None)
+        .await;
     assert_eq!(ok.status(), 200, "the same password still works");
-    let bad = client
-        .get(format!("{}/api/admin/scripts", second.base))
-        .basic_auth("admin", Some("nope"))
-        .send()
-        .await
-        .unwrap();
+    let bad = Admin::new(&second.base, "nope")
+        .send(Method::GET, "/api/admin/scripts", None)
+        .await;
     assert_eq!(bad.status(), 401);
     stop(second);
 }
@@ -138,27 +129,15 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
     let dir = tempfile::tempdir().unwrap();
     let envs = [("SCRIPTD_ADMIN_PASSWORD", "pw-for-crash-test")];
     let server = start(dir.path(), &envs);
-    let client = reqwest::Client::new();
+    let admin = Admin::new(&server.base, "pw-for-crash-test");
     let marker = format!("sdcrash{}", uuid::Uuid::now_v7().simple());
-    let script: Value = client
-        .post(format!("{}/api/admin/scripts", server.base))
-        .basic_auth("admin", Some("pw-for-crash-test"))
-        .json(&json!({"name": "long", "codeIdentifier": "long", "type": "bash",
-                      "script": format!("setsid bash -c 'exec -a {marker}-d sleep 300' & exec -a {marker} sleep 300")}))
-        .send().await.unwrap().json().await.unwrap();
-    let run: Value = client
-        .post(format!(
-            "{}/api/admin/scripts/{}/run",
-            server.base,
-            script["id"].as_str().unwrap()
-        ))
-        .basic_auth("admin", Some("pw-for-crash-test"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"name": "long", "codeIdentifier": "long", "type": "bash",
+        "script": format!("setsid bash -c 'exec -a {marker}-d sleep 300' & exec -a {marker} sleep 300")});
+    let script = admin
+        .json(Method::POST, "/api/admin/scripts", Some(&body))
+        .await;
+    let run_path = format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap());
+    let run = admin.json(Method::POST, &run_path, None).await;
     let run_id = run["runId"].as_str().unwrap().to_string();
     eventually(10, "the script runs", || processes_with(&marker).len() >= 2).await;
 
@@ -171,15 +150,13 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
     .await;
 
     let again = start(dir.path(), &envs);
-    let run: Value = client
-        .get(format!("{}/api/admin/scripts/runs/{run_id}", again.base))
-        .basic_auth("admin", Some("pw-for-crash-test"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = Admin::new(&again.base, "pw-for-crash-test")
+        .json(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run_id}"),
+            None,
+        )
+        .await;
     assert_eq!(run["status"], "failed");
     assert!(run["error"].as_str().unwrap().contains("crash"), "{run}");
     stop(again);
@@ -197,23 +174,12 @@ async fn scripts_never_see_scriptd_settings_or_secrets() {
         ("OPERATOR_VAR", "inherited"),
     ];
     let server = start(dir.path(), &envs);
-    let client = reqwest::Client::new();
-    let script: Value = client
-        .post(format!("{}/api/admin/scripts", server.base))
-        .basic_auth("admin", Some("pw-env-test-secret"))
-        .json(&json!({"name": "env", "codeIdentifier": "env", "type": "bash", "script": "env"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (run_id, log) = run_and_log(
-        &server.base,
-        "pw-env-test-secret",
-        script["id"].as_str().unwrap(),
-    )
-    .await;
+    let admin = Admin::new(&server.base, "pw-env-test-secret");
+    let body = json!({"name": "env", "codeIdentifier": "env", "type": "bash", "script": "env"});
+    let script = admin
+        .json(Method::POST, "/api/admin/scripts", Some(&body))
+        .await;
+    let (run_id, log) = admin.run_and_log(script["id"].as_str().unwrap()).await;
     stop(server);
     assert!(
         log.contains("OPERATOR_VAR=inherited"),
@@ -244,44 +210,77 @@ fn scriptd(args: &[&str], dir: &std::path::Path, envs: &[(&str, &str)]) -> std::
     cmd.output().unwrap()
 }
 
-/// Runs a script on a server started here and returns the run id and its log once it ended.
-async fn run_and_log(base: &str, password: &str, script_id: &str) -> (String, String) {
-    let client = reqwest::Client::new();
-    let run: Value = client
-        .post(format!("{base}/api/admin/scripts/{script_id}/run"))
-        .basic_auth("admin", Some(password))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run_id = run["runId"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r: Value = client
-            .get(format!("{base}/api/admin/scripts/runs/{run_id}"))
-            .basic_auth("admin", Some(password))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !matches!(r["status"].as_str(), Some("queued" | "running")) {
-            let log = client
-                .get(format!("{base}/api/admin/scripts/runs/{run_id}/log"))
-                .basic_auth("admin", Some(password))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            return (run_id, log);
+/// The admin API of a server started here.
+struct Admin {
+    base: String,
+    password: String,
+    client: reqwest::Client,
+}
+
+impl Admin {
+    fn new(base: &str, password: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            password: password.to_string(),
+            client: reqwest::Client::new(),
         }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth("admin", Some(&self.password));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn json(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
+        self.send(method, path, body).await.json().await.unwrap()
+    }
+
+    /// Runs a script and returns the run id and its log once it ended.
+    async fn run_and_log(&self, script_id: &str) -> (String, String) {
+        let run = self
+            .json(
+                Method::POST,
+                &format!("/api/admin/scripts/{script_id}/run"),
+                None,
+            )
+            .await;
+        let run_id = run["runId"].as_str().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self
+                .json(
+                    Method::GET,
+                    &format!("/api/admin/scripts/runs/{run_id}"),
+                    None,
+                )
+                .await;
+            if !matches!(r["status"].as_str(), Some("queued" | "running")) {
+                let log = self
+                    .send(
+                        Method::GET,
+                        &format!("/api/admin/scripts/runs/{run_id}/log"),
+                        None,
+                    )
+                    .await
+                    .text()
+                    .await
+                    .unwrap();
+                return (run_id, log);
+            }
+            assert!(Instant::now() < deadline, "run did not finish: {r}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -290,20 +289,13 @@ async fn a_wrong_master_key_stops_the_start_and_rotation_keeps_secrets_usable() 
     let dir = tempfile::tempdir().unwrap();
     let pw = [("SCRIPTD_ADMIN_PASSWORD", "pw-rotate")];
     let server = start(dir.path(), &pw);
-    let client = reqwest::Client::new();
-    let script: Value = client
-        .post(format!("{}/api/admin/scripts", server.base))
-        .basic_auth("admin", Some("pw-rotate"))
-        .json(&json!({"name": "k", "codeIdentifier": "k", "type": "bash",
-                      "script": "[ \"$TOKEN\" = \"$EXPECTED\" ] && echo secret-ok",
-                      "env": [{"key": "TOKEN", "value": "rotate-me-123", "secret": true},
-                              {"key": "EXPECTED", "value": "rotate-me-123", "secret": false}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"name": "k", "codeIdentifier": "k", "type": "bash",
+        "script": "[ \"$TOKEN\" = \"$EXPECTED\" ] && echo secret-ok",
+        "env": [{"key": "TOKEN", "value": "rotate-me-123", "secret": true},
+                {"key": "EXPECTED", "value": "rotate-me-123", "secret": false}]});
+    let script = Admin::new(&server.base, "pw-rotate")
+        .json(Method::POST, "/api/admin/scripts", Some(&body))
+        .await;
     let id = script["id"].as_str().unwrap().to_string();
     stop(server);
     let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
@@ -338,7 +330,7 @@ async fn a_wrong_master_key_stops_the_start_and_rotation_keeps_secrets_usable() 
     );
 
     let server = start(dir.path(), &pw);
-    let (_, log) = run_and_log(&server.base, "pw-rotate", &id).await;
+    let (_, log) = Admin::new(&server.base, "pw-rotate").run_and_log(&id).await;
     stop(server);
     assert!(
         log.contains("secret-ok"),
@@ -367,24 +359,23 @@ async fn secrets_never_reach_the_server_log_even_at_debug_level() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let script: Value = client
-        .post(format!("{base}/api/admin/scripts"))
-        .basic_auth("admin", Some("pw-debug-log"))
-        .json(&json!({"name": "d", "codeIdentifier": "d", "type": "bash", "script": "echo \"value $TOKEN\"; exit 1",
-                      "env": [{"key": "TOKEN", "value": secret, "secret": true}]}))
-        .send().await.unwrap().json().await.unwrap();
+    let admin = Admin::new(&base, "pw-debug-log");
+    let body = json!({"name": "d", "codeIdentifier": "d", "type": "bash", "script": "echo \"value $TOKEN\"; exit 1",
+        "env": [{"key": "TOKEN", "value": secret, "secret": true}]});
+    let script = admin
+        .json(Method::POST, "/api/admin/scripts", Some(&body))
+        .await;
     let id = script["id"].as_str().unwrap().to_string();
     let mut update = script.clone();
     update["description"] = json!("edit");
-    client
-        .put(format!("{base}/api/admin/scripts/{id}"))
-        .basic_auth("admin", Some("pw-debug-log"))
-        .json(&update)
-        .send()
-        .await
-        .unwrap();
-    let (_, log) = run_and_log(&base, "pw-debug-log", &id).await;
+    admin
+        .send(
+            Method::PUT,
+            &format!("/api/admin/scripts/{id}"),
+            Some(&update),
+        )
+        .await;
+    let (_, log) = admin.run_and_log(&id).await;
     assert!(log.contains("value ***"));
     let _ = Command::new("kill")
         .arg("-TERM")
