@@ -2,96 +2,41 @@
 //! against a baseline measured in the same run. Run with `cargo bench --bench engine`.
 //! Figures are printed, never asserted.
 
+mod common;
+
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{median, start_server, Server, PASSWORD};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use reqwest::Method;
+use serde_json::json;
 
-const PASSWORD: &str = "bench-password";
 const REPS: usize = 5;
 
-struct Server {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_scriptd"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-password",
-            PASSWORD,
-        ])
-        .args([
-            "--max-concurrent-runs",
-            "16",
-            "--max-log-bytes",
-            "104857600",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        // An empty HOME keeps `bash -l` from reading root's profile (see ARCHITECTURE.md).
-        .env("HOME", dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(600)
-            .build()
-            .unwrap(),
-        _dir: dir,
-    }
+fn start() -> Server {
+    start_server(&[
+        "--max-concurrent-runs",
+        "16",
+        "--max-log-bytes",
+        "104857600",
+    ])
 }
 
 impl Server {
     async fn script(&self, code: &str, script: &str) -> String {
-        let v: Value = self
-            .client
-            .post(format!("{}/api/admin/scripts", self.base))
-            .basic_auth("admin", Some(PASSWORD))
-            .json(&json!({"name": code, "codeIdentifier": code, "type": "bash", "script": script, "concurrency": "parallel"}))
-            .send().await.unwrap().json().await.unwrap();
+        let body = json!({"name": code, "codeIdentifier": code, "type": "bash", "script": script, "concurrency": "parallel"});
+        let v = self
+            .call(Method::POST, "/api/admin/scripts", Some(&body))
+            .await;
         v["id"].as_str().unwrap().to_string()
     }
 
     async fn run(&self, id: &str) -> String {
-        let v: Value = self
-            .client
-            .post(format!("{}/api/admin/scripts/{id}/run", self.base))
-            .basic_auth("admin", Some(PASSWORD))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self
+            .call(Method::POST, &format!("/api/admin/scripts/{id}/run"), None)
+            .await;
         v["runId"].as_str().unwrap().to_string()
     }
 
@@ -122,7 +67,7 @@ impl Server {
         lines
     }
 
-    fn rss_kib(&self) -> u64 {
+    pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
             .lines()
@@ -130,11 +75,6 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
             .unwrap_or(0)
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    xs[xs.len() / 2]
 }
 
 fn time_command(script: &str, home: &std::path::Path) -> f64 {
@@ -161,7 +101,7 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let server = start_server();
+    let server = start();
     let home = tempfile::tempdir().unwrap();
     println!("scriptd engine benchmark (medians of {REPS}; baselines measured in the same run)\n");
 
