@@ -10,12 +10,14 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 
-/// Flags of `scriptd serve`. Every one has an environment variable and a TOML key
-/// (the flag name without `--`, e.g. `max-concurrent-runs = 4`).
-#[derive(Debug, Default, Args)]
+/// Flags of `scriptd serve`. Every one has an environment variable and a TOML key (the flag
+/// name without `--`, e.g. `max-concurrent-runs = 4`): the same struct reads the file.
+#[derive(Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServeArgs {
     /// TOML file with any of the settings below (keys as the flag names without `--`).
     #[arg(long, env = "SCRIPTD_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "SCRIPTD_LISTEN", value_name = "ADDR")]
@@ -81,25 +83,6 @@ pub struct ServeArgs {
     /// further attempts get 429 [default: 20]
     #[arg(long, env = "SCRIPTD_AUTH_FAILURE_LIMIT", value_name = "N")]
     pub auth_failure_limit: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileSettings {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    admin_user: Option<String>,
-    admin_password: Option<String>,
-    admin_path: Option<String>,
-    master_key: Option<String>,
-    max_concurrent_runs: Option<usize>,
-    kill_grace_ms: Option<u64>,
-    max_log_bytes: Option<u64>,
-    keep_runs: Option<u32>,
-    auth_failure_limit: Option<u32>,
-    isolate_memory_mb: Option<u64>,
-    run_lease_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -179,7 +162,7 @@ impl Settings {
     fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
-            None => FileSettings::default(),
+            None => ServeArgs::default(),
         };
         let data_dir = args
             .data_dir
@@ -270,7 +253,7 @@ impl Settings {
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
