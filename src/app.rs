@@ -1,12 +1,15 @@
-//! Assembly: settings in, a running service out. Tests drive `build` + `serve` on a random
-//! port with their own shutdown future.
+//! Assembly: settings in, a running service out. `build` is the one call a host application
+//! makes: it returns the router to mount and has already started the background work behind
+//! it (claiming runs, the node feed, leases, the scheduler); `App::shutdown` stops it. The
+//! standalone server is `build` + `serve`, which tests drive on a random port with their own
+//! shutdown future.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AdminAuth, PasswordOrigin};
@@ -22,10 +25,11 @@ use crate::store::EnvCodec;
 pub struct App {
     pub router: Router,
     pub state: AppState,
-    pub scheduler: Scheduler,
+    background: Vec<JoinHandle<()>>,
 }
 
-/// Opens the store, applies migrations, prepares admin credentials and starts the engine.
+/// Opens the store, applies migrations, prepares admin credentials, starts the engine and its
+/// background work, and returns the router to serve or mount.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     crate::fsutil::create_private_dir(&settings.data_dir)?;
     let store = open_store(&settings).await?;
@@ -65,21 +69,35 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             tracing::warn!("isolated runner: the worker did not start; isolated runs will fail")
         }
     }
-    let schedule_wake = Arc::new(Notify::new());
     let scheduler = Scheduler {
         store: store.clone(),
         engine: engine.clone(),
         metrics: metrics.clone(),
-        wake: schedule_wake.clone(),
+        wake: engine.schedule_wake(),
     };
+    let closing = CancellationToken::new();
+    let background = vec![
+        tokio::spawn({
+            let (engine, closing) = (engine.clone(), closing.clone());
+            async move { engine.work(closing).await }
+        }),
+        tokio::spawn({
+            let (engine, closing) = (engine.clone(), closing.clone());
+            async move { engine.follow_feed(closing).await }
+        }),
+        tokio::spawn({
+            let (engine, closing) = (engine.clone(), closing.clone());
+            async move { engine.keep_leases(closing).await }
+        }),
+        tokio::spawn(scheduler.run(closing.clone())),
+    ];
     let state = AppState::new(Inner {
         store,
         engine,
         auth,
         limiter: FailureLimiter::new(settings.auth_failure_limit, settings.auth_failure_window),
-        closing: CancellationToken::new(),
+        closing,
         ui: Default::default(),
-        schedule_wake,
         metrics,
         isolation,
         settings,
@@ -87,8 +105,21 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     Ok(App {
         router: crate::http::router(state.clone()),
         state,
-        scheduler,
+        background,
     })
+}
+
+impl App {
+    /// Ends live streams and the background work, stops the runs executing on this node and
+    /// records them. Queued runs stay queued for the other nodes or the next start.
+    pub async fn shutdown(self) {
+        self.state.closing.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
+        self.state.engine.shutdown().await;
+        tracing::info!("stopped");
+    }
 }
 
 /// Opens the store with the master key that opens its secrets. A key that does not is a
@@ -122,7 +153,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<crate::store::DynStor
     )
 }
 
-/// Serves until `shutdown` resolves, then ends streams, cancels runs and records them.
+/// Serves until `shutdown` resolves, then stops as `App::shutdown` does.
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -136,17 +167,8 @@ pub async fn serve(
             closing.cancel();
         }
     });
-    let scheduler = tokio::spawn(app.scheduler.run(closing.clone()));
-    let leases = tokio::spawn({
-        let engine = app.state.engine.clone();
-        let closing = closing.clone();
-        async move { engine.keep_leases(closing).await }
-    });
     let header_timeout = app.state.settings.header_read_timeout;
-    crate::http::server::serve(listener, app.router, header_timeout, closing).await;
-    let _ = scheduler.await;
-    let _ = leases.await;
-    app.state.engine.shutdown().await;
-    tracing::info!("stopped");
+    crate::http::server::serve(listener, app.router.clone(), header_timeout, closing).await;
+    app.shutdown().await;
     Ok(())
 }

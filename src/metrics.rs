@@ -14,6 +14,7 @@ pub struct Metrics {
     finished: [AtomicU64; 6],
     schedule_skipped: AtomicU64,
     schedule_fired: AtomicU64,
+    schedule_missed: AtomicU64,
 }
 
 impl Metrics {
@@ -40,8 +41,12 @@ impl Metrics {
         self.schedule_skipped.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn schedule_missed(&self) {
+        self.schedule_missed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition, with the engine's current load.
-    pub fn render(&self, running: usize, queued: usize, subscribers: usize) -> String {
+    pub fn render(&self, running: usize, queued: i64, subscribers: usize) -> String {
         let mut out = String::new();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         out.push_str("# HELP scriptd_runs_started_total Runs accepted, by trigger.\n# TYPE scriptd_runs_started_total counter\n");
@@ -71,11 +76,13 @@ impl Metrics {
             out,
             "# HELP scriptd_schedule_fired_total Scheduled ticks that started a run.\n# TYPE scriptd_schedule_fired_total counter\nscriptd_schedule_fired_total {}\n\
              # HELP scriptd_schedule_skipped_total Scheduled ticks skipped (script busy or disabled).\n# TYPE scriptd_schedule_skipped_total counter\nscriptd_schedule_skipped_total {}\n\
-             # HELP scriptd_runs_running Runs holding a slot on this node.\n# TYPE scriptd_runs_running gauge\nscriptd_runs_running {running}\n\
-             # HELP scriptd_runs_queued Runs waiting for a slot on this node.\n# TYPE scriptd_runs_queued gauge\nscriptd_runs_queued {queued}\n\
+             # HELP scriptd_schedule_missed_total Scheduled ticks claimed too late to fire (no node was up in time).\n# TYPE scriptd_schedule_missed_total counter\nscriptd_schedule_missed_total {}\n\
+             # HELP scriptd_runs_running Runs executing on this node.\n# TYPE scriptd_runs_running gauge\nscriptd_runs_running {running}\n\
+             # HELP scriptd_runs_queued Runs waiting in the queue, across all nodes.\n# TYPE scriptd_runs_queued gauge\nscriptd_runs_queued {queued}\n\
              # HELP scriptd_stream_subscribers Live output streams attached on this node.\n# TYPE scriptd_stream_subscribers gauge\nscriptd_stream_subscribers {subscribers}\n",
             get(&self.schedule_fired),
             get(&self.schedule_skipped),
+            get(&self.schedule_missed),
         );
         out
     }

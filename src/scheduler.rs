@@ -1,7 +1,9 @@
-//! Fires scheduled scripts. Sleeps until the next due tick (or until a schedule changes),
-//! claims each due tick through the store so it fires once across nodes, and computes the
-//! next tick from *now*, so ticks missed while the server was down, or skipped by a clock
-//! jump, are not replayed in a burst.
+//! Fires scheduled scripts. Every node stays armed for every tick: each sleeps until the next
+//! due tick (or until a schedule changes, here or on another node), and all race to claim it
+//! through the store, so it fires once across nodes and keeps firing when any node stops. The
+//! next tick is computed from *now*, so ticks missed while every node was down, or skipped by
+//! a clock jump, are not replayed in a burst; a tick claimed later than its grace is recorded
+//! as missed, never fired late.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,10 @@ use crate::engine::{Engine, EngineError, RunRequest};
 use crate::metrics::Metrics;
 use crate::store::DynStore;
 
-/// A tick older than this when first seen is a missed one (server down, clock jump), not a
-/// late one, and is skipped.
-const MISSED_AFTER: chrono::Duration = chrono::Duration::seconds(30);
+/// The longest a tick may be late and still fire; a frequent schedule's grace is its period
+/// (with a floor), so a late tick never runs when the next one is already due.
+const MAX_GRACE: chrono::Duration = chrono::Duration::seconds(30);
+const MIN_GRACE: chrono::Duration = chrono::Duration::seconds(1);
 /// Re-read schedules at least this often, so other nodes' edits are seen.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -55,27 +58,29 @@ impl Scheduler {
                 continue;
             };
             let next = cron.next_after(now);
+            // Armed for the next tick whether or not this node wins the current one.
+            if let Some(n) = next {
+                next_wake = next_wake.min(n);
+            }
             match script.next_run_at {
                 Some(due) if due <= now => {
                     if !self.store.claim_tick(&script.id, Some(due), next).await? {
                         continue; // another node (or an edit) moved it first
                     }
-                    if now - due > MISSED_AFTER {
-                        tracing::info!(script = %script.code_identifier, tick = %due, "scheduler: tick missed while stopped; not replayed");
+                    let grace = cron
+                        .next_after(due)
+                        .map_or(MAX_GRACE, |after| (after - due).clamp(MIN_GRACE, MAX_GRACE));
+                    if now - due > grace {
+                        self.metrics.schedule_missed();
+                        tracing::warn!(script = %script.code_identifier, tick = %due, late_ms = (now - due).num_milliseconds(), "scheduler: tick missed (no node was up in time); not fired late");
                     } else {
                         self.fire(script, due).await;
                     }
                 }
-                Some(due) => {
-                    next_wake = next_wake.min(due);
-                    continue;
-                }
+                Some(due) => next_wake = next_wake.min(due),
                 None => {
                     self.store.claim_tick(&script.id, None, next).await?;
                 }
-            }
-            if let Some(n) = next {
-                next_wake = next_wake.min(n);
             }
         }
         Ok((next_wake - Utc::now()).to_std().unwrap_or(Duration::ZERO))

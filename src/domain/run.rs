@@ -171,6 +171,8 @@ pub struct Run {
     pub result: Option<serde_json::Value>,
     pub log_bytes: i64,
     pub log_truncated: bool,
+    /// The node that claimed the run; `None` while it waits in the queue.
+    pub node_id: Option<String>,
 }
 
 impl Run {

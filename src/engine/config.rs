@@ -24,6 +24,11 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// How far each renewal extends this node's leases.
+    pub fn lease_span(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.run_lease).unwrap_or(chrono::Duration::seconds(60))
+    }
+
     pub fn from_settings(settings: &Settings, node_id: String) -> anyhow::Result<Self> {
         let own_secrets: Vec<&str> = [
             settings.admin_password.as_deref(),

@@ -1,6 +1,7 @@
-//! Live fan-out of a run's events to the streams watching it. Only events already written to
-//! the store are published, so a subscriber that falls behind re-reads the store instead of
-//! the hub holding more.
+//! Live fan-out of a run's events to the streams watching it on this node, whichever node runs
+//! it. A run executing here publishes its stored batches with their lines; a run on another
+//! node arrives as "stored up to seq N" from the node feed, and watchers read those lines from
+//! the store. A channel exists only while someone watches, so memory follows the watchers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,46 +11,80 @@ use tokio::sync::broadcast;
 
 use crate::domain::{LogLine, RunStatus};
 
-/// Batches in flight per run; with batches capped in size this bounds memory per run.
+/// Events in flight per run; a watcher that falls further behind re-reads the store.
 const CAPACITY: usize = 16;
 
 #[derive(Debug, Clone)]
 pub enum HubEvent {
+    /// Lines just stored, with their content (the run executes on this node).
     Lines(Arc<[LogLine]>),
+    /// Lines up to this seq are stored (the run executes on another node).
+    Stored(i64),
+    /// The run's status changed; a final status ends the stream.
     Status(RunStatus, DateTime<Utc>),
-    Done,
 }
 
-#[derive(Default)]
+type Channels = Arc<Mutex<HashMap<String, broadcast::Sender<HubEvent>>>>;
+
+#[derive(Default, Clone)]
 pub struct Hub {
-    channels: Mutex<HashMap<String, broadcast::Sender<HubEvent>>>,
+    channels: Channels,
 }
 
 impl Hub {
-    /// The sender for a run, created on first use.
-    pub fn open(&self, run_id: &str) -> broadcast::Sender<HubEvent> {
+    /// Watches a run: events published after this call are received.
+    pub fn subscribe(&self, run_id: &str) -> Subscription {
         let mut map = self.channels.lock().expect("hub lock");
-        map.entry(run_id.to_string())
+        let rx = map
+            .entry(run_id.to_string())
             .or_insert_with(|| broadcast::channel(CAPACITY).0)
-            .clone()
+            .subscribe();
+        Subscription {
+            rx: Some(rx),
+            run_id: run_id.to_string(),
+            channels: self.channels.clone(),
+        }
     }
 
-    /// A receiver if the run is live on this node.
-    pub fn subscribe(&self, run_id: &str) -> Option<broadcast::Receiver<HubEvent>> {
+    /// Sends an event to the run's watchers, if it has any.
+    pub fn publish(&self, run_id: &str, event: HubEvent) {
         let map = self.channels.lock().expect("hub lock");
-        map.get(run_id).map(broadcast::Sender::subscribe)
-    }
-
-    /// Publishes `Done` and forgets the run.
-    pub fn close(&self, run_id: &str) {
-        let sender = self.channels.lock().expect("hub lock").remove(run_id);
-        if let Some(tx) = sender {
-            let _ = tx.send(HubEvent::Done);
+        if let Some(tx) = map.get(run_id) {
+            let _ = tx.send(event);
         }
     }
 
     pub fn subscriber_count(&self) -> usize {
         let map = self.channels.lock().expect("hub lock");
         map.values().map(broadcast::Sender::receiver_count).sum()
+    }
+}
+
+/// A watcher's receiver; the run's channel goes away with its last watcher.
+pub struct Subscription {
+    rx: Option<broadcast::Receiver<HubEvent>>,
+    run_id: String,
+    channels: Channels,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Result<HubEvent, broadcast::error::RecvError> {
+        match self.rx.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut map = self.channels.lock().expect("hub lock");
+        drop(self.rx.take());
+        if map
+            .get(&self.run_id)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            map.remove(&self.run_id);
+        }
     }
 }

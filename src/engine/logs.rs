@@ -1,18 +1,22 @@
 //! A run's output on its way to the store: numbering, masking, the tail, the size cap and
 //! batching. One sink per run, fed by the output readers through a bounded channel, so a
-//! script that prints faster than the store writes is slowed down instead of buffered.
+//! script that prints faster than the store writes is slowed down instead of buffered. Each
+//! stored batch goes to this node's watchers with its lines and to the other nodes as "stored
+//! up to seq N". Writes are fenced by the lease: once the store refuses one, the run is
+//! stopped here and nothing more is written.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::hub::HubEvent;
+use super::hub::{Hub, HubEvent};
 use super::mask::Masker;
 use crate::domain::{LogLine, LogStream};
-use crate::store::DynStore;
+use crate::store::{DynFeed, DynStore, Signal};
 
 pub const TAIL_BYTES: usize = 64 * 1024;
 const BATCH_LINES: usize = 1000;
@@ -36,44 +40,38 @@ pub struct LogSummary {
 }
 
 pub struct LogSink {
-    run_id: String,
-    store: DynStore,
-    hub: broadcast::Sender<HubEvent>,
-    masker: Masker,
-    cap: u64,
+    pub run_id: String,
+    /// This node's lease on the run; every write names it.
+    pub lease: String,
+    pub store: DynStore,
+    pub feed: DynFeed,
+    pub hub: Hub,
+    pub masker: Masker,
+    pub cap: u64,
+    /// Stops the run when the store says this node no longer holds it.
+    pub stop: CancellationToken,
+}
+
+/// What the sink tracks while it runs.
+#[derive(Default)]
+struct Progress {
     next_seq: i64,
     batch: Vec<LogLine>,
     batch_bytes: usize,
     stored_bytes: u64,
     truncated: bool,
+    /// The lease was lost: nothing more is written.
+    fenced: bool,
     tail: Tail,
 }
 
 impl LogSink {
-    pub fn new(
-        run_id: String,
-        store: DynStore,
-        hub: broadcast::Sender<HubEvent>,
-        masker: Masker,
-        cap: u64,
-    ) -> Self {
-        Self {
-            run_id,
-            store,
-            hub,
-            masker,
-            cap,
-            next_seq: 1,
-            batch: Vec::new(),
-            batch_bytes: 0,
-            stored_bytes: 0,
-            truncated: false,
-            tail: Tail::default(),
-        }
-    }
-
     /// Drains `rx` until every sender is gone, flushing by time and size.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Vec<RawLine>>) -> LogSummary {
+    pub async fn run(self, mut rx: mpsc::Receiver<Vec<RawLine>>) -> LogSummary {
+        let mut p = Progress {
+            next_seq: 1,
+            ..Default::default()
+        };
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         let mut tail_tick = tokio::time::interval(TAIL_EVERY);
         tail_tick.tick().await;
@@ -82,58 +80,70 @@ impl LogSink {
                 line = rx.recv() => match line {
                     Some(lines) => {
                         for line in lines {
-                            self.push(line);
+                            self.push(&mut p, line);
                         }
-                        if self.batch.len() >= BATCH_LINES || self.batch_bytes >= BATCH_BYTES {
-                            self.flush().await;
+                        if p.batch.len() >= BATCH_LINES || p.batch_bytes >= BATCH_BYTES {
+                            self.flush(&mut p).await;
                         }
                     }
                     None => break,
                 },
-                _ = flush_tick.tick() => self.flush().await,
-                _ = tail_tick.tick(), if self.tail.unsaved => {
-                    self.tail.unsaved = false;
-                    if let Err(e) = self.store.update_tail(&self.run_id, &self.tail.text()).await {
-                        tracing::warn!(run_id = %self.run_id, error = %e, "could not save output tail");
+                _ = flush_tick.tick() => self.flush(&mut p).await,
+                _ = tail_tick.tick(), if p.tail.unsaved && !p.fenced => {
+                    p.tail.unsaved = false;
+                    match self.store.update_tail(&self.run_id, &self.lease, &p.tail.text()).await {
+                        Ok(true) => {}
+                        Ok(false) => self.fence(&mut p),
+                        Err(e) => tracing::warn!(run_id = %self.run_id, error = %e, "could not save output tail"),
                     }
                 }
             }
         }
-        self.flush().await;
+        self.flush(&mut p).await;
         LogSummary {
-            tail: self.tail.text(),
-            stored_bytes: self.stored_bytes as i64,
-            truncated: self.truncated,
+            tail: p.tail.text(),
+            stored_bytes: p.stored_bytes as i64,
+            truncated: p.truncated,
         }
     }
 
-    fn push(&mut self, raw: RawLine) {
+    fn push(&self, p: &mut Progress, raw: RawLine) {
         let text = self.masker.mask(raw.text);
-        self.batch_bytes += text.len();
-        self.batch.push(LogLine {
-            seq: self.next_seq,
+        p.batch_bytes += text.len();
+        p.batch.push(LogLine {
+            seq: p.next_seq,
             stream: raw.stream,
             line: text,
             ts: Utc::now(),
         });
-        self.next_seq += 1;
+        p.next_seq += 1;
+    }
+
+    /// The store refused a write: another node ended this run after its lease ran out.
+    fn fence(&self, p: &mut Progress) {
+        if !p.fenced {
+            p.fenced = true;
+            tracing::warn!(run_id = %self.run_id, "this node lost the run's lease; stopping it and storing nothing more");
+            self.stop.cancel();
+        }
     }
 
     /// Stores the batch (up to the cap), then publishes it: durable first, live second.
-    async fn flush(&mut self) {
-        if self.batch.is_empty() {
+    async fn flush(&self, p: &mut Progress) {
+        if p.batch.is_empty() || p.fenced {
+            p.batch.clear();
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
-        self.tail.extend(&batch);
+        let batch = std::mem::take(&mut p.batch);
+        p.batch_bytes = 0;
+        p.tail.extend(&batch);
         let mut keep = 0;
         let mut marker = None;
-        if !self.truncated {
+        if !p.truncated {
             for line in &batch {
                 let size = line.line.len() as u64 + 1;
-                if self.stored_bytes + size > self.cap {
-                    self.truncated = true;
+                if p.stored_bytes + size > self.cap {
+                    p.truncated = true;
                     marker = Some(LogLine {
                         seq: line.seq,
                         stream: LogStream::Stderr,
@@ -145,25 +155,45 @@ impl LogSink {
                     });
                     break;
                 }
-                self.stored_bytes += size;
+                p.stored_bytes += size;
                 keep += 1;
             }
         }
-        let stored = async {
-            if keep > 0 {
-                self.store.append_log(&self.run_id, &batch[..keep]).await?;
+        let with_marker;
+        let to_store: &[LogLine] = match marker {
+            None => &batch[..keep],
+            Some(m) => {
+                with_marker = [&batch[..keep], std::slice::from_ref(&m)].concat();
+                &with_marker
             }
-            if let Some(m) = &marker {
-                self.store
-                    .append_log(&self.run_id, std::slice::from_ref(m))
-                    .await?;
-            }
-            Ok::<_, crate::store::StoreError>(())
         };
-        if let Err(e) = stored.await {
-            tracing::error!(run_id = %self.run_id, error = %e, "could not store log lines");
+        let stored_to = match to_store.last() {
+            None => None,
+            Some(last) => match self
+                .store
+                .append_log(&self.run_id, &self.lease, to_store)
+                .await
+            {
+                Ok(true) => Some(last.seq),
+                Ok(false) => {
+                    self.fence(p);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %self.run_id, error = %e, "could not store log lines");
+                    None
+                }
+            },
+        };
+        self.hub
+            .publish(&self.run_id, HubEvent::Lines(Arc::from(batch)));
+        if let Some(to_seq) = stored_to {
+            let signal = Signal::Lines {
+                run_id: self.run_id.clone(),
+                to_seq,
+            };
+            self.feed.publish(&signal).await;
         }
-        let _ = self.hub.send(HubEvent::Lines(Arc::from(batch)));
     }
 }
 

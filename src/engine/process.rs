@@ -90,6 +90,10 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: a signal to the server's group (a `kill -9 -PGID`, a
+        // terminal's Ctrl-C) must not reach it, or it would die before ending the tree. It
+        // learns of the server's death through PR_SET_PDEATHSIG instead.
+        .process_group(0)
         .kill_on_drop(false);
     let mut child = match cmd.spawn() {
         Ok(c) => c,

@@ -103,7 +103,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.get_script(&id).await?;
-    state.engine.cancel_script(&id).await;
+    state.engine.cancel_script(&id).await?;
     state.store.delete_script(&id).await?;
     state.schedule_changed();
     tracing::info!(script_id = %id, "script deleted with its run history");

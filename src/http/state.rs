@@ -3,7 +3,6 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::ClientAddr;
@@ -28,8 +27,6 @@ pub struct Inner {
     /// Cancelled when the server begins to stop, so long-lived streams end.
     pub closing: CancellationToken,
     pub ui: super::ui::Templates,
-    /// Wakes the scheduler when a schedule may have changed.
-    pub schedule_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
     /// What the isolated runner's sandbox could turn on, found at startup.
     pub isolation: Option<crate::engine::isolate::IsolationLayers>,
@@ -59,9 +56,9 @@ impl AppState {
         }
     }
 
-    /// Tells the scheduler to re-read schedules now rather than at its next tick.
+    /// Tells the schedulers of every node to re-read schedules now rather than later.
     pub fn schedule_changed(&self) {
-        self.schedule_wake.notify_one();
+        self.engine.schedules_changed();
     }
 }
 

@@ -1,8 +1,9 @@
 //! Live output over Server-Sent Events (SPEC §4). Replays from the store after `since` (or
-//! `Last-Event-ID`), then follows the hub; a subscriber that falls behind re-reads the store.
-//! Runs not live on this node (finished, or on another node) are followed by polling the
-//! store. Events are framed here rather than by axum's `Sse` so that a batch of lines goes
-//! out as one write instead of one per line.
+//! `Last-Event-ID`), then follows the hub, whichever node runs the run: lines of a run here
+//! arrive with the event, lines of a run elsewhere are read from the store when the node feed
+//! says they are stored. A subscriber that falls behind re-reads the store, and a slow re-read
+//! covers a signal that never came. Events are framed here rather than by axum's `Sse` so that
+//! a batch of lines goes out as one write instead of one per line.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -20,12 +21,13 @@ use super::extract::ApiQuery;
 use super::state::AppState;
 use super::views::time;
 use crate::domain::{LogLine, Run, RunStatus};
-use crate::engine::HubEvent;
+use crate::engine::{HubEvent, Subscription};
 use crate::error::ApiError;
 use crate::store::{DynStore, StoreError};
 
 const PAGE: i64 = 2000;
-const POLL_EVERY: Duration = Duration::from_millis(500);
+/// A quiet stream re-reads the store this often, in case a signal was lost.
+const SAFETY_READ: Duration = Duration::from_secs(5);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Chunks buffered per client; a slow client holds back only its own stream.
 const CLIENT_BUFFER: usize = 16;
@@ -92,7 +94,7 @@ struct Follower {
 struct Gone;
 
 impl Follower {
-    async fn run(mut self, live: Option<broadcast::Receiver<HubEvent>>) -> Result<(), Gone> {
+    async fn run(mut self, live: Subscription) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.push_str("retry: 1000\n\n");
         self.catch_up().await?;
@@ -102,17 +104,28 @@ impl Follower {
         }
         self.status(run.status, run.started_at.unwrap_or(run.queued_at));
         self.flush().await?;
-        match live {
-            Some(rx) => self.follow(rx).await,
-            None => self.poll().await,
-        }
+        self.follow(live).await
     }
 
-    async fn follow(&mut self, mut rx: broadcast::Receiver<HubEvent>) -> Result<(), Gone> {
+    async fn follow(&mut self, mut live: Subscription) -> Result<(), Gone> {
+        let mut quiet = Duration::ZERO;
         loop {
-            let Ok(event) = tokio::time::timeout(HEARTBEAT, rx.recv()).await else {
-                self.ping().await?;
-                continue;
+            let event = match tokio::time::timeout(SAFETY_READ, live.recv()).await {
+                Ok(event) => {
+                    quiet = Duration::ZERO;
+                    event
+                }
+                Err(_) => {
+                    quiet += SAFETY_READ;
+                    if quiet >= HEARTBEAT {
+                        self.ping().await?;
+                        quiet = Duration::ZERO;
+                    }
+                    if self.reread().await? {
+                        return self.finish().await;
+                    }
+                    continue;
+                }
             };
             match event {
                 Ok(HubEvent::Lines(batch)) => {
@@ -126,38 +139,37 @@ impl Follower {
                     }
                     self.flush().await?;
                 }
+                Ok(HubEvent::Stored(to_seq)) => {
+                    if to_seq > self.last {
+                        self.catch_up().await?;
+                    }
+                }
+                Ok(HubEvent::Status(status, _)) if status.is_terminal() => {
+                    return self.finish().await;
+                }
                 Ok(HubEvent::Status(status, ts)) => {
                     self.status(status, ts);
                     self.flush().await?;
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await?,
-                Ok(HubEvent::Done) | Err(broadcast::error::RecvError::Closed) => {
-                    return self.finish().await;
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if self.reread().await? {
+                        return self.finish().await;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    if self.reread().await? {
+                        return self.finish().await;
+                    }
+                    tokio::time::sleep(SAFETY_READ).await;
                 }
             }
         }
     }
 
-    async fn poll(&mut self) -> Result<(), Gone> {
-        let mut quiet = Duration::ZERO;
-        loop {
-            tokio::time::sleep(POLL_EVERY).await;
-            let before = self.last;
-            self.catch_up().await?;
-            quiet = if self.last == before {
-                quiet + POLL_EVERY
-            } else {
-                Duration::ZERO
-            };
-            if quiet >= HEARTBEAT {
-                self.ping().await?;
-                quiet = Duration::ZERO;
-            }
-            let run = self.load_run().await?;
-            if run.status.is_terminal() {
-                return self.finish().await;
-            }
-        }
+    /// Catches up from the store; true once the run has ended.
+    async fn reread(&mut self) -> Result<bool, Gone> {
+        self.catch_up().await?;
+        Ok(self.load_run().await?.status.is_terminal())
     }
 
     /// Sends the rest of the stored log, the final status and `done`.

@@ -123,6 +123,8 @@ pub struct RunView {
     pub result: Option<serde_json::Value>,
     pub log_bytes: i64,
     pub log_truncated: bool,
+    /// The node that ran (or runs) it; null while queued.
+    pub node: Option<String>,
 }
 
 impl RunView {
@@ -154,6 +156,7 @@ impl RunView {
             result: r.result.clone(),
             log_bytes: r.log_bytes,
             log_truncated: r.log_truncated,
+            node: r.node_id.clone(),
         }
     }
 }

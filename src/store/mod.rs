@@ -1,10 +1,20 @@
-//! Persistence behind one trait, with SQLite (one node, the default) and PostgreSQL (several
-//! nodes) behind it. Both run the same SQL where they can (see `sql.rs`).
+//! Persistence, split by capability (scripts, runs, the queue, leases, logs, schedules), with
+//! SQLite (one node, the default) and PostgreSQL (several nodes) behind each. Both backends
+//! run the same portable SQL; each capability's module stamps its queries out for both, and
+//! what only PostgreSQL does (`SKIP LOCKED`, `LISTEN/NOTIFY`) lives in `postgres.rs` and
+//! `pg_feed.rs`.
 
 mod codec;
+mod feed;
+mod leases;
+mod logs;
+mod pg_feed;
 mod postgres;
+mod queue;
 mod rows;
-mod sql;
+mod runs;
+mod schedules;
+mod scripts;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,10 +22,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{LogLine, Run, RunOutcome, ScriptDefinition};
+use crate::domain::RunOutcome;
 
 pub use codec::EnvCodec;
+pub use feed::{DynFeed, Feed, Signal};
+pub use leases::LeaseStore;
+pub use logs::LogStore;
 pub use postgres::PgStore;
+pub use queue::{Admission, CancelRequest, QueueStore};
+pub use runs::RunStore;
+pub use schedules::ScheduleStore;
+pub use scripts::ScriptStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,83 +79,23 @@ pub struct RunFinish {
     pub log_truncated: bool,
 }
 
+/// Who holds a claimed run: the node, and the lease token of this process of it. Every
+/// change to a running run names the lease, so a process that lost it changes nothing.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub node_id: String,
+    pub lease: String,
+}
+
+/// Everything the engine and the handlers need from storage.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    ScriptStore + RunStore + QueueStore + LeaseStore + LogStore + ScheduleStore + 'static
+{
     /// Cheap round trip, for `/healthz`.
     async fn ping(&self) -> StoreResult<()>;
-
-    async fn list_scripts(&self, filter: &ScriptFilter) -> StoreResult<Vec<ScriptDefinition>>;
-    async fn get_script(&self, id: &str) -> StoreResult<ScriptDefinition>;
-    async fn get_script_by_code(&self, code: &str) -> StoreResult<ScriptDefinition>;
-    /// `Conflict` when the codeIdentifier is taken.
-    async fn insert_script(&self, script: &ScriptDefinition) -> StoreResult<()>;
-    async fn update_script(&self, script: &ScriptDefinition) -> StoreResult<()>;
-    /// Removes the script with its runs and their logs.
-    async fn delete_script(&self, id: &str) -> StoreResult<()>;
-
-    /// The stored hash of the script's trigger token, if any.
-    async fn token_hash(&self, script_id: &str) -> StoreResult<Option<String>>;
-    async fn set_token(
-        &self,
-        script_id: &str,
-        hash: Option<&str>,
-        created_at: Option<DateTime<Utc>>,
-    ) -> StoreResult<()>;
-
-    /// Scripts whose schedule is enabled.
-    async fn scheduled_scripts(&self) -> StoreResult<Vec<ScriptDefinition>>;
-    /// Moves a script's next fire time from `expected` to `next` if nobody else did first; the
-    /// winner fires the tick, so a tick fires once across nodes.
-    async fn claim_tick(
-        &self,
-        script_id: &str,
-        expected: Option<DateTime<Utc>>,
-        next: Option<DateTime<Utc>>,
-    ) -> StoreResult<bool>;
-
-    /// Records a new run, owned by `node_id`.
-    async fn insert_run(&self, run: &Run, node_id: &str) -> StoreResult<()>;
-    async fn get_run(&self, id: &str) -> StoreResult<Run>;
-    /// Newest first; `output_tail` is left empty to keep lists light.
-    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
-    /// The newest run of every script that has one, without output tails.
-    async fn last_runs(&self) -> StoreResult<Vec<Run>>;
-    /// `queued → running`; false when the run was no longer queued.
-    async fn mark_running(&self, id: &str, started_at: DateTime<Utc>) -> StoreResult<bool>;
-    /// Records the end of a run unless it already ended; false in that case.
-    async fn finish_run(&self, id: &str, finish: &RunFinish) -> StoreResult<bool>;
-    async fn update_tail(&self, id: &str, tail: &str) -> StoreResult<()>;
-    /// Renews the lease on every unfinished run of a node.
-    async fn heartbeat(&self, node_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
-    /// Marks failed the unfinished runs of other nodes whose lease ran out before `cutoff`:
-    /// their node died. Returns how many.
-    async fn fail_expired_runs(
-        &self,
-        node_id: &str,
-        cutoff: DateTime<Utc>,
-        error: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<u64>;
-    /// Marks every `queued` or `running` run of a node failed, e.g. after it crashed.
-    /// Returns how many.
-    async fn fail_unfinished_runs(
-        &self,
-        node_id: &str,
-        error: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<u64>;
-    /// Deletes the oldest finished runs of a script beyond `keep`, with their logs.
-    async fn prune_runs(&self, script_id: &str, keep: u32) -> StoreResult<u64>;
-
-    async fn append_log(&self, run_id: &str, lines: &[LogLine]) -> StoreResult<()>;
-    /// Checks that every stored secret opens with the current master key.
-    async fn verify_secrets(&self) -> StoreResult<()>;
-    /// Re-seals every secret under `next`, in one transaction. Returns the scripts changed.
-    async fn reseal_secrets(&self, next: &EnvCodec) -> StoreResult<u64>;
-
-    /// Lines with `seq > after_seq`, in order, at most `limit`.
-    async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64)
-        -> StoreResult<Vec<LogLine>>;
+    /// How nodes sharing this store tell each other what changed.
+    fn feed(&self) -> DynFeed;
 }
 
 pub type DynStore = Arc<dyn Store>;

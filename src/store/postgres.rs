@@ -1,17 +1,22 @@
-//! PostgreSQL, for several nodes sharing one database.
+//! PostgreSQL, for several nodes sharing one database. What only it does: claims lock their
+//! candidate row `FOR UPDATE SKIP LOCKED`, and nodes hear each other through `pg_feed`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use super::codec::EnvCodec;
-use super::sql::impl_sql_store;
+use super::pg_feed::PgFeed;
+use super::{DynFeed, StoreResult};
 
 pub struct PgStore {
     pool: PgPool,
     codec: EnvCodec,
+    feed: Arc<PgFeed>,
 }
 
 impl PgStore {
@@ -23,8 +28,26 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { pool, codec })
+        let feed = Arc::new(PgFeed::start(pool.clone()).await?);
+        Ok(Self { pool, codec, feed })
     }
 }
 
-impl_sql_store!(PgStore, sqlx::Postgres);
+super::scripts::impl_script_store!(PgStore, sqlx::Postgres);
+super::runs::impl_run_store!(PgStore, sqlx::Postgres);
+super::queue::impl_queue_store!(PgStore, "FOR UPDATE OF q SKIP LOCKED");
+super::leases::impl_lease_store!(PgStore);
+super::logs::impl_log_store!(PgStore, sqlx::Postgres);
+super::schedules::impl_schedule_store!(PgStore);
+
+#[async_trait]
+impl super::Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn feed(&self) -> DynFeed {
+        self.feed.clone()
+    }
+}

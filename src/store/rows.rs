@@ -8,21 +8,6 @@ use crate::domain::{
     ScheduleSettings, ScriptDefinition, ScriptType, Trigger,
 };
 
-/// A SQL condition true for runs whose status may move to `target`, derived from the one
-/// place the transitions are defined (`RunStatus::can_move_to`).
-pub fn may_become(target: RunStatus) -> String {
-    let sources: Vec<String> = RunStatus::ALL
-        .iter()
-        .filter(|s| s.can_move_to(target))
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect();
-    if sources.is_empty() {
-        "FALSE".to_string()
-    } else {
-        format!("status IN ({})", sources.join(", "))
-    }
-}
-
 pub fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -103,11 +88,13 @@ impl ScriptRow {
 }
 
 pub const RUN_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
-    started_at, finished_at, exit_code, signal, error, output_tail, result, log_bytes, log_truncated";
+    started_at, finished_at, exit_code, signal, error, output_tail, result, log_bytes, log_truncated, \
+    node_id";
 
 /// The same columns with the tail left out, for lists.
 pub const RUN_SUMMARY_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
-    started_at, finished_at, exit_code, signal, error, '' AS output_tail, result, log_bytes, log_truncated";
+    started_at, finished_at, exit_code, signal, error, '' AS output_tail, result, log_bytes, log_truncated, \
+    node_id";
 
 #[derive(sqlx::FromRow)]
 pub struct RunRow {
@@ -127,6 +114,7 @@ pub struct RunRow {
     result: Option<String>,
     log_bytes: i64,
     log_truncated: bool,
+    node_id: Option<String>,
 }
 
 fn parse_json(text: Option<&str>) -> Option<serde_json::Value> {
@@ -155,6 +143,7 @@ impl TryFrom<RunRow> for Run {
             output_tail: r.output_tail,
             log_bytes: r.log_bytes,
             log_truncated: r.log_truncated,
+            node_id: r.node_id,
         })
     }
 }

@@ -1,13 +1,18 @@
-//! The embedded default: one SQLite file in WAL mode, for a single node.
+//! The embedded default: one SQLite file in WAL mode, for a single node. Writes are
+//! serialized by SQLite itself, so a claim needs no row lock, and with one node there is no
+//! one to notify.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 use super::codec::EnvCodec;
-use super::sql::impl_sql_store;
+use super::feed::SingleNode;
+use super::{DynFeed, StoreResult};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -38,4 +43,21 @@ impl SqliteStore {
     }
 }
 
-impl_sql_store!(SqliteStore, sqlx::Sqlite);
+super::scripts::impl_script_store!(SqliteStore, sqlx::Sqlite);
+super::runs::impl_run_store!(SqliteStore, sqlx::Sqlite);
+super::queue::impl_queue_store!(SqliteStore, "");
+super::leases::impl_lease_store!(SqliteStore);
+super::logs::impl_log_store!(SqliteStore, sqlx::Sqlite);
+super::schedules::impl_schedule_store!(SqliteStore);
+
+#[async_trait]
+impl super::Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn feed(&self) -> DynFeed {
+        Arc::new(SingleNode)
+    }
+}

@@ -18,7 +18,7 @@ both_backends!(
     runs_are_listed_newest_first_with_cursor_pagination,
     the_log_is_cut_at_the_cap_and_old_runs_are_pruned,
     deleting_a_script_cancels_its_runs,
-    a_graceful_shutdown_cancels_active_runs_and_records_them,
+    a_graceful_shutdown_cancels_running_runs_and_leaves_queued_ones_for_the_next_start,
 );
 
 async fn each_way_a_script_ends_is_recorded(b: Backend) {
@@ -423,7 +423,9 @@ async fn deleting_a_script_cancels_its_runs(b: Backend) {
     .await;
 }
 
-async fn a_graceful_shutdown_cancels_active_runs_and_records_them(b: Backend) {
+async fn a_graceful_shutdown_cancels_running_runs_and_leaves_queued_ones_for_the_next_start(
+    b: Backend,
+) {
     let app = TestApp::spawn_with(
         b,
         Options {
@@ -451,15 +453,18 @@ async fn a_graceful_shutdown_cancels_active_runs_and_records_them(b: Backend) {
         "no process outlives the server"
     );
     let app = TestApp::start_on(dir, url, Default::default()).await;
-    for run in [&running, &queued] {
-        let r = app.get_run(run).await;
-        assert_eq!(r["status"], "canceled", "{r}");
-        assert!(r["finishedAt"].is_string());
-    }
+    let r = app.get_run(&running).await;
+    assert_eq!(r["status"], "canceled", "{r}");
+    assert!(r["finishedAt"].is_string());
+    // The queue lives in the store: a run still waiting is nobody's, and runs at the next start.
+    let r = app.wait_run(&queued).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert!(app.log(&queued).await.contains("never"));
 }
 
-/// Two nodes share one PostgreSQL database: when one dies mid-run (here: a run owned by a node
-/// that never renews its lease), another node marks the run failed once the lease expires.
+/// Two nodes share one PostgreSQL database: when one dies mid-run (here: a run held by a lease
+/// nobody renews), another node marks the run failed once the lease expires. Each node's lease
+/// length is its own: B's short lease does not expire A's live runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_node_fails_the_runs_of_a_node_that_died() {
     use sqlx::Connection;
@@ -476,13 +481,16 @@ async fn another_node_fails_the_runs_of_a_node_that_died() {
     let script = node_a.bash("sleep 60", json!({})).await;
     let orphan = node_a.run(&script).await;
     node_a.wait_status(&orphan, "running").await;
-    // Node A "dies": its row stays running, owned by a node id nobody renews.
+    // Node A "dies": its row stays running, held by a lease nobody renews, long expired.
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE runs SET node_id = 'vanished-node', heartbeat_at = 0 WHERE id = $1")
-        .bind(&orphan)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE runs SET node_id = 'vanished-node', owner = 'vanished-lease', lease_until = 0 \
+         WHERE id = $1",
+    )
+    .bind(&orphan)
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let node_b = TestApp::start_on(
         tempfile::tempdir().unwrap(),
         url,

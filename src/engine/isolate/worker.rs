@@ -22,6 +22,12 @@ const STACK_BYTES: usize = 512 * 1024;
 
 /// Runs the worker; never returns.
 pub fn main() -> ! {
+    // Ends with the server whatever kills it, so no run outlives its node.
+    let parent = nix::unistd::getppid();
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        std::process::exit(2);
+    }
     let mut text = String::new();
     if std::io::stdin().read_to_string(&mut text).is_err() {
         std::process::exit(2);

@@ -1,0 +1,103 @@
+//! The runs this node executes right now: its capacity, and the handle that stops each one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// How long a cancel for a run not (yet) here is remembered: it may arrive between the claim
+/// committing and the run being registered.
+const EARLY_CANCEL_KEPT: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub struct Active {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    runs: HashMap<String, Entry>,
+    early_cancels: HashMap<String, Instant>,
+    closed: bool,
+}
+
+struct Entry {
+    stop: CancellationToken,
+    since: Instant,
+}
+
+impl Active {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("active runs lock")
+    }
+
+    /// Whether this node may claim another run.
+    pub fn has_room(&self, capacity: usize) -> bool {
+        let s = self.state();
+        !s.closed && s.runs.len() < capacity
+    }
+
+    /// Takes a claimed run in; its stop handle is already triggered if a cancel came first or
+    /// the node is closing.
+    pub fn register(&self, run_id: &str) -> CancellationToken {
+        let mut s = self.state();
+        let stop = CancellationToken::new();
+        if s.early_cancels.remove(run_id).is_some() || s.closed {
+            stop.cancel();
+        }
+        s.runs.insert(
+            run_id.to_string(),
+            Entry {
+                stop: stop.clone(),
+                since: Instant::now(),
+            },
+        );
+        stop
+    }
+
+    pub fn release(&self, run_id: &str) {
+        self.state().runs.remove(run_id);
+    }
+
+    /// Stops the run if it executes here, or remembers the cancel for a moment in case it is
+    /// about to.
+    pub fn cancel(&self, run_id: &str) {
+        let mut s = self.state();
+        if let Some(e) = s.runs.get(run_id) {
+            e.stop.cancel();
+            return;
+        }
+        let now = Instant::now();
+        s.early_cancels
+            .retain(|_, at| now.duration_since(*at) < EARLY_CANCEL_KEPT);
+        s.early_cancels.insert(run_id.to_string(), now);
+    }
+
+    /// Runs registered before `t`.
+    pub fn held_before(&self, t: Instant) -> Vec<String> {
+        let s = self.state();
+        s.runs
+            .iter()
+            .filter(|(_, e)| e.since < t)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Stops taking runs and stops every run here.
+    pub fn close(&self) {
+        let mut s = self.state();
+        s.closed = true;
+        for e in s.runs.values() {
+            e.stop.cancel();
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    pub fn len(&self) -> usize {
+        self.state().runs.len()
+    }
+}

@@ -1,0 +1,191 @@
+//! Executing a claimed run: its runner under supervision, its output into the store and out
+//! to watchers, and its end recorded, fenced by this node's lease.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::context::RunContext;
+use super::logs::{LogSink, LogSummary};
+use super::{isolate, process, Engine, Masker};
+use crate::domain::{Run, RunOutcome, RunStatus, Runner, ScriptDefinition};
+use crate::store::{RunFinish, Signal};
+
+impl Engine {
+    /// Executes a claimed run in the background; frees its place here when it is recorded.
+    pub(super) fn launch(&self, run: Run, stop: CancellationToken) {
+        let engine = self.clone();
+        self.inner.tasks.spawn(async move {
+            let run_id = run.id.clone();
+            let script_id = run.script_id.clone();
+            let ran = std::panic::AssertUnwindSafe(engine.execute(run, stop))
+                .catch_unwind()
+                .await;
+            let ended = match ran {
+                Ok(status) => status,
+                Err(_) => {
+                    tracing::error!(run_id = %run_id, "run supervision panicked");
+                    let outcome = RunOutcome::failed("internal error while supervising the run");
+                    engine
+                        .record_end(&run_id, outcome, LogSummary::default(), None)
+                        .await
+                }
+            };
+            engine.inner.active.release(&run_id);
+            if let Some(status) = ended {
+                engine
+                    .announce(Signal::Status {
+                        run_id: run_id.clone(),
+                        status,
+                    })
+                    .await;
+            }
+            // This node has room again, and the script's next `queue` run may be eligible.
+            engine.announce(Signal::Work).await;
+            engine.prune(&script_id).await;
+        });
+    }
+
+    async fn prune(&self, script_id: &str) {
+        match self
+            .inner
+            .store
+            .prune_runs(script_id, self.inner.config.keep_runs)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(script_id = %script_id, pruned = n, "pruned old runs"),
+            Err(e) => {
+                tracing::warn!(script_id = %script_id, error = %e, "could not prune old runs")
+            }
+        }
+    }
+
+    /// Runs the script to its end. Returns the final status if it was recorded.
+    #[tracing::instrument(skip_all, fields(run_id = %run.id))]
+    async fn execute(&self, run: Run, stop: CancellationToken) -> Option<RunStatus> {
+        let inner = &self.inner;
+        let script = match inner.store.get_script(&run.script_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                let outcome = RunOutcome::failed(format!("could not start: {e}"));
+                return self
+                    .record_end(&run.id, outcome, LogSummary::default(), None)
+                    .await;
+            }
+        };
+        let started = run.started_at.unwrap_or_else(Utc::now);
+        self.announce(Signal::Status {
+            run_id: run.id.clone(),
+            status: RunStatus::Running,
+        })
+        .await;
+        tracing::info!(script = %script.code_identifier, trigger = run.trigger.as_str(), started = %started, "run started");
+
+        let (tx, rx) = mpsc::channel(32);
+        let masker = Masker::new(script.secret_values());
+        let sink = LogSink {
+            run_id: run.id.clone(),
+            lease: inner.owner.lease.clone(),
+            store: inner.store.clone(),
+            feed: inner.feed.clone(),
+            hub: inner.hub.clone(),
+            masker: masker.clone(),
+            cap: inner.config.max_log_bytes,
+            stop: stop.clone(),
+        };
+        let sink_task = tokio::spawn(sink.run(rx));
+        let ctx = RunContext {
+            env: self.child_env(&run, &script),
+            run_id: run.id.clone(),
+            timeout: Duration::from_millis(script.timeout_ms.max(1) as u64),
+            kill_grace: inner.config.kill_grace,
+            supervisor_exe: inner.config.supervisor_exe.clone(),
+            trigger: run.trigger,
+            input: run.input,
+            script,
+            cancel: stop,
+            masker,
+        };
+        let (outcome, result) = match ctx.script.runner {
+            Runner::Host => (process::run(&ctx, tx).await, None),
+            Runner::Isolated => {
+                let mb = ctx
+                    .script
+                    .memory_limit_mb
+                    .map_or(inner.config.isolate_memory_mb, |m| m as u64);
+                isolate::run(&ctx, tx, mb as usize * 1024 * 1024).await
+            }
+            Runner::Browser => {
+                drop(tx);
+                (
+                    RunOutcome::failed("browser scripts run only in the admin page"),
+                    None,
+                )
+            }
+        };
+        let summary = sink_task.await.unwrap_or_default();
+        tracing::info!(status = outcome.status.as_str(), exit_code = ?outcome.exit_code, "run ended");
+        self.record_end(&ctx.run_id, outcome, summary, result).await
+    }
+
+    /// Records how a run ended, if this node still holds it. Returns the status recorded.
+    async fn record_end(
+        &self,
+        run_id: &str,
+        outcome: RunOutcome,
+        summary: LogSummary,
+        result: Option<serde_json::Value>,
+    ) -> Option<RunStatus> {
+        let finish = RunFinish {
+            finished_at: Utc::now(),
+            outcome,
+            output_tail: summary.tail,
+            result,
+            log_bytes: summary.stored_bytes,
+            log_truncated: summary.truncated,
+        };
+        let inner = &self.inner;
+        match inner
+            .store
+            .finish_run(run_id, &inner.owner.lease, &finish)
+            .await
+        {
+            Ok(true) => {
+                inner.metrics.run_finished(finish.outcome.status);
+                Some(finish.outcome.status)
+            }
+            Ok(false) => {
+                tracing::warn!(run_id, "not recording the end of a run this node no longer holds (another node ended it after its lease ran out)");
+                None
+            }
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "could not record the end of a run");
+                None
+            }
+        }
+    }
+
+    /// The child's environment: the server's (minus scriptd's settings), unbuffered-output
+    /// hints, the script's own variables, then the run's identity.
+    fn child_env(&self, run: &Run, script: &ScriptDefinition) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> =
+            self.inner.config.base_env.iter().cloned().collect();
+        // Programs that buffer when stdout is a pipe would hold back live output.
+        env.insert("PYTHONUNBUFFERED".into(), "1".into());
+        for var in &script.env {
+            env.insert(var.key.clone(), var.value.clone());
+        }
+        env.insert("SCRIPTD_RUN_ID".into(), run.id.clone());
+        env.insert("SCRIPTD_SCRIPT_ID".into(), script.id.clone());
+        env.insert("SCRIPTD_TRIGGER".into(), run.trigger.as_str().into());
+        if let Some(input) = &run.input {
+            env.insert("SCRIPTD_INPUT".into(), input.to_string());
+        }
+        env.into_iter().collect()
+    }
+}

@@ -1,0 +1,100 @@
+//! Admission and claims. A start request is admitted into the store's queue (where the
+//! `single` rule is enforced atomically) and the nodes are told; each node's claim loop takes
+//! queued runs while it has capacity. No run is bound to the node that accepted it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, EngineError, RunRequest};
+use crate::domain::{Run, RunStatus, Runner, ScriptType};
+use crate::store::{Admission, Signal};
+
+/// The claim loop's safety net should a wake-up be lost; wake-ups do the real work.
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+impl Engine {
+    /// Records a run as `queued` if the script's concurrency rule allows it.
+    pub async fn submit(&self, req: RunRequest) -> Result<String, EngineError> {
+        if req.script.script_type == ScriptType::Browser || req.script.runner == Runner::Browser {
+            return Err(EngineError::BrowserScript);
+        }
+        if !req.script.enabled {
+            return Err(EngineError::ScriptDisabled);
+        }
+        if self.inner.active.is_closed() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let run = Run {
+            id: uuid::Uuid::now_v7().to_string(),
+            script_id: req.script.id.clone(),
+            status: RunStatus::Queued,
+            trigger: req.trigger,
+            meta: req.meta,
+            input: req.input,
+            queued_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            signal: None,
+            error: None,
+            output_tail: String::new(),
+            result: None,
+            log_bytes: 0,
+            log_truncated: false,
+            node_id: None,
+        };
+        match self
+            .inner
+            .store
+            .enqueue(&run, req.script.concurrency)
+            .await?
+        {
+            Admission::Admitted => {}
+            Admission::Busy => return Err(EngineError::AlreadyRunning),
+        }
+        self.inner.metrics.run_submitted(req.trigger);
+        self.announce(Signal::Work).await;
+        Ok(run.id)
+    }
+
+    /// Claims one queued run and starts it, if this node has room and one is eligible.
+    /// Returns its id.
+    pub async fn run_next(&self) -> Result<Option<String>, EngineError> {
+        let inner = &self.inner;
+        if !inner.active.has_room(inner.config.max_concurrent_runs) {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let until = now + inner.config.lease_span();
+        let Some(run) = inner.store.claim_next(&inner.owner, now, until).await? else {
+            return Ok(None);
+        };
+        let stop = inner.active.register(&run.id);
+        let id = run.id.clone();
+        self.launch(run, stop);
+        Ok(Some(id))
+    }
+
+    /// Claims runs whenever work appears or capacity frees up, until `closing`.
+    pub async fn work(&self, closing: CancellationToken) {
+        loop {
+            loop {
+                match self.run_next().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim a run");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.inner.work.notified() => {}
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = closing.cancelled() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The runs table as the queue every node shares: admission under the concurrency rules,
+//! claims, cancels, and the fenced final write of a run.
+//!
+//! Admission of a `single` script is atomic through a unique partial index (at most one
+//! queued-or-running `single` run per script), so two nodes accepting at once cannot both
+//! win. A claim takes the oldest eligible queued run in one statement; with PostgreSQL the
+//! candidate row is locked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait on
+//! each other and never take the same run. A `queue` run is eligible only when no run of its
+//! script is running and no older one is queued, so its runs take turns in order wherever
+//! they were accepted.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{Owner, RunFinish, StoreResult};
+use crate::domain::{Concurrency, Run};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// A `single` script already has a queued or running run.
+    Busy,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// It was still queued: now canceled, and it will never start.
+    Canceled,
+    /// It is running: its owner has been asked to stop it.
+    Requested,
+    Finished,
+    NotFound,
+}
+
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Records a `queued` run, unless the concurrency rule refuses it.
+    async fn enqueue(&self, run: &Run, concurrency: Concurrency) -> StoreResult<Admission>;
+    /// Takes the oldest eligible queued run for `owner` and marks it running, leased until
+    /// `until`.
+    async fn claim_next(
+        &self,
+        owner: &Owner,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Option<Run>>;
+    async fn request_cancel(&self, run_id: &str, at: DateTime<Utc>) -> StoreResult<CancelRequest>;
+    /// Cancels a script's queued runs and asks for its running ones to stop. Returns the ids
+    /// of each.
+    async fn cancel_script_runs(
+        &self,
+        script_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(Vec<String>, Vec<String>)>;
+    /// Records the end of a run `lease` still holds; false when it no longer does (another
+    /// node took the run after the lease ran out, or it already ended).
+    async fn finish_run(&self, id: &str, lease: &str, finish: &RunFinish) -> StoreResult<bool>;
+}
+
+/// The claim statement; `lock` is what the backend adds to lock the candidate row.
+pub fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE runs SET status = 'running', owner = $1, node_id = $2, started_at = $3, \
+         lease_until = $4 WHERE status = 'queued' AND id = (\
+           SELECT q.id FROM runs q WHERE q.status = 'queued' \
+           AND (q.concurrency <> 'queue' OR NOT EXISTS (\
+             SELECT 1 FROM runs o WHERE o.script_id = q.script_id \
+             AND o.status IN ('queued', 'running') AND (o.status = 'running' OR o.id < q.id))) \
+           ORDER BY q.id LIMIT 1 {lock}) \
+         RETURNING {}",
+        super::rows::RUN_COLUMNS
+    )
+}
+
+macro_rules! impl_queue_store {
+    ($store:ty, $claim_lock:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::QueueStore for $store {
+            async fn enqueue(
+                &self,
+                r: &$crate::domain::Run,
+                concurrency: $crate::domain::Concurrency,
+            ) -> $crate::store::StoreResult<$crate::store::Admission> {
+                let sql = format!(
+                    "INSERT INTO runs ({}, concurrency) VALUES \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
+                    $crate::store::rows::RUN_COLUMNS
+                );
+                let done = sqlx::query(&sql)
+                    .bind(&r.id)
+                    .bind(&r.script_id)
+                    .bind(r.status.as_str())
+                    .bind(r.trigger.as_str())
+                    .bind(r.meta.to_string())
+                    .bind(r.input.as_ref().map(|v| v.to_string()))
+                    .bind($crate::store::rows::to_ms(r.queued_at))
+                    .bind(r.started_at.map($crate::store::rows::to_ms))
+                    .bind(r.finished_at.map($crate::store::rows::to_ms))
+                    .bind(r.exit_code)
+                    .bind(r.signal)
+                    .bind(&r.error)
+                    .bind(&r.output_tail)
+                    .bind(r.result.as_ref().map(|v| v.to_string()))
+                    .bind(r.log_bytes)
+                    .bind(r.log_truncated)
+                    .bind(&r.node_id)
+                    .bind(concurrency.as_str())
+                    .execute(&self.pool)
+                    .await;
+                match done {
+                    Ok(_) => Ok($crate::store::Admission::Admitted),
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        Ok($crate::store::Admission::Busy)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn claim_next(
+                &self,
+                owner: &$crate::store::Owner,
+                at: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::Run>> {
+                let sql = $crate::store::queue::claim_sql($claim_lock);
+                sqlx::query_as::<_, $crate::store::rows::RunRow>(&sql)
+                    .bind(&owner.lease)
+                    .bind(&owner.node_id)
+                    .bind($crate::store::rows::to_ms(at))
+                    .bind($crate::store::rows::to_ms(until))
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(TryInto::try_into)
+                    .transpose()
+            }
+
+            async fn request_cancel(
+                &self,
+                run_id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<$crate::store::CancelRequest> {
+                use $crate::store::CancelRequest;
+                let queued = sqlx::query(
+                    "UPDATE runs SET status = 'canceled', finished_at = $2 \
+                     WHERE id = $1 AND status = 'queued'",
+                )
+                .bind(run_id)
+                .bind($crate::store::rows::to_ms(at))
+                .execute(&self.pool)
+                .await?;
+                if queued.rows_affected() == 1 {
+                    return Ok(CancelRequest::Canceled);
+                }
+                let running = sqlx::query(
+                    "UPDATE runs SET cancel_requested = TRUE WHERE id = $1 AND status = 'running'",
+                )
+                .bind(run_id)
+                .execute(&self.pool)
+                .await?;
+                if running.rows_affected() == 1 {
+                    return Ok(CancelRequest::Requested);
+                }
+                let exists: Option<(String,)> =
+                    sqlx::query_as("SELECT id FROM runs WHERE id = $1")
+                        .bind(run_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(match exists {
+                    Some(_) => CancelRequest::Finished,
+                    None => CancelRequest::NotFound,
+                })
+            }
+
+            async fn cancel_script_runs(
+                &self,
+                script_id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<(Vec<String>, Vec<String>)> {
+                let queued: Vec<(String,)> = sqlx::query_as(
+                    "UPDATE runs SET status = 'canceled', finished_at = $2, error = 'script deleted' \
+                     WHERE script_id = $1 AND status = 'queued' RETURNING id",
+                )
+                .bind(script_id)
+                .bind($crate::store::rows::to_ms(at))
+                .fetch_all(&self.pool)
+                .await?;
+                let running: Vec<(String,)> = sqlx::query_as(
+                    "UPDATE runs SET cancel_requested = TRUE \
+                     WHERE script_id = $1 AND status = 'running' RETURNING id",
+                )
+                .bind(script_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok((
+                    queued.into_iter().map(|r| r.0).collect(),
+                    running.into_iter().map(|r| r.0).collect(),
+                ))
+            }
+
+            async fn finish_run(
+                &self,
+                id: &str,
+                lease: &str,
+                f: &$crate::store::RunFinish,
+            ) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, \
+                     error = $6, output_tail = $7, result = $8, log_bytes = $9, \
+                     log_truncated = $10 WHERE id = $1 AND owner = $11 AND status = 'running'",
+                )
+                .bind(id)
+                .bind(f.outcome.status.as_str())
+                .bind($crate::store::rows::to_ms(f.finished_at))
+                .bind(f.outcome.exit_code)
+                .bind(f.outcome.signal)
+                .bind(&f.outcome.error)
+                .bind(&f.output_tail)
+                .bind(f.result.as_ref().map(|v| v.to_string()))
+                .bind(f.log_bytes)
+                .bind(f.log_truncated)
+                .bind(lease)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_queue_store;

@@ -1,0 +1,122 @@
+//! Reading runs back: snapshots, history pages, the newest run of each script, retention.
+
+use async_trait::async_trait;
+
+use super::{RunFilter, StoreResult};
+use crate::domain::Run;
+
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    async fn get_run(&self, id: &str) -> StoreResult<Run>;
+    /// Newest first; `output_tail` is left empty to keep lists light.
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    /// The newest run of every script that has one, without output tails.
+    async fn last_runs(&self) -> StoreResult<Vec<Run>>;
+    /// Runs of a script that are queued or running, on any node.
+    async fn active_runs(&self, script_id: &str) -> StoreResult<i64>;
+    /// Runs waiting in the queue, across all nodes.
+    async fn queued_runs(&self) -> StoreResult<i64>;
+    /// Deletes the oldest finished runs of a script beyond `keep`, with their logs.
+    async fn prune_runs(&self, script_id: &str, keep: u32) -> StoreResult<u64>;
+}
+
+macro_rules! impl_run_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::RunStore for $store {
+            async fn get_run(&self, id: &str) -> $crate::store::StoreResult<$crate::domain::Run> {
+                let sql = format!(
+                    "SELECT {} FROM runs WHERE id = $1",
+                    $crate::store::rows::RUN_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::store::rows::RunRow>(&sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or($crate::store::StoreError::NotFound("run"))?
+                    .try_into()
+            }
+
+            async fn list_runs(
+                &self,
+                f: &$crate::store::RunFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Run>> {
+                // Only the filters given, so the (script_id, id) index serves a script's page.
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM runs WHERE TRUE",
+                    $crate::store::rows::RUN_SUMMARY_COLUMNS
+                ));
+                if let Some(s) = &f.script_id {
+                    qb.push(" AND script_id = ").push_bind(s.clone());
+                }
+                if let Some(s) = &f.status {
+                    qb.push(" AND status = ").push_bind(s.clone());
+                }
+                if let Some(b) = &f.before {
+                    qb.push(" AND id < ").push_bind(b.clone());
+                }
+                qb.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+                let rows = qb
+                    .build_query_as::<$crate::store::rows::RunRow>()
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn last_runs(&self) -> $crate::store::StoreResult<Vec<$crate::domain::Run>> {
+                // Run ids sort by creation time, so the newest run has the largest id.
+                let sql = format!(
+                    "SELECT {} FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY script_id)",
+                    $crate::store::rows::RUN_SUMMARY_COLUMNS
+                );
+                let rows = sqlx::query_as::<_, $crate::store::rows::RunRow>(&sql)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn active_runs(&self, script_id: &str) -> $crate::store::StoreResult<i64> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM runs WHERE script_id = $1 \
+                     AND status IN ('queued', 'running')",
+                )
+                .bind(script_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
+            }
+
+            async fn queued_runs(&self) -> $crate::store::StoreResult<i64> {
+                let (n,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM runs WHERE status = 'queued'")
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(n)
+            }
+
+            async fn prune_runs(
+                &self,
+                script_id: &str,
+                keep: u32,
+            ) -> $crate::store::StoreResult<u64> {
+                // Two single statements rather than a read-then-write transaction: SQLite in
+                // WAL mode cannot upgrade a read snapshot to a write while others commit.
+                let old = "SELECT id FROM runs WHERE script_id = $1 \
+                     AND status NOT IN ('queued', 'running') ORDER BY id DESC LIMIT 1000000 OFFSET $2";
+                sqlx::query(&format!("DELETE FROM run_logs WHERE run_id IN ({old})"))
+                    .bind(script_id)
+                    .bind(i64::from(keep))
+                    .execute(&self.pool)
+                    .await?;
+                let done = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({old})"))
+                    .bind(script_id)
+                    .bind(i64::from(keep))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_run_store;

@@ -1,0 +1,285 @@
+//! Script definitions, their trigger tokens and their sealed secrets.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{EnvCodec, ScriptFilter, StoreError, StoreResult};
+use crate::domain::ScriptDefinition;
+
+#[async_trait]
+pub trait ScriptStore: Send + Sync {
+    async fn list_scripts(&self, filter: &ScriptFilter) -> StoreResult<Vec<ScriptDefinition>>;
+    async fn get_script(&self, id: &str) -> StoreResult<ScriptDefinition>;
+    async fn get_script_by_code(&self, code: &str) -> StoreResult<ScriptDefinition>;
+    /// `Conflict` when the codeIdentifier is taken.
+    async fn insert_script(&self, script: &ScriptDefinition) -> StoreResult<()>;
+    async fn update_script(&self, script: &ScriptDefinition) -> StoreResult<()>;
+    /// Removes the script with its runs and their logs.
+    async fn delete_script(&self, id: &str) -> StoreResult<()>;
+
+    /// The stored hash of the script's trigger token, if any.
+    async fn token_hash(&self, script_id: &str) -> StoreResult<Option<String>>;
+    async fn set_token(
+        &self,
+        script_id: &str,
+        hash: Option<&str>,
+        created_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+
+    /// Checks that every stored secret opens with the current master key.
+    async fn verify_secrets(&self) -> StoreResult<()>;
+    /// Re-seals every secret under `next`, in one transaction. Returns the scripts changed.
+    async fn reseal_secrets(&self, next: &EnvCodec) -> StoreResult<u64>;
+}
+
+/// A unique-constraint violation on insert or update means the codeIdentifier is taken.
+pub fn unique_to_conflict(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            field: "codeIdentifier",
+            message: "a script with this codeIdentifier already exists".into(),
+        },
+        _ => StoreError::Backend(e),
+    }
+}
+
+/// Implements `ScriptStore` for `$store` (fields `pool: sqlx::Pool<$db>`, `codec: EnvCodec`).
+macro_rules! impl_script_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// The one script whose `column` equals `value`.
+            async fn script_where(
+                &self,
+                column: &'static str,
+                value: &str,
+            ) -> $crate::store::StoreResult<$crate::domain::ScriptDefinition> {
+                let sql = format!(
+                    "SELECT {} FROM scripts WHERE {column} = $1",
+                    $crate::store::rows::SCRIPT_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::store::rows::ScriptRow>(&sql)
+                    .bind(value)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| self.codec.open(row))
+                    .ok_or($crate::store::StoreError::NotFound("script"))?
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ScriptStore for $store {
+            async fn list_scripts(
+                &self,
+                filter: &$crate::store::ScriptFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::ScriptDefinition>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM scripts WHERE TRUE",
+                    $crate::store::rows::SCRIPT_COLUMNS
+                ));
+                if let Some(q) = filter.q.as_ref().filter(|q| !q.is_empty()) {
+                    let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+                    qb.push(" AND (LOWER(name) LIKE ")
+                        .push_bind(pattern.clone())
+                        .push(" OR code_identifier LIKE ")
+                        .push_bind(pattern.clone())
+                        .push(" OR LOWER(description) LIKE ")
+                        .push_bind(pattern)
+                        .push(")");
+                }
+                if let Some(t) = &filter.script_type {
+                    qb.push(" AND script_type = ").push_bind(t.clone());
+                }
+                qb.push(" ORDER BY LOWER(name), id");
+                let rows = qb
+                    .build_query_as::<$crate::store::rows::ScriptRow>()
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(|row| self.codec.open(row)).collect()
+            }
+
+            async fn get_script(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<$crate::domain::ScriptDefinition> {
+                self.script_where("id", id).await
+            }
+
+            async fn get_script_by_code(
+                &self,
+                code: &str,
+            ) -> $crate::store::StoreResult<$crate::domain::ScriptDefinition> {
+                self.script_where("code_identifier", code).await
+            }
+
+            async fn insert_script(
+                &self,
+                s: &$crate::domain::ScriptDefinition,
+            ) -> $crate::store::StoreResult<()> {
+                let env = self.codec.seal(&s.id, &s.env)?;
+                let sql = format!(
+                    "INSERT INTO scripts ({}) VALUES \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
+                    $crate::store::rows::SCRIPT_COLUMNS
+                );
+                sqlx::query(&sql)
+                    .bind(&s.id)
+                    .bind(&s.name)
+                    .bind(s.code_identifier.as_str())
+                    .bind(&s.description)
+                    .bind(s.script_type.as_str())
+                    .bind(s.runner.as_str())
+                    .bind(&s.script)
+                    .bind(&s.default_working_directory)
+                    .bind(env)
+                    .bind(s.timeout_ms)
+                    .bind(s.memory_limit_mb)
+                    .bind(s.enabled)
+                    .bind(s.concurrency.as_str())
+                    .bind(s.schedule.enabled)
+                    .bind(&s.schedule.cron)
+                    .bind(&s.schedule.timezone)
+                    .bind(s.next_run_at.map($crate::store::rows::to_ms))
+                    .bind(s.api_trigger_enabled)
+                    .bind(s.token_created_at.map($crate::store::rows::to_ms))
+                    .bind($crate::store::rows::to_ms(s.created_at))
+                    .bind($crate::store::rows::to_ms(s.updated_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store::scripts::unique_to_conflict)?;
+                Ok(())
+            }
+
+            async fn update_script(
+                &self,
+                s: &$crate::domain::ScriptDefinition,
+            ) -> $crate::store::StoreResult<()> {
+                let env = self.codec.seal(&s.id, &s.env)?;
+                let done = sqlx::query(
+                    "UPDATE scripts SET name=$2, code_identifier=$3, description=$4, \
+                     script_type=$5, runner=$6, script=$7, working_dir=$8, env=$9, \
+                     timeout_ms=$10, enabled=$11, concurrency=$12, schedule_enabled=$13, \
+                     schedule_cron=$14, schedule_tz=$15, next_fire_at=$16, api_enabled=$17, \
+                     updated_at=$18, memory_limit_mb=$19 WHERE id=$1",
+                )
+                .bind(&s.id)
+                .bind(&s.name)
+                .bind(s.code_identifier.as_str())
+                .bind(&s.description)
+                .bind(s.script_type.as_str())
+                .bind(s.runner.as_str())
+                .bind(&s.script)
+                .bind(&s.default_working_directory)
+                .bind(env)
+                .bind(s.timeout_ms)
+                .bind(s.enabled)
+                .bind(s.concurrency.as_str())
+                .bind(s.schedule.enabled)
+                .bind(&s.schedule.cron)
+                .bind(&s.schedule.timezone)
+                .bind(s.next_run_at.map($crate::store::rows::to_ms))
+                .bind(s.api_trigger_enabled)
+                .bind($crate::store::rows::to_ms(s.updated_at))
+                .bind(s.memory_limit_mb)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store::scripts::unique_to_conflict)?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::NotFound("script"));
+                }
+                Ok(())
+            }
+
+            async fn delete_script(&self, id: &str) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "DELETE FROM run_logs WHERE run_id IN (SELECT id FROM runs WHERE script_id = $1)",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM runs WHERE script_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM scripts WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::NotFound("script"));
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn token_hash(
+                &self,
+                script_id: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                let row: Option<(Option<String>,)> =
+                    sqlx::query_as("SELECT token_hash FROM scripts WHERE id = $1")
+                        .bind(script_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.ok_or($crate::store::StoreError::NotFound("script"))?.0)
+            }
+
+            async fn set_token(
+                &self,
+                script_id: &str,
+                hash: Option<&str>,
+                created_at: Option<chrono::DateTime<chrono::Utc>>,
+            ) -> $crate::store::StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE scripts SET token_hash = $2, token_created_at = $3 WHERE id = $1",
+                )
+                .bind(script_id)
+                .bind(hash)
+                .bind(created_at.map($crate::store::rows::to_ms))
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::NotFound("script"));
+                }
+                Ok(())
+            }
+
+            async fn verify_secrets(&self) -> $crate::store::StoreResult<()> {
+                let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, env FROM scripts")
+                    .fetch_all(&self.pool)
+                    .await?;
+                for (id, env) in rows {
+                    self.codec.open_env(&id, &env)?;
+                }
+                Ok(())
+            }
+
+            async fn reseal_secrets(
+                &self,
+                next: &$crate::store::EnvCodec,
+            ) -> $crate::store::StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, env FROM scripts")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut changed = 0;
+                for (id, env) in rows {
+                    let plain = self.codec.open_env(&id, &env)?;
+                    if !plain.iter().any(|e| e.secret) {
+                        continue;
+                    }
+                    sqlx::query("UPDATE scripts SET env = $2 WHERE id = $1")
+                        .bind(&id)
+                        .bind(next.seal(&id, &plain)?)
+                        .execute(&mut *tx)
+                        .await?;
+                    changed += 1;
+                }
+                tx.commit().await?;
+                Ok(changed)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_script_store;
