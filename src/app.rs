@@ -110,6 +110,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
 }
 
 impl App {
+    /// Cancelled when the module begins to stop. A host serving the router with its own server
+    /// cancels it when its graceful shutdown starts, so live streams end and the server can
+    /// drain, then calls `shutdown`.
+    pub fn closing(&self) -> CancellationToken {
+        self.state.closing.clone()
+    }
+
     /// Ends live streams and the background work, stops the runs executing on this node and
     /// records them. Queued runs stay queued for the other nodes or the next start.
     pub async fn shutdown(self) {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod binary;
+mod embed;
 mod isolate;
 mod runs;
 mod schedule;
