@@ -95,7 +95,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         store,
         engine,
         auth,
-        limiter: FailureLimiter::new(settings.auth_failure_limit, settings.auth_failure_window),
+        admin_failures: FailureLimiter::new(
+            settings.auth_failure_limit,
+            settings.auth_failure_window,
+        ),
+        trigger_failures: FailureLimiter::new(
+            settings.auth_failure_limit,
+            settings.auth_failure_window,
+        ),
+        warned_no_client: Default::default(),
         closing,
         ui: Default::default(),
         metrics,

@@ -2,14 +2,16 @@
 //! the CSRF guard, and trigger tokens.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::slow_hash::{SlowHash, Verification};
 
 const PASSWORD_FILE: &str = "admin-password.argon2";
 pub const TOKEN_PREFIX: &str = "sdt_";
@@ -19,7 +21,15 @@ enum Secret {
     /// Given in configuration: kept only as its SHA-256, compared in constant time.
     Configured([u8; 32]),
     /// Generated on first start: an Argon2 hash from the data directory.
-    Hashed(String),
+    Hashed(Arc<str>, SlowHash),
+}
+
+/// What a look at the credentials alone can tell.
+pub enum Verdict {
+    Accepted,
+    Rejected,
+    /// Only the slow hash can tell: pass these to `verify`.
+    NeedsHash(String),
 }
 
 pub struct AdminAuth {
@@ -62,7 +72,10 @@ impl AdminAuth {
             PasswordHash::new(&hash).map_err(|e| {
                 anyhow::anyhow!("{} is not a valid Argon2 hash: {e}", path.display())
             })?;
-            return Ok((make(Secret::Hashed(hash)), PasswordOrigin::Stored));
+            return Ok((
+                make(Secret::Hashed(hash.into(), SlowHash::start())),
+                PasswordOrigin::Stored,
+            ));
         }
         let password = random_token(18);
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -72,7 +85,7 @@ impl AdminAuth {
             .to_string();
         crate::fsutil::write_private(&path, hash.as_bytes())?;
         Ok((
-            make(Secret::Hashed(hash)),
+            make(Secret::Hashed(hash.into(), SlowHash::start())),
             PasswordOrigin::Generated(password),
         ))
     }
@@ -81,37 +94,49 @@ impl AdminAuth {
         &self.user
     }
 
-    /// Checks an `Authorization` header value. Slow (Argon2) only the first time a generated
-    /// password is presented; run it off the async threads.
-    pub fn check(&self, header: Option<&str>) -> bool {
+    /// Checks an `Authorization` header value as far as it can without the slow hash: a
+    /// configured password, or credentials that already passed the hash, are settled here.
+    pub fn check(&self, header: Option<&str>) -> Verdict {
         let Some((user, password)) = header.and_then(parse_basic) else {
-            return false;
+            return Verdict::Rejected;
         };
-        let user_ok = sha256(user.as_bytes()).ct_eq(&sha256(self.user.as_bytes()));
-        let presented = sha256(format!("{user}:{password}").as_bytes());
+        let user_ok = bool::from(sha256(user.as_bytes()).ct_eq(&sha256(self.user.as_bytes())));
         match &self.secret {
             Secret::Configured(digest) => {
-                bool::from(user_ok & sha256(password.as_bytes()).ct_eq(digest))
+                let pass_ok = bool::from(sha256(password.as_bytes()).ct_eq(digest));
+                if user_ok && pass_ok {
+                    Verdict::Accepted
+                } else {
+                    Verdict::Rejected
+                }
             }
-            Secret::Hashed(hash) => {
+            Secret::Hashed(..) => {
+                let presented = sha256(format!("{user}:{password}").as_bytes());
                 if let Some(known) = *self.verified.lock().expect("auth lock") {
                     if bool::from(known.ct_eq(&presented)) {
-                        return true;
+                        return Verdict::Accepted;
                     }
                 }
-                let Ok(parsed) = PasswordHash::new(hash) else {
-                    return false;
-                };
-                let pass_ok = Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok();
-                let ok = bool::from(user_ok) && pass_ok;
-                if ok {
-                    *self.verified.lock().expect("auth lock") = Some(presented);
+                if user_ok {
+                    Verdict::NeedsHash(password)
+                } else {
+                    Verdict::Rejected
                 }
-                ok
             }
         }
+    }
+
+    /// Verifies a password `check` could not settle, on the bounded hashing threads.
+    pub async fn verify(&self, password: String) -> Verification {
+        let Secret::Hashed(hash, hasher) = &self.secret else {
+            return Verification::DoesNotMatch;
+        };
+        let presented = sha256(format!("{}:{password}", self.user).as_bytes());
+        let verdict = hasher.verify(hash.clone(), password).await;
+        if verdict == Verification::Matches {
+            *self.verified.lock().expect("auth lock") = Some(presented);
+        }
+        verdict
     }
 }
 
@@ -150,6 +175,9 @@ pub fn new_trigger_token() -> (String, String) {
 pub fn token_hash(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
 }
+
+/// What a missing token is compared against, so a miss costs what a wrong token costs.
+pub const NO_TOKEN_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 pub fn token_matches(presented: &str, stored_hash: &str) -> bool {
     token_hash(presented)
@@ -199,10 +227,11 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
             )
         };
-        assert!(auth.check(Some(&header("admin", "pw"))));
-        assert!(!auth.check(Some(&header("admin", "pw2"))));
-        assert!(!auth.check(Some(&header("root", "pw"))));
-        assert!(!auth.check(None));
+        let accepted = |h: Option<&str>| matches!(auth.check(h), Verdict::Accepted);
+        assert!(accepted(Some(&header("admin", "pw"))));
+        assert!(!accepted(Some(&header("admin", "pw2"))));
+        assert!(!accepted(Some(&header("root", "pw"))));
+        assert!(!accepted(None));
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub struct ServeArgs {
     /// further attempts get 429 [default: 20]
     #[arg(long, env = "SCRIPTD_AUTH_FAILURE_LIMIT", value_name = "N")]
     pub auth_failure_limit: Option<u32>,
+    /// Behind a reverse proxy: the request header that carries the client's address (e.g.
+    /// X-Forwarded-For, whose last entry is taken, or X-Real-IP). Set it only when every
+    /// request comes through that proxy, since clients could otherwise forge it
+    #[arg(long, env = "SCRIPTD_CLIENT_IP_HEADER", value_name = "HEADER")]
+    pub client_ip_header: Option<String>,
 }
 
 /// The resolved configuration.
@@ -100,6 +105,8 @@ pub struct Settings {
     pub max_log_bytes: u64,
     pub keep_runs: u32,
     pub auth_failure_limit: u32,
+    /// The header a trusted reverse proxy puts the client's address in.
+    pub client_ip_header: Option<axum::http::HeaderName>,
     pub isolate_memory_mb: u64,
     pub run_lease: Duration,
     /// The window `auth_failure_limit` counts over.
@@ -129,20 +136,40 @@ impl std::fmt::Debug for Settings {
             .field("max_log_bytes", &self.max_log_bytes)
             .field("keep_runs", &self.keep_runs)
             .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("client_ip_header", &self.client_ip_header)
             .field("isolate_memory_mb", &self.isolate_memory_mb)
             .field("run_lease", &self.run_lease)
             .finish()
     }
 }
 
-/// Drops credentials from a database URL for display.
+/// Drops credentials from a database URL for display: the user info, and any query
+/// parameter whose name mentions a password.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://<redacted>@{}", &url[..scheme_end], &url[at + 1..])
+            format!("{}://<redacted>@{}", &base[..scheme_end], &base[at + 1..])
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => {
+                    format!("{k}=<redacted>")
+                }
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 impl Settings {
@@ -234,6 +261,13 @@ impl Settings {
                 .or(file.auth_failure_limit)
                 .unwrap_or(20)
                 .max(1),
+            client_ip_header: args
+                .client_ip_header
+                .or(file.client_ip_header)
+                .filter(|h| !h.is_empty())
+                .map(|h| axum::http::HeaderName::try_from(h.as_str()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--client-ip-header: {e}"))?,
             auth_failure_window: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             run_lease: Duration::from_secs(
@@ -262,6 +296,19 @@ fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_are_shown_without_credentials() {
+        assert_eq!(
+            redact_url("postgres://u:secret@db:5432/x?sslmode=require&password=secret2"),
+            "postgres://<redacted>@db:5432/x?sslmode=require&password=<redacted>"
+        );
+        assert_eq!(
+            redact_url("sqlite://./d/scriptd.db"),
+            "sqlite://./d/scriptd.db"
+        );
+        assert!(!redact_url("postgres://db/x?PassWord=s3").contains("s3"));
+    }
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {

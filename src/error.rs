@@ -16,6 +16,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("authentication required")]
     Unauthorized,
+    #[error("a valid trigger token is required")]
+    BadToken,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0} not found")]
@@ -33,6 +35,8 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("too many failed attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -62,7 +66,9 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "validation_failed", Some(&v.field))
             }
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", None),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::Unauthorized | ApiError::BadToken => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", None)
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict { field, .. } => {
@@ -76,6 +82,7 @@ impl ApiError {
             ),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", None),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
@@ -99,6 +106,12 @@ impl IntoResponse for ApiError {
                 resp.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"scriptd\", charset=\"UTF-8\""),
+                );
+            }
+            ApiError::BadToken => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"scriptd\""),
                 );
             }
             ApiError::RateLimited { retry_after_secs } => {

@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod rotate;
 pub mod scheduler;
 pub mod secrets;
+mod slow_hash;
 pub mod store;
 
 /// If this process was started as a run supervisor (`<exe> __supervise …`) or an isolated

@@ -27,7 +27,9 @@ use tower_http::trace::TraceLayer;
 
 pub use state::AppState;
 
+use crate::auth::Verdict;
 use crate::error::ApiError;
+use crate::slow_hash::Verification;
 
 /// Request bodies above this are refused with 413 before they are read in full.
 const BODY_LIMIT: usize = 3 * 1024 * 1024;
@@ -62,12 +64,39 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 }
 
 fn client_addr(parts: &Parts) -> ClientAddr {
-    ClientAddr(
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip()),
-    )
+    parts
+        .extensions
+        .get::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr(None))
+}
+
+/// Works out who the client is, once per request: the trusted proxy's header when one is
+/// configured, else the peer address.
+async fn resolve_client(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let from_proxy = state
+        .settings
+        .client_ip_header
+        .as_ref()
+        .and_then(|name| req.headers().get(name))
+        .and_then(|v| v.to_str().ok())
+        // X-Forwarded-For lists every hop; the last one was added by the trusted proxy.
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = ClientAddr(from_proxy.or(peer));
+    if client.0.is_none()
+        && !state
+            .warned_no_client
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!("requests carry no client address (serve the router with connect info, or set --client-ip-header behind a proxy): failed logins are limited for all clients together");
+    }
+    req.extensions_mut().insert(client);
+    next.run(req).await
 }
 
 /// The Scripts module's router: mount it in a host application, or serve it alone.
@@ -125,34 +154,50 @@ pub fn router(state: AppState) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            resolve_client,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Basic auth on every admin route, failures rate-limited per client, and the CSRF guard on
-/// state-changing requests.
+/// Basic auth on every admin route and the CSRF guard on state-changing requests. Right
+/// credentials are never refused for others' failures; what the failure limit bounds is the
+/// work wrong ones cost (each unknown password needs a slow hash, on two threads at most).
 async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let client = client_addr(&parts);
-    if let Err(limited) = state.refuse_if_limited(client) {
-        return limited.into_response();
-    }
+    let client = client_addr(&parts).0;
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .and_then(|v| v.to_str().ok());
     let has_credentials = header.is_some();
-    let checker = state.clone();
-    let ok = tokio::task::spawn_blocking(move || checker.auth.check(header.as_deref()))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        // Only a wrong guess counts; a browser's first request simply carries no credentials.
-        if has_credentials {
-            state.count_failure(client);
+    let limited = |secs| ApiError::RateLimited {
+        retry_after_secs: secs,
+    };
+    match state.auth.check(header) {
+        Verdict::Accepted => {}
+        // A browser's first request simply carries no credentials: not a failure.
+        Verdict::Rejected if !has_credentials => return ApiError::Unauthorized.into_response(),
+        Verdict::Rejected => {
+            if let Some(secs) = state.admin_failures.retry_after(client) {
+                return limited(secs).into_response();
+            }
+            state.admin_failures.record_failure(client);
+            return ApiError::Unauthorized.into_response();
         }
-        return ApiError::Unauthorized.into_response();
+        Verdict::NeedsHash(password) => {
+            // Counted before hashing, so parallel guesses cannot all get a hash.
+            if let Err(secs) = state.admin_failures.reserve(client) {
+                return limited(secs).into_response();
+            }
+            match state.auth.verify(password).await {
+                Verification::Matches => state.admin_failures.forgive(client),
+                Verification::DoesNotMatch => return ApiError::Unauthorized.into_response(),
+                Verification::Busy => return limited(1).into_response(),
+            }
+        }
     }
     if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());

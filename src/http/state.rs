@@ -5,11 +5,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::ClientAddr;
 use crate::auth::AdminAuth;
 use crate::config::Settings;
 use crate::engine::Engine;
-use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::store::DynStore;
@@ -22,8 +20,13 @@ pub struct Inner {
     pub store: DynStore,
     pub engine: Engine,
     pub auth: AdminAuth,
-    /// Failed admin logins and trigger-token attempts, per client address.
-    pub limiter: FailureLimiter,
+    /// Failed admin logins, per client.
+    pub admin_failures: FailureLimiter,
+    /// Failed trigger-token attempts, per client: a budget of their own, so anonymous callers
+    /// of the public trigger cannot spend the admin's.
+    pub trigger_failures: FailureLimiter,
+    /// Set once the missing client address has been reported.
+    pub warned_no_client: std::sync::atomic::AtomicBool,
     /// Cancelled when the server begins to stop, so long-lived streams end.
     pub closing: CancellationToken,
     pub ui: super::ui::Templates,
@@ -39,23 +42,6 @@ impl AppState {
 }
 
 impl AppState {
-    /// 429 if this client has used up its failed-authentication budget.
-    pub fn refuse_if_limited(&self, client: ClientAddr) -> Result<(), ApiError> {
-        match client.0.and_then(|ip| self.limiter.retry_after(ip)) {
-            Some(secs) => Err(ApiError::RateLimited {
-                retry_after_secs: secs,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failed authentication against this client.
-    pub fn count_failure(&self, client: ClientAddr) {
-        if let Some(ip) = client.0 {
-            self.limiter.record_failure(ip);
-        }
-    }
-
     /// Tells the schedulers of every node to re-read schedules now rather than later.
     pub fn schedule_changed(&self) {
         self.engine.schedules_changed();

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::to_bytes;
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,7 +21,6 @@ use crate::auth;
 use crate::domain::{ScriptType, Trigger};
 use crate::engine::RunRequest;
 use crate::error::ApiError;
-use crate::store::StoreError;
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -76,47 +75,62 @@ pub struct TriggerQuery {
     timeout_ms: Option<u64>,
 }
 
+/// How long a caller has to send the body once its token was accepted.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The public trigger. The failure limit and the token are checked from the headers alone,
+/// before anything of the body is read, and a missing script costs the same work as a wrong
+/// token, so neither the answer nor its timing tells which scripts exist.
 pub async fn run(
     State(state): State<AppState>,
     Path(code): Path<String>,
-    ApiQuery(q): ApiQuery<TriggerQuery>,
     client: ClientAddr,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    state.refuse_if_limited(client)?;
-    let presented = headers
+    if let Some(secs) = state.trigger_failures.retry_after(client.0) {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: secs,
+        });
+    }
+    let (mut parts, body) = req.into_parts();
+    let presented = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    // One answer for a wrong token, a missing one and an unknown script, so nothing can be
-    // learnt by probing.
-    let script = match state.store.get_script_by_code(&code).await {
-        Ok(s) => Some(s),
-        Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
+    let (script, stored) = match state.store.script_for_trigger(&code).await? {
+        Some((script, hash)) => (Some(script), hash),
+        None => (None, None),
     };
-    let stored = match &script {
-        Some(s) => state.store.token_hash(&s.id).await?,
-        None => None,
-    };
-    let authorized = match (presented, stored.as_deref()) {
-        (Some(token), Some(hash)) => auth::token_matches(token, hash),
-        _ => false,
-    };
-    let Some(script) = script.filter(|_| authorized) else {
-        state.count_failure(client);
-        return Err(ApiError::Unauthorized);
+    let matches = auth::token_matches(
+        presented.unwrap_or_default(),
+        stored.as_deref().unwrap_or(auth::NO_TOKEN_HASH),
+    );
+    let Some(script) = script.filter(|_| matches && presented.is_some() && stored.is_some()) else {
+        state.trigger_failures.record_failure(client.0);
+        return Err(ApiError::BadToken);
     };
     if !script.api_trigger_enabled {
         return Err(ApiError::NotFound("trigger"));
     }
-    let input = parse_input(&headers, &body)?;
+    let ApiQuery(q) = ApiQuery::<TriggerQuery>::from_request_parts(&mut parts, &()).await?;
+    let body = match tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, MAX_INPUT_BYTES)).await {
+        Err(_) => return Err(ApiError::RequestTimeout),
+        Ok(Err(e)) if is_too_large(&e) => return Err(ApiError::PayloadTooLarge),
+        Ok(Err(e)) => {
+            return Err(ApiError::BadRequest(format!(
+                "could not read the body: {e}"
+            )))
+        }
+        Ok(Ok(b)) => b,
+    };
+    let headers = &parts.headers;
+    let input = parse_input(headers, &body)?;
     let meta = json!({
         "caller": "api-token",
         "clientAddress": client.to_string(),
-        "userAgent": user_agent(&headers),
+        "userAgent": user_agent(headers),
     });
     let run_id = state
         .engine
@@ -142,6 +156,18 @@ pub async fn run(
         StatusCode::ACCEPTED
     };
     Ok((status, Json(RunView::full(&run))).into_response())
+}
+
+/// Whether reading the body failed because it passed the limit.
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// The body is the run's input: any JSON value, or nothing.

@@ -87,6 +87,14 @@ impl ScriptRow {
     }
 }
 
+/// A script with its trigger token's hash, for the public trigger.
+#[derive(sqlx::FromRow)]
+pub struct TriggerRow {
+    pub token_hash: Option<String>,
+    #[sqlx(flatten)]
+    pub script: ScriptRow,
+}
+
 pub const RUN_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
     started_at, finished_at, exit_code, signal, error, output_tail, result, log_bytes, log_truncated, \
     node_id";

@@ -17,6 +17,11 @@ pub trait ScriptStore: Send + Sync {
     /// Removes the script with its runs and their logs.
     async fn delete_script(&self, id: &str) -> StoreResult<()>;
 
+    /// The script a trigger names, with its token's hash: one read, found or not.
+    async fn script_for_trigger(
+        &self,
+        code: &str,
+    ) -> StoreResult<Option<(ScriptDefinition, Option<String>)>>;
     /// The stored hash of the script's trigger token, if any.
     async fn token_hash(&self, script_id: &str) -> StoreResult<Option<String>>;
     async fn set_token(
@@ -210,6 +215,26 @@ macro_rules! impl_script_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn script_for_trigger(
+                &self,
+                code: &str,
+            ) -> $crate::store::StoreResult<
+                Option<($crate::domain::ScriptDefinition, Option<String>)>,
+            > {
+                let sql = format!(
+                    "SELECT token_hash, {} FROM scripts WHERE code_identifier = $1",
+                    $crate::store::rows::SCRIPT_COLUMNS
+                );
+                let Some(row) = sqlx::query_as::<_, $crate::store::rows::TriggerRow>(&sql)
+                    .bind(code)
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some((self.codec.open(row.script)?, row.token_hash)))
             }
 
             async fn token_hash(

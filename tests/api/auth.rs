@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{Backend, Options, TestApp, USER};
 
 #[tokio::test]
-async fn repeated_failed_logins_are_rate_limited() {
+async fn repeated_failed_logins_are_rate_limited_but_never_lock_the_admin_out() {
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         Options {
@@ -42,13 +42,59 @@ async fn repeated_failed_logins_are_rate_limited() {
             .as_u16();
     }
     assert_eq!(last, 429);
+    let limited = app
+        .client
+        .get(app.url("/api/admin/scripts"))
+        .basic_auth(USER, Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert!(limited.headers().contains_key("retry-after"));
     let resp = app.call(Method::GET, "/api/admin/scripts").await;
     assert_eq!(
         resp.status(),
-        429,
-        "even right credentials wait out the window"
+        200,
+        "right credentials are not refused for others' failures (behind a proxy all share one address)"
     );
-    assert!(resp.headers().contains_key("retry-after"));
+
+    // Trigger-token guesses have a budget of their own: they cannot spend the admin's.
+    let other = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            auth_failure_limit: Some(3),
+            ..Default::default()
+        },
+    )
+    .await;
+    for _ in 0..5 {
+        other
+            .client
+            .post(other.url("/api/scripts/nope/run"))
+            .bearer_auth("sdt_wrong")
+            .send()
+            .await
+            .unwrap();
+    }
+    let trigger = other
+        .client
+        .post(other.url("/api/scripts/nope/run"))
+        .bearer_auth("sdt_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trigger.status(), 429);
+    let wrong_admin = other
+        .client
+        .get(other.url("/api/admin/scripts"))
+        .basic_auth(USER, Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong_admin.status(),
+        401,
+        "a flood of trigger guesses leaves the admin budget alone"
+    );
 }
 
 #[tokio::test]
