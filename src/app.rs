@@ -182,8 +182,13 @@ pub async fn serve(
             closing.cancel();
         }
     });
-    let header_timeout = app.state.settings.header_read_timeout;
-    crate::http::server::serve(listener, app.router.clone(), header_timeout, closing).await;
+    let settings = &app.state.settings;
+    let limits = crate::http::server::Limits {
+        header_timeout: settings.header_read_timeout,
+        keep_alive_idle: settings.keep_alive_idle,
+        max_connections: settings.max_connections,
+    };
+    crate::http::server::serve(listener, app.router.clone(), limits, closing).await;
     app.shutdown().await;
     Ok(())
 }

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// request comes through that proxy, since clients could otherwise forge it
     #[arg(long, env = "SCRIPTD_CLIENT_IP_HEADER", value_name = "HEADER")]
     pub client_ip_header: Option<String>,
+    /// Open connections at most; at the cap the connection idle the longest is closed to make
+    /// room [default: from the open-file limit, at most 10000]
+    #[arg(long, env = "SCRIPTD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -111,8 +115,11 @@ pub struct Settings {
     pub run_lease: Duration,
     /// The window `auth_failure_limit` counts over.
     pub auth_failure_window: Duration,
-    /// How long a client may take to send its request headers.
+    /// How long a client may take to send its request headers, or to start its first request.
     pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may sit between requests.
+    pub keep_alive_idle: Duration,
+    pub max_connections: Option<usize>,
     /// The environment scripts inherit before scriptd removes its own settings from it;
     /// `None` means this process's. Embedding hosts and tests may set it; there is no flag.
     pub child_env: Option<Vec<(String, String)>>,
@@ -270,6 +277,11 @@ impl Settings {
                 .map_err(|e| anyhow::anyhow!("--client-ip-header: {e}"))?,
             auth_failure_window: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
+            keep_alive_idle: Duration::from_secs(60),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .map(|n| n.max(1)),
             run_lease: Duration::from_secs(
                 args.run_lease_secs
                     .or(file.run_lease_secs)

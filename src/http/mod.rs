@@ -1,6 +1,7 @@
 //! HTTP: the admin API, the public trigger, the dashboard and the health endpoints. Handlers
 //! are thin; the rules live in `domain`, the work in `engine`, the data in `store`.
 
+mod conn;
 mod extract;
 mod runs;
 mod schedule;

@@ -95,6 +95,8 @@ pub struct Options {
     pub auth_failure_limit: Option<u32>,
     pub auth_failure_window: Option<Duration>,
     pub header_read_timeout: Option<Duration>,
+    pub keep_alive_idle: Option<Duration>,
+    pub max_connections: Option<usize>,
     pub run_lease: Option<Duration>,
 }
 
@@ -150,6 +152,10 @@ impl TestApp {
         if let Some(t) = opts.header_read_timeout {
             settings.header_read_timeout = t;
         }
+        if let Some(t) = opts.keep_alive_idle {
+            settings.keep_alive_idle = t;
+        }
+        settings.max_connections = opts.max_connections;
         if let Some(w) = opts.auth_failure_window {
             settings.auth_failure_window = w;
         }

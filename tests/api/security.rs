@@ -242,3 +242,89 @@ async fn oversized_headers_are_refused_and_slow_clients_are_cut_off() {
         200
     );
 }
+
+/// Reads until the server closes the socket; how long that took, or `None` if it stayed open.
+async fn closed_within(stream: &mut tokio::net::TcpStream, bound: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(bound, stream.read_to_end(&mut buf))
+        .await
+        .ok()
+        .map(|_| started.elapsed())
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_h2c_is_not_spoken() {
+    let opts = Options {
+        header_read_timeout: Some(Duration::from_millis(600)),
+        keep_alive_idle: Some(Duration::from_millis(900)),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+
+    // A socket that never sends a byte.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(8)).await;
+    assert!(took.is_some(), "a silent connection stays open");
+    assert!(took.unwrap() >= Duration::from_millis(500), "closed early");
+
+    // A kept-alive connection after its request.
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut kept, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "an idle kept-alive connection stays open"
+    );
+
+    // HTTP/2 with prior knowledge is refused rather than left to idle.
+    let mut h2c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    h2c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut h2c, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "an h2c connection stays open"
+    );
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_new_clients_still_get_answers() {
+    let opts = Options {
+        max_connections: Some(20),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    for _ in 0..3 {
+        let health = tokio::time::timeout(
+            Duration::from_secs(5),
+            reqwest::Client::new().get(app.url("/healthz")).send(),
+        )
+        .await
+        .expect("a health check is answered at the cap")
+        .unwrap();
+        assert_eq!(health.status(), 200);
+    }
+    // The idle ones made room: the oldest of them were closed.
+    let mut closed = 0;
+    for s in idle.iter_mut().take(20) {
+        if closed_within(s, Duration::from_millis(200)).await.is_some() {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 20, "only {closed} idle connections were closed");
+}
