@@ -81,6 +81,8 @@ pub const MIN_TIMEOUT_MS: i64 = 1_000;
 pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
 pub const MEMORY_LIMIT_MB: std::ops::RangeInclusive<i64> = 8..=4096;
 const MAX_ENV_VARS: usize = 200;
+/// Linux's PATH_MAX.
+const MAX_PATH_BYTES: usize = 4096;
 const MAX_ENV_VALUE_BYTES: usize = 64 * 1024;
 
 impl ScriptInput {
@@ -88,6 +90,12 @@ impl ScriptInput {
         let name = self.name.unwrap_or_default().trim().to_string();
         if name.is_empty() {
             return Err(ValidationError::new("name", "is required"));
+        }
+        if name.contains('\0') {
+            return Err(ValidationError::new(
+                "name",
+                "must contain no NUL character",
+            ));
         }
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(ValidationError::new(
@@ -123,12 +131,24 @@ impl ScriptInput {
                 "must be at most 1 MiB",
             ));
         }
+        if script.contains('\0') {
+            return Err(ValidationError::new(
+                "script",
+                "must contain no NUL character (a program cannot receive one)",
+            ));
+        }
         let default_working_directory = match self.default_working_directory {
             Some(d) if !d.trim().is_empty() => {
                 if !d.starts_with('/') {
                     return Err(ValidationError::new(
                         "defaultWorkingDirectory",
                         "must be an absolute path",
+                    ));
+                }
+                if d.len() > MAX_PATH_BYTES || d.contains('\0') {
+                    return Err(ValidationError::new(
+                        "defaultWorkingDirectory",
+                        format!("must be at most {MAX_PATH_BYTES} bytes with no NUL character"),
                     ));
                 }
                 Some(d)
@@ -285,7 +305,15 @@ fn parse_schedule(input: ScheduleInput) -> Result<ScheduleSettings, ValidationEr
     super::cron::parse_timezone(&timezone)?;
     let cron = input.cron.trim().to_string();
     if !cron.is_empty() {
-        CronSchedule::parse(&cron, &timezone)?;
+        let parsed = CronSchedule::parse(&cron, &timezone)?;
+        // A date that never exists (30 February) would cost every scheduler pass a long
+        // search for nothing.
+        if parsed.next_after(chrono::Utc::now()).is_none() {
+            return Err(ValidationError::new(
+                "cron",
+                "never fires: no date matches it (e.g. 30 February)",
+            ));
+        }
     } else if input.enabled {
         return Err(ValidationError::new(
             "cron",

@@ -225,8 +225,9 @@ impl Tail {
     fn push(&mut self, line: &str) {
         self.unsaved = true;
         let mut line = line.to_string();
-        if line.len() > TAIL_BYTES {
-            let mut cut = line.len() - TAIL_BYTES;
+        // Room for the line's newline too, or a line this long would push itself out.
+        if line.len() >= TAIL_BYTES {
+            let mut cut = line.len() - (TAIL_BYTES - 1);
             while !line.is_char_boundary(cut) {
                 cut += 1;
             }
@@ -248,5 +249,21 @@ impl Tail {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_longer_than_the_tail_keeps_its_end_in_the_tail() {
+        let mut tail = Tail::default();
+        tail.push("first");
+        let long = format!("{}END", "x".repeat(TAIL_BYTES + 10));
+        tail.push(&long);
+        let text = tail.text();
+        assert!(text.ends_with("END\n"));
+        assert_eq!(text.len(), TAIL_BYTES);
     }
 }

@@ -11,8 +11,14 @@ pub struct Masker {
 
 impl Masker {
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        // Output is split into lines, so a secret spanning lines is masked line by line.
         let mut secrets: Vec<String> = values
             .into_iter()
+            .flat_map(|v| {
+                v.split(['\n', '\r'])
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
             .filter(|v| v.len() >= MIN_SECRET_LEN)
             .collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -20,13 +26,37 @@ impl Masker {
         Self { secrets }
     }
 
+    /// Masks every occurrence of every secret. Occurrences are found in the original text and
+    /// merged where they overlap, so two overlapping secrets leave no character of either.
     pub fn mask(&self, line: String) -> String {
-        let mut out = line;
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
-            }
+        let mut hits: Vec<(usize, usize)> = self
+            .secrets
+            .iter()
+            .flat_map(|s| {
+                line.match_indices(s.as_str())
+                    .map(|(at, m)| (at, at + m.len()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if hits.is_empty() {
+            return line;
         }
+        hits.sort_unstable();
+        let mut out = String::with_capacity(line.len());
+        let mut copied = 0;
+        let mut i = 0;
+        while i < hits.len() {
+            let (start, mut end) = hits[i];
+            i += 1;
+            while i < hits.len() && hits[i].0 <= end {
+                end = end.max(hits[i].1);
+                i += 1;
+            }
+            out.push_str(&line[copied..start]);
+            out.push_str("***");
+            copied = end;
+        }
+        out.push_str(&line[copied..]);
         out
     }
 
@@ -52,6 +82,15 @@ mod tests {
     fn secrets_are_masked_and_short_ones_left() {
         let m = Masker::new(["s3cr3t-token".to_string(), "abc".to_string()]);
         assert_eq!(m.mask("token=s3cr3t-token abc".into()), "token=*** abc");
+    }
+
+    #[test]
+    fn overlapping_and_multi_line_secrets_leave_nothing_behind() {
+        let m = Masker::new(["abcd".to_string(), "cdXYZ".to_string()]);
+        assert_eq!(m.mask("x abcdXYZ y abcd".into()), "x *** y ***");
+        let m = Masker::new(["line-one\nline-two".to_string()]);
+        assert_eq!(m.mask("got line-one".into()), "got ***");
+        assert_eq!(m.mask("line-two!".into()), "***!");
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
         pending.drain(..start);
         while pending.len() > MAX_LINE {
             let cut = utf8_boundary(&pending, MAX_LINE);
+            // Never through a secret: what could be its beginning starts the next piece.
+            let held = masker.held_back(&pending[..cut]);
+            let cut = if held < cut { cut - held } else { cut };
             lines.push(RawLine {
                 stream,
                 text: decode(&pending[..cut]),

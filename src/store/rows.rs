@@ -99,10 +99,11 @@ pub const RUN_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input,
     started_at, finished_at, exit_code, signal, error, output_tail, result, log_bytes, log_truncated, \
     node_id";
 
-/// The same columns with the tail left out, for lists.
+/// The same columns for lists: no tail, no result, and the error cut short, so a page of runs
+/// stays small whatever the runs produced.
 pub const RUN_SUMMARY_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
-    started_at, finished_at, exit_code, signal, error, '' AS output_tail, result, log_bytes, log_truncated, \
-    node_id";
+    started_at, finished_at, exit_code, signal, SUBSTR(error, 1, 1000) AS error, '' AS output_tail, \
+    NULL AS result, log_bytes, log_truncated, node_id";
 
 #[derive(sqlx::FromRow)]
 pub struct RunRow {

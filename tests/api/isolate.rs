@@ -9,6 +9,7 @@ use crate::helpers::{both_backends, Backend, TestApp};
 both_backends!(
     console_input_env_and_result_behave_like_node,
     each_failure_kind_ends_the_run_and_the_server_carries_on,
+    results_and_errors_are_masked_bounded_and_left_out_of_lists,
 );
 
 async fn isolated(app: &TestApp, script: &str, extra: Value) -> (Value, String) {
@@ -288,4 +289,43 @@ async fn the_worker_sandbox_denies_files_and_sockets() {
     assert_eq!(run["status"], "succeeded");
     assert!(log.contains("probe: open file: denied"), "{log}");
     assert!(log.contains("probe: socket: denied"), "{log}");
+}
+
+async fn results_and_errors_are_masked_bounded_and_left_out_of_lists(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let secret = json!({"env": [{"key": "TOKEN", "value": "tok-9f8e7d6c", "secret": true}]});
+    let (run, _) = isolated(&app, "({leak: env.TOKEN, [env.TOKEN]: 1})", secret.clone()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let text = run["result"].to_string();
+    assert!(
+        !text.contains("tok-9f8e7d6c"),
+        "the result leaks the secret: {text}"
+    );
+    assert!(text.contains("***"), "{text}");
+
+    let (run, log) = isolated(&app, "throw new Error('bad ' + env.TOKEN)", secret).await;
+    assert_eq!(run["status"], "failed");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        !error.contains("tok-9f8e7d6c") && error.contains("***"),
+        "{error}"
+    );
+    assert!(!log.contains("tok-9f8e7d6c"));
+
+    let (run, _) = isolated(&app, "throw new Error('x'.repeat(200000))", json!({})).await;
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.len() < 70 * 1024,
+        "the error is not bounded: {} bytes",
+        error.len()
+    );
+    assert!(error.contains("cut at 64 KiB"));
+    let (run, _) = isolated(&app, "'y'.repeat(300000)", json!({})).await;
+    assert!(run["result"].to_string().len() < 70 * 1024);
+
+    let list: Value = app.get_json("/api/admin/scripts/runs?limit=10").await;
+    for r in list["runs"].as_array().unwrap() {
+        assert!(r["result"].is_null(), "lists carry no result: {r}");
+        assert!(r["error"].as_str().map_or(0, str::len) <= 1000);
+    }
 }

@@ -128,6 +128,25 @@ async fn every_validation_rule_is_a_400_naming_its_field(b: Backend) {
             "cron",
         ),
         (json!({"schedule": {"enabled": true, "cron": ""}}), "cron"),
+        // Dates that never exist: refused rather than searched for on every scheduler pass.
+        (
+            json!({"schedule": {"enabled": true, "cron": "0 0 30 2 *"}}),
+            "cron",
+        ),
+        (
+            json!({"schedule": {"enabled": true, "cron": "0 0 31 4,6,9,11 *"}}),
+            "cron",
+        ),
+        (json!({"name": "nul\u{0}byte"}), "name"),
+        (json!({"script": "echo a\u{0}b"}), "script"),
+        (
+            json!({"defaultWorkingDirectory": "/tmp/\u{0}x"}),
+            "defaultWorkingDirectory",
+        ),
+        (
+            json!({"defaultWorkingDirectory": format!("/{}", "d".repeat(5000))}),
+            "defaultWorkingDirectory",
+        ),
         (
             json!({"schedule": {"enabled": false, "cron": "* * * * *", "timezone": "Mars/Olympus"}}),
             "timezone",

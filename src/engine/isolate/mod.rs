@@ -134,7 +134,52 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
     }
     drop(workdir);
-    outcome(end, stop, status, ctx, memory_limit_bytes)
+    let (mut outcome, result) = outcome(end, stop, status, ctx, memory_limit_bytes);
+    // What the script returned or threw is output too: masked and bounded like its log.
+    outcome.error = outcome.error.map(|e| cap_text(ctx.masker.mask(e)));
+    (
+        outcome,
+        result.map(|r| cap_result(mask_value(&ctx.masker, r))),
+    )
+}
+
+/// `result` and `error` are kept whole up to this size; past it, cut with a marker.
+const MAX_END_BYTES: usize = 64 * 1024;
+
+fn cap_text(mut text: String) -> String {
+    if text.len() > MAX_END_BYTES {
+        let mut cut = MAX_END_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" … [scriptd: cut at 64 KiB]");
+    }
+    text
+}
+
+fn cap_result(value: serde_json::Value) -> serde_json::Value {
+    let text = value.to_string();
+    if text.len() <= MAX_END_BYTES {
+        return value;
+    }
+    serde_json::Value::String(cap_text(text))
+}
+
+fn mask_value(masker: &super::Masker, value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(masker.mask(s)),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| mask_value(masker, v)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (masker.mask(k), mask_value(masker, v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 fn outcome(
