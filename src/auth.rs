@@ -67,7 +67,14 @@ impl AdminAuth {
             ));
         }
         let path = data_dir.join(PASSWORD_FILE);
-        if let Ok(hash) = std::fs::read_to_string(&path) {
+        // Only a missing file means "first start": any other failure to read it must not
+        // quietly replace the admin password.
+        let stored = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        };
+        if let Some(hash) = stored {
             let hash = hash.trim().to_string();
             PasswordHash::new(&hash).map_err(|e| {
                 anyhow::anyhow!("{} is not a valid Argon2 hash: {e}", path.display())
@@ -187,35 +194,69 @@ pub fn token_matches(presented: &str, stored_hash: &str) -> bool {
 }
 
 /// Whether a state-changing request comes from another origin: `Sec-Fetch-Site` says so, or
-/// `Origin` names a host other than the one addressed. Requests with neither header (curl,
-/// scripts) are not browsers and carry no ambient credentials to abuse.
+/// `Origin` (else `Referer`) names a host and port other than the one addressed. Requests with
+/// none of these (curl, scripts) are not browsers and carry no ambient credentials to abuse.
 pub fn is_cross_origin(
     sec_fetch_site: Option<&str>,
     origin: Option<&str>,
+    referer: Option<&str>,
     host: Option<&str>,
 ) -> bool {
     if matches!(sec_fetch_site, Some("cross-site" | "same-site")) {
         return true;
     }
-    match origin {
-        None => false,
-        Some("null") => true,
-        Some(origin) => {
-            let origin_host = origin
-                .split_once("://")
-                .map(|(_, rest)| rest)
-                .unwrap_or(origin);
-            match host {
-                Some(host) => !origin_host.eq_ignore_ascii_case(host),
-                None => true,
-            }
+    let Some(source) = origin.or(referer) else {
+        return false;
+    };
+    if source == "null" {
+        return true;
+    }
+    let Some((scheme, rest)) = source.split_once("://") else {
+        return true;
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return true;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let with_port = |a: &str| -> String {
+        let a = a.to_ascii_lowercase();
+        // An authority without a port means the scheme's default one.
+        let has_port = a
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !a.ends_with(']');
+        if has_port {
+            a
+        } else if scheme.eq_ignore_ascii_case("https") {
+            format!("{a}:443")
+        } else {
+            format!("{a}:80")
         }
+    };
+    match host {
+        Some(host) => with_port(authority) != with_port(host),
+        None => true,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_password_file_stops_the_start_instead_of_replacing_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(PASSWORD_FILE), [0xff, 0xfe, 0x00]).unwrap();
+        let err = AdminAuth::load("admin", None, dir.path())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains(PASSWORD_FILE), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join(PASSWORD_FILE)).unwrap(),
+            [0xff, 0xfe, 0x00],
+            "the file is left as it was"
+        );
+    }
 
     #[test]
     fn basic_credentials_are_checked() {
@@ -236,18 +277,43 @@ mod tests {
 
     #[test]
     fn cross_origin_requests_are_recognized() {
-        assert!(is_cross_origin(Some("cross-site"), None, Some("a:1")));
+        let host = Some("127.0.0.1:8080");
+        assert!(is_cross_origin(Some("cross-site"), None, None, host));
         assert!(is_cross_origin(
             None,
             Some("http://evil.example"),
-            Some("127.0.0.1:8080")
+            None,
+            host
         ));
         assert!(!is_cross_origin(
             Some("same-origin"),
             Some("http://127.0.0.1:8080"),
-            Some("127.0.0.1:8080")
+            None,
+            host
         ));
-        assert!(!is_cross_origin(None, None, Some("x")));
+        assert!(!is_cross_origin(None, None, None, Some("x")));
+        assert!(
+            is_cross_origin(None, Some("http://127.0.0.1:9999"), None, host),
+            "another port is another origin"
+        );
+        assert!(is_cross_origin(None, Some("http://127.0.0.1"), None, host));
+        assert!(!is_cross_origin(
+            None,
+            Some("http://example.org"),
+            None,
+            Some("example.org:80")
+        ));
+        assert!(
+            is_cross_origin(None, None, Some("http://evil.example/page"), host),
+            "without Origin, the Referer tells"
+        );
+        assert!(!is_cross_origin(
+            None,
+            None,
+            Some("http://127.0.0.1:8080/admin/scripts"),
+            host
+        ));
+        assert!(is_cross_origin(None, Some("null"), None, host));
     }
 
     #[test]

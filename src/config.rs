@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// room [default: from the open-file limit, at most 10000]
     #[arg(long, env = "SCRIPTD_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Serve /metrics without authentication (for a Prometheus scraper on a trusted network);
+    /// by default it needs the admin credentials
+    #[arg(long, env = "SCRIPTD_PUBLIC_METRICS")]
+    pub public_metrics: bool,
 }
 
 /// The resolved configuration.
@@ -119,7 +123,10 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// How long a kept-alive connection may sit between requests.
     pub keep_alive_idle: Duration,
+    /// How long a trigger caller whose token was accepted has to send the body.
+    pub body_read_timeout: Duration,
     pub max_connections: Option<usize>,
+    pub public_metrics: bool,
     /// The environment scripts inherit before scriptd removes its own settings from it;
     /// `None` means this process's. Embedding hosts and tests may set it; there is no flag.
     pub child_env: Option<Vec<(String, String)>>,
@@ -278,10 +285,12 @@ impl Settings {
             auth_failure_window: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             keep_alive_idle: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(10),
             max_connections: args
                 .max_connections
                 .or(file.max_connections)
                 .map(|n| n.max(1)),
+            public_metrics: args.public_metrics || file.public_metrics,
             run_lease: Duration::from_secs(
                 args.run_lease_secs
                     .or(file.run_lease_secs)

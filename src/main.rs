@@ -53,6 +53,11 @@ fn main() -> std::process::ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Scripts run as the same user: without this, any of them could read this process's
+    // environment and memory through /proc (the admin password, the master key).
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!(error = %e, "could not make the server undumpable");
+    }
     let settings = Settings::load(args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -19,6 +19,8 @@ use crate::domain::{LogStream, RunOutcome, RunStatus, ScriptType};
 /// Scripts up to this size are passed as `bash -lc <script>`; larger ones go through a file,
 /// because Linux caps a single argument at 128 KiB.
 const INLINE_SCRIPT_MAX: usize = 64 * 1024;
+/// Inputs up to this size are passed in SCRIPTD_INPUT; larger ones through a file.
+const INLINE_INPUT_MAX: usize = 64 * 1024;
 
 /// Why the supervising `select!` ended.
 enum Stop {
@@ -57,7 +59,8 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
     let script_file = if ctx.script.script_type == ScriptType::Node
         || ctx.script.script.len() > INLINE_SCRIPT_MAX
     {
-        match write_script_file(&ctx.script.script, interpreter) {
+        let suffix = if interpreter == "node" { ".js" } else { ".sh" };
+        match write_private_file(&ctx.script.script, suffix) {
             Ok(f) => Some(f),
             Err(e) => return RunOutcome::failed(format!("cannot write the script file: {e}")),
         }
@@ -77,6 +80,30 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         }
     }
 
+    // A large input would not fit in the environment (Linux caps one string at 128 KiB): it
+    // goes in a private file named by SCRIPTD_INPUT_FILE instead.
+    let large_input = ctx
+        .env
+        .iter()
+        .find(|(k, v)| k == "SCRIPTD_INPUT" && v.len() > INLINE_INPUT_MAX);
+    let input_file = match large_input {
+        Some((_, input)) => match write_private_file(input, ".json") {
+            Ok(f) => Some(f),
+            Err(e) => return RunOutcome::failed(format!("cannot write the input file: {e}")),
+        },
+        None => None,
+    };
+    let env = ctx
+        .env
+        .iter()
+        .filter(|(k, _)| input_file.is_none() || k != "SCRIPTD_INPUT")
+        .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v)))
+        .chain(
+            input_file
+                .as_ref()
+                .map(|f| ("SCRIPTD_INPUT_FILE", f.path().as_os_str())),
+        );
+
     let mut cmd = Command::new(&ctx.supervisor_exe);
     cmd.arg("__supervise")
         .arg("--grace-ms")
@@ -85,7 +112,7 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         .arg(&program)
         .args(&args)
         .env_clear()
-        .envs(ctx.env.iter().map(|(k, v)| (k, v)))
+        .envs(env)
         .current_dir(&cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -157,6 +184,7 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         }
     }
     drop(script_file);
+    drop(input_file);
 
     match stop {
         Stop::TimedOut => RunOutcome {
@@ -200,15 +228,14 @@ fn outcome_of(status: std::process::ExitStatus) -> RunOutcome {
     }
 }
 
-fn write_script_file(script: &str, interpreter: &str) -> std::io::Result<tempfile::NamedTempFile> {
+fn write_private_file(content: &str, suffix: &str) -> std::io::Result<tempfile::NamedTempFile> {
     use std::io::Write;
-    let suffix = if interpreter == "node" { ".js" } else { ".sh" };
     // tempfile creates the file with mode 0600 and an unpredictable name.
     let mut file = tempfile::Builder::new()
         .prefix("scriptd-run-")
         .suffix(suffix)
         .tempfile()?;
-    file.write_all(script.as_bytes())?;
+    file.write_all(content.as_bytes())?;
     file.flush()?;
     Ok(file)
 }

@@ -39,6 +39,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
     font-src 'self'; connect-src 'self'; frame-src 'self' blob:; object-src 'none'; base-uri 'none'; \
     form-action 'self'; frame-ancestors 'none'";
 
+/// No powerful browser feature is needed by any page, the sandboxed browser scripts included.
+const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=(), usb=(), serial=(), \
+    bluetooth=(), payment=(), display-capture=(), midi=(), clipboard-read=()";
+
 /// The signed-in admin, set by the auth middleware.
 #[derive(Clone)]
 pub struct AdminUser(pub String);
@@ -129,11 +133,19 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{admin_path}/scripts"), get(ui::scripts_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
 
+    // Metrics tell what runs and when: admin-only unless the operator opens them up.
+    let metrics_route = Router::new().route("/metrics", get(metrics));
+    let metrics_route = if state.settings.public_metrics {
+        metrics_route
+    } else {
+        metrics_route.route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+    };
+
     Router::new()
         .merge(admin)
+        .merge(metrics_route)
         .route("/api/scripts/{code}/run", post(trigger::run))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
@@ -142,6 +154,19 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
+        ))
+        // Answers carry tokens, secrets' presence and run output: no cache keeps them.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(PERMISSIONS_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -202,7 +227,7 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
     }
     if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        if crate::auth::is_cross_origin(h("sec-fetch-site"), h("origin"), h("host")) {
+        if crate::auth::is_cross_origin(h("sec-fetch-site"), h("origin"), h("referer"), h("host")) {
             return ApiError::Forbidden("cross-origin request refused".into()).into_response();
         }
     }

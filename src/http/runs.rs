@@ -28,7 +28,7 @@ pub async fn start(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let input = parse_run_body(&body)?;
+    let input = parse_run_body(&headers, &body)?;
     let script = state.store.get_script(&id).await?;
     let meta = json!({
         "user": user.0,
@@ -47,13 +47,19 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id }))))
 }
 
-/// An empty body, or `{"input": …}`.
-fn parse_run_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
+/// An empty body, or `{"input": …}` sent as JSON (a form or text/plain body is what a
+/// cross-site form could send, so it is refused).
+fn parse_run_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     if body.len() > MAX_INPUT_BYTES {
         return Err(ApiError::PayloadTooLarge);
+    }
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type: application/json".into(),
+        ));
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
@@ -63,6 +69,21 @@ fn parse_run_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
             "the body must be a JSON object like {\"input\": …}".into(),
         )),
     }
+}
+
+/// Whether the body is declared as JSON.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("application/json")
+                || ct
+                    .split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().ends_with("+json"))
+        })
 }
 
 pub fn user_agent(headers: &HeaderMap) -> Option<String> {

@@ -75,9 +75,6 @@ pub struct TriggerQuery {
     timeout_ms: Option<u64>,
 }
 
-/// How long a caller has to send the body once its token was accepted.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The public trigger. The failure limit and the token are checked from the headers alone,
 /// before anything of the body is read, and a missing script costs the same work as a wrong
 /// token, so neither the answer nor its timing tells which scripts exist.
@@ -115,7 +112,12 @@ pub async fn run(
         return Err(ApiError::NotFound("trigger"));
     }
     let ApiQuery(q) = ApiQuery::<TriggerQuery>::from_request_parts(&mut parts, &()).await?;
-    let body = match tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, MAX_INPUT_BYTES)).await {
+    let body = match tokio::time::timeout(
+        state.settings.body_read_timeout,
+        to_bytes(body, MAX_INPUT_BYTES),
+    )
+    .await
+    {
         Err(_) => return Err(ApiError::RequestTimeout),
         Ok(Err(e)) if is_too_large(&e) => return Err(ApiError::PayloadTooLarge),
         Ok(Err(e)) => {

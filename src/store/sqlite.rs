@@ -29,10 +29,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(parent) = options.get_filename().parent() {
+        let file = options.get_filename();
+        if let Some(parent) = file.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)?;
             }
+        }
+        // Created private here rather than with the umask's mode by SQLite, which gives its
+        // -wal and -shm files the database file's mode.
+        if file != std::path::Path::new(":memory:") && !file.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(file)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

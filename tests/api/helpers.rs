@@ -96,6 +96,7 @@ pub struct Options {
     pub auth_failure_window: Option<Duration>,
     pub header_read_timeout: Option<Duration>,
     pub keep_alive_idle: Option<Duration>,
+    pub body_read_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
     pub run_lease: Option<Duration>,
 }
@@ -154,6 +155,9 @@ impl TestApp {
         }
         if let Some(t) = opts.keep_alive_idle {
             settings.keep_alive_idle = t;
+        }
+        if let Some(t) = opts.body_read_timeout {
+            settings.body_read_timeout = t;
         }
         settings.max_connections = opts.max_connections;
         if let Some(w) = opts.auth_failure_window {

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod binary;
 mod embed;
+mod hardening;
 mod isolate;
 mod runs;
 mod schedule;

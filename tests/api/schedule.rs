@@ -123,11 +123,8 @@ async fn a_single_script_slower_than_its_period_skips_overlapping_ticks(b: Backe
         assert!(pair[1].0 >= pair[0].1, "runs overlapped: {pair:?}");
     }
     let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+        .call(reqwest::Method::GET, "/metrics")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -1,0 +1,181 @@
+//! Findings of the adversarial review that the other modules do not cover: caching and
+//! browser-policy headers, CSRF through Referer and non-JSON bodies, private database files,
+//! large inputs, the trigger's challenge and its body deadline, metrics behind the admin.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{Backend, Options, TestApp};
+
+#[tokio::test]
+async fn api_answers_are_not_cached_and_pages_restrict_browser_features() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let id = app.bash("true", json!({})).await;
+    let token = app
+        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+        .await;
+    assert_eq!(
+        token.headers()["cache-control"],
+        "no-store",
+        "the one-time token"
+    );
+    let list = app.call(Method::GET, "/api/admin/scripts").await;
+    assert_eq!(list.headers()["cache-control"], "no-store");
+    let page = app.call(Method::GET, "/admin/scripts").await;
+    let policy = page.headers()["permissions-policy"].to_str().unwrap();
+    assert!(policy.contains("camera=()") && policy.contains("microphone=()"));
+    assert_eq!(page.headers()["cross-origin-opener-policy"], "same-origin");
+}
+
+#[tokio::test]
+async fn metrics_need_the_admin_unless_made_public() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let anonymous = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let admin = app.call(Method::GET, "/metrics").await;
+    assert_eq!(admin.status(), 200);
+    assert!(admin.text().await.unwrap().contains("scriptd_runs_running"));
+}
+
+#[tokio::test]
+async fn cross_site_requests_are_refused_by_referer_and_by_content_type() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let id = app.bash("true", json!({})).await;
+    let by_referer = app
+        .admin(Method::POST, &format!("/api/admin/scripts/{id}/run"))
+        .header("referer", "http://evil.example/page")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_referer.status(), 403);
+    let other_port = app
+        .admin(Method::POST, &format!("/api/admin/scripts/{id}/run"))
+        .header("origin", "http://127.0.0.1:1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_port.status(), 403, "another port is another origin");
+    // What an HTML form could send: refused whatever it claims to be.
+    let form = app
+        .admin(Method::POST, &format!("/api/admin/scripts/{id}/run"))
+        .header("content-type", "text/plain")
+        .body(r#"{"input": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 415);
+    let runs: Value = app.get_json("/api/admin/scripts/runs").await;
+    assert_eq!(runs["runs"], json!([]), "nothing ran");
+}
+
+#[tokio::test]
+async fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.bash("true", json!({})).await;
+    for name in ["scriptd.db", "scriptd.db-wal"] {
+        let path = app.data_dir.path().join(name);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} is {mode:o}");
+    }
+}
+
+#[tokio::test]
+async fn a_large_input_reaches_the_script_through_a_private_file() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let id = app
+        .bash(
+            "if [ -n \"$SCRIPTD_INPUT_FILE\" ]; then stat -c %a \"$SCRIPTD_INPUT_FILE\"; wc -c < \"$SCRIPTD_INPUT_FILE\"; else echo inline ${#SCRIPTD_INPUT}; fi",
+            json!({}),
+        )
+        .await;
+    let big = "z".repeat(300 * 1024);
+    let resp = app.start_run(&id, Some(json!({"input": big}))).await;
+    assert_eq!(resp.status(), 202);
+    let run_id = resp.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = app.wait_run(&run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let log = app.log(&run_id).await;
+    assert!(log.starts_with("600\n"), "{log}");
+    assert!(log.contains(&(300 * 1024 + 2).to_string()), "{log}");
+    let small = app.start_run(&id, Some(json!({"input": "s"}))).await;
+    let small_id = small.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.wait_run(&small_id).await;
+    assert_eq!(app.log(&small_id).await.trim(), "inline 3");
+}
+
+#[tokio::test]
+async fn the_trigger_challenges_with_bearer_and_bounds_its_body() {
+    let opts = Options {
+        body_read_timeout: Some(Duration::from_millis(700)),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
+    let id = app
+        .bash("true", json!({"apiTrigger": {"enabled": true}}))
+        .await;
+    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token: Value = app
+        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let wrong = app
+        .client
+        .post(app.url(&format!("/api/scripts/{code}/run")))
+        .bearer_auth("sdt_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+
+    // A wrong token is refused from the headers, before a body that never comes.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/scripts/{code}/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sdt_wrong\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut answer))
+        .await
+        .expect("answered without reading the body")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 401"));
+
+    // With the right token, a body trickling in too slowly is cut off.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/scripts/{code}/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(20), tcp.read(&mut answer))
+        .await
+        .expect("a trickled body is not waited for forever")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+}
