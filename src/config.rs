@@ -92,6 +92,13 @@ pub struct ServeArgs {
     /// room [default: from the open-file limit, at most 10000]
     #[arg(long, env = "SCRIPTD_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Runs that may wait in the queue, across all scripts and nodes; past it, starts get 429
+    /// [default: 10000]
+    #[arg(long, env = "SCRIPTD_MAX_QUEUED_RUNS", value_name = "N")]
+    pub max_queued_runs: Option<u32>,
+    /// Runs of one script that may wait in the queue [default: 1000]
+    #[arg(long, env = "SCRIPTD_MAX_QUEUED_PER_SCRIPT", value_name = "N")]
+    pub max_queued_per_script: Option<u32>,
     /// Serve /metrics without authentication (for a Prometheus scraper on a trusted network);
     /// by default it needs the admin credentials
     #[arg(long, env = "SCRIPTD_PUBLIC_METRICS")]
@@ -127,6 +134,8 @@ pub struct Settings {
     pub body_read_timeout: Duration,
     pub max_connections: Option<usize>,
     pub public_metrics: bool,
+    pub max_queued_runs: u32,
+    pub max_queued_per_script: u32,
     /// The environment scripts inherit before scriptd removes its own settings from it;
     /// `None` means this process's. Embedding hosts and tests may set it; there is no flag.
     pub child_env: Option<Vec<(String, String)>>,
@@ -291,6 +300,16 @@ impl Settings {
                 .or(file.max_connections)
                 .map(|n| n.max(1)),
             public_metrics: args.public_metrics || file.public_metrics,
+            max_queued_runs: args
+                .max_queued_runs
+                .or(file.max_queued_runs)
+                .unwrap_or(10_000)
+                .max(1),
+            max_queued_per_script: args
+                .max_queued_per_script
+                .or(file.max_queued_per_script)
+                .unwrap_or(1000)
+                .max(1),
             run_lease: Duration::from_secs(
                 args.run_lease_secs
                     .or(file.run_lease_secs)

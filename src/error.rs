@@ -35,6 +35,8 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("too many failed attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("too many runs are waiting in the queue; retry later")]
+    QueueFull,
     #[error("the request body did not arrive in time")]
     RequestTimeout,
     #[error("service unavailable")]
@@ -82,6 +84,7 @@ impl ApiError {
             ),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
+            ApiError::QueueFull => (StatusCode::TOO_MANY_REQUESTS, "queue_full", None),
             ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", None),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
@@ -118,6 +121,10 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
+            ApiError::QueueFull => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
             _ => {}
         }
         resp
@@ -150,6 +157,7 @@ impl From<EngineError> for ApiError {
             ),
             EngineError::AlreadyFinished => ApiError::conflict("the run has already finished"),
             EngineError::RunNotFound => ApiError::NotFound("run"),
+            EngineError::QueueFull => ApiError::QueueFull,
             EngineError::ShuttingDown => ApiError::Unavailable,
             EngineError::Store(s) => s.into(),
         }

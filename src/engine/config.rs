@@ -19,8 +19,9 @@ pub struct EngineConfig {
     pub node_id: String,
     /// Default memory limit of the isolated runner, in MiB.
     pub isolate_memory_mb: u64,
-    /// How long a node's unfinished runs stay its own without a heartbeat.
+    /// How long a node's hold on a running run lasts without renewal.
     pub run_lease: Duration,
+    pub queue_bounds: crate::store::QueueBounds,
 }
 
 impl EngineConfig {
@@ -59,6 +60,10 @@ impl EngineConfig {
             node_id,
             isolate_memory_mb: settings.isolate_memory_mb,
             run_lease: settings.run_lease,
+            queue_bounds: crate::store::QueueBounds {
+                total: settings.max_queued_runs as i64,
+                per_script: settings.max_queued_per_script as i64,
+            },
         })
     }
 }

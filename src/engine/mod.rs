@@ -42,6 +42,8 @@ pub enum EngineError {
     ScriptDisabled,
     #[error("the script is already running")]
     AlreadyRunning,
+    #[error("too many runs are waiting in the queue")]
+    QueueFull,
     #[error("browser scripts run only in the admin page")]
     BrowserScript,
     #[error("the run has already finished")]

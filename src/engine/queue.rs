@@ -48,11 +48,12 @@ impl Engine {
         match self
             .inner
             .store
-            .enqueue(&run, req.script.concurrency)
+            .enqueue(&run, req.script.concurrency, self.inner.config.queue_bounds)
             .await?
         {
             Admission::Admitted => {}
             Admission::Busy => return Err(EngineError::AlreadyRunning),
+            Admission::Full => return Err(EngineError::QueueFull),
         }
         self.inner.metrics.run_submitted(req.trigger);
         self.announce(Signal::Work).await;

@@ -29,7 +29,7 @@ pub use feed::{DynFeed, Feed, Signal};
 pub use leases::LeaseStore;
 pub use logs::LogStore;
 pub use postgres::PgStore;
-pub use queue::{Admission, CancelRequest, QueueStore};
+pub use queue::{Admission, CancelRequest, QueueBounds, QueueStore};
 pub use runs::RunStore;
 pub use schedules::ScheduleStore;
 pub use scripts::ScriptStore;

@@ -20,6 +20,15 @@ pub enum Admission {
     Admitted,
     /// A `single` script already has a queued or running run.
     Busy,
+    /// The queue is at its bound, in all or for this script.
+    Full,
+}
+
+/// How many runs may wait in the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBounds {
+    pub total: i64,
+    pub per_script: i64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -34,8 +43,13 @@ pub enum CancelRequest {
 
 #[async_trait]
 pub trait QueueStore: Send + Sync {
-    /// Records a `queued` run, unless the concurrency rule refuses it.
-    async fn enqueue(&self, run: &Run, concurrency: Concurrency) -> StoreResult<Admission>;
+    /// Records a `queued` run, unless the concurrency rule or the queue's bounds refuse it.
+    async fn enqueue(
+        &self,
+        run: &Run,
+        concurrency: Concurrency,
+        bounds: QueueBounds,
+    ) -> StoreResult<Admission>;
     /// Takes the oldest eligible queued run for `owner` and marks it running, leased until
     /// `until`.
     async fn claim_next(
@@ -80,10 +94,15 @@ macro_rules! impl_queue_store {
                 &self,
                 r: &$crate::domain::Run,
                 concurrency: $crate::domain::Concurrency,
+                bounds: $crate::store::QueueBounds,
             ) -> $crate::store::StoreResult<$crate::store::Admission> {
+                // One statement: the bounds are checked where the row is written.
                 let sql = format!(
-                    "INSERT INTO runs ({}, concurrency) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
+                    "INSERT INTO runs ({}, concurrency) \
+                     SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18 \
+                     WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $19 \
+                     AND (SELECT COUNT(*) FROM runs WHERE script_id = $2 \
+                          AND status = 'queued') < $20",
                     $crate::store::rows::RUN_COLUMNS
                 );
                 let done = sqlx::query(&sql)
@@ -105,9 +124,12 @@ macro_rules! impl_queue_store {
                     .bind(r.log_truncated)
                     .bind(&r.node_id)
                     .bind(concurrency.as_str())
+                    .bind(bounds.total)
+                    .bind(bounds.per_script)
                     .execute(&self.pool)
                     .await;
                 match done {
+                    Ok(d) if d.rows_affected() == 0 => Ok($crate::store::Admission::Full),
                     Ok(_) => Ok($crate::store::Admission::Admitted),
                     Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                         Ok($crate::store::Admission::Busy)

@@ -179,3 +179,28 @@ async fn the_trigger_challenges_with_bearer_and_bounds_its_body() {
         String::from_utf8_lossy(&answer[..n])
     );
 }
+
+#[tokio::test]
+async fn the_queue_is_bounded_and_says_when_to_retry() {
+    let opts = Options {
+        max_concurrent_runs: Some(1),
+        max_queued_per_script: Some(3),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
+    let blocker = app.run(&app.bash("sleep 30", json!({})).await).await;
+    app.wait_status(&blocker, "running").await;
+    let queue = app.bash("true", json!({"concurrency": "queue"})).await;
+    for _ in 0..3 {
+        assert_eq!(app.start_run(&queue, None).await.status(), 202);
+    }
+    let refused = app.start_run(&queue, None).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "queue_full");
+    // Other scripts are not held back by this one's bound.
+    let other = app.bash("true", json!({"concurrency": "parallel"})).await;
+    assert_eq!(app.start_run(&other, None).await.status(), 202);
+    app.cancel(&blocker).await;
+}

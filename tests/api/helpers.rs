@@ -97,6 +97,7 @@ pub struct Options {
     pub header_read_timeout: Option<Duration>,
     pub keep_alive_idle: Option<Duration>,
     pub body_read_timeout: Option<Duration>,
+    pub max_queued_per_script: Option<u32>,
     pub max_connections: Option<usize>,
     pub run_lease: Option<Duration>,
 }
@@ -158,6 +159,9 @@ impl TestApp {
         }
         if let Some(t) = opts.body_read_timeout {
             settings.body_read_timeout = t;
+        }
+        if let Some(n) = opts.max_queued_per_script {
+            settings.max_queued_per_script = n;
         }
         settings.max_connections = opts.max_connections;
         if let Some(w) = opts.auth_failure_window {
