@@ -25,6 +25,8 @@ struct State {
 struct Entry {
     stop: CancellationToken,
     since: Instant,
+    /// Its end is being recorded: no longer held in the store, and that is expected.
+    finishing: bool,
 }
 
 impl Active {
@@ -51,9 +53,17 @@ impl Active {
             Entry {
                 stop: stop.clone(),
                 since: Instant::now(),
+                finishing: false,
             },
         );
         stop
+    }
+
+    /// The run's end is about to be recorded.
+    pub fn finishing(&self, run_id: &str) {
+        if let Some(e) = self.state().runs.get_mut(run_id) {
+            e.finishing = true;
+        }
     }
 
     pub fn release(&self, run_id: &str) {
@@ -74,12 +84,12 @@ impl Active {
         s.early_cancels.insert(run_id.to_string(), now);
     }
 
-    /// Runs registered before `t`.
+    /// Runs registered before `t` and not yet ending.
     pub fn held_before(&self, t: Instant) -> Vec<String> {
         let s = self.state();
         s.runs
             .iter()
-            .filter(|(_, e)| e.since < t)
+            .filter(|(_, e)| e.since < t && !e.finishing)
             .map(|(id, _)| id.clone())
             .collect()
     }

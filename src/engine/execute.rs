@@ -150,6 +150,7 @@ impl Engine {
             log_truncated: summary.truncated,
         };
         let inner = &self.inner;
+        inner.active.finishing(run_id);
         match inner
             .store
             .finish_run(run_id, &inner.owner.lease, &finish)

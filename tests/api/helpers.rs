@@ -230,10 +230,7 @@ impl TestApp {
                 &format!("/api/admin/scripts/runs/{run_id}/stream"),
             )
             .await;
-        LiveStream {
-            body: Box::pin(resp.bytes_stream()),
-            text: String::new(),
-        }
+        LiveStream::from_response(resp)
     }
 
     /// Asks for a run to be canceled.
@@ -378,6 +375,18 @@ pub fn processes_with(marker: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Processes whose name (argv[0]) is exactly `name`, as `exec -a NAME` sets it.
+pub fn processes_named(name: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).next() == Some(name.as_bytes()))
+        })
+        .count()
+}
+
 /// An SSE response read as it arrives.
 pub struct LiveStream {
     body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
@@ -386,6 +395,13 @@ pub struct LiveStream {
 }
 
 impl LiveStream {
+    pub fn from_response(resp: Response) -> Self {
+        LiveStream {
+            body: Box::pin(resp.bytes_stream()),
+            text: String::new(),
+        }
+    }
+
     /// Reads until `done` holds for what was received (each chunk must come within 15 s).
     pub async fn read_until(&mut self, done: impl Fn(&str) -> bool) {
         use futures_util::StreamExt;

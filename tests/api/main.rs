@@ -8,6 +8,8 @@ mod binary;
 mod embed;
 mod hardening;
 mod isolate;
+mod nodes;
+mod process;
 mod runs;
 mod schedule;
 mod scripts;

@@ -1,0 +1,626 @@
+//! Several real `scriptd serve` nodes on one PostgreSQL database (SPEC §9), and the same rules
+//! on one SQLite node: the runs table is the queue, concurrency holds across nodes, cancel
+//! reaches the node that runs the process, leases fence off a node that lost its run, output
+//! streams from any node, schedules survive a node, and no process outlives a kill.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    eventually, log_lines, parse_sse, pg_url, processes_named, processes_with, LiveStream,
+};
+use crate::process::{Cluster, Server};
+
+fn bash(script: String, extra: Value) -> Value {
+    let mut body = json!({
+        "name": format!("n {}", uuid::Uuid::now_v7().simple()),
+        "codeIdentifier": format!("n-{}", uuid::Uuid::now_v7().simple()),
+        "type": "bash",
+        "script": script,
+    });
+    crate::helpers::merge(&mut body, extra);
+    body
+}
+
+/// A script that records when it starts and ends in `file`; a SIGTERM ends it with its end
+/// mark written, so a killed run shows where it stopped.
+fn marking(file: &Path, work: &str) -> String {
+    let f = file.display();
+    format!(
+        "trap 'echo \"end $SCRIPTD_RUN_ID\" >> {f}; exit 143' TERM\n\
+         echo \"start $SCRIPTD_RUN_ID\" >> {f}\n{work}\necho \"end $SCRIPTD_RUN_ID\" >> {f}"
+    )
+}
+
+/// The marks as (kind, run id), checked to alternate start/end of one run at a time.
+fn alternating_marks(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut order = Vec::new();
+    let mut open: Option<String> = None;
+    for line in text.lines() {
+        let (kind, id) = line.split_once(' ').unwrap();
+        match (kind, open.take()) {
+            ("start", None) => {
+                open = Some(id.to_string());
+                order.push(id.to_string());
+            }
+            ("end", Some(started)) => assert_eq!(started, id, "runs overlapped:\n{text}"),
+            _ => panic!("runs overlapped at {line:?}:\n{text}"),
+        }
+    }
+    order
+}
+
+async fn queue_runs_take_turns_in_start_order(nodes: &[Server]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("marks");
+    let script = nodes[0]
+        .create(bash(
+            marking(&file, "sleep 0.2"),
+            json!({"concurrency": "queue"}),
+        ))
+        .await;
+    let mut runs = Vec::new();
+    for i in 0..6 {
+        runs.push(nodes[i % nodes.len()].run(&script).await);
+    }
+    for r in &runs {
+        assert_eq!(nodes[0].wait_finished(r).await["status"], "succeeded");
+    }
+    assert_eq!(
+        alternating_marks(&file),
+        runs,
+        "queued runs take turns, in the order they were accepted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_runs_never_overlap_and_start_in_order_across_nodes() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(3, &[]).await;
+    queue_runs_take_turns_in_start_order(&cluster.nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_runs_never_overlap_and_start_in_order_on_one_sqlite_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Server::start(dir.path(), &[]).await;
+    queue_runs_take_turns_in_start_order(std::slice::from_ref(&node)).await;
+}
+
+async fn single_admits_one_of_two_simultaneous_starts(a: &Server, b: &Server) {
+    let script = a.create(bash("sleep 0.5".into(), json!({}))).await;
+    for round in 0..5 {
+        let (ra, rb) = tokio::join!(a.start_run(&script), b.start_run(&script));
+        let mut codes = [ra.status().as_u16(), rb.status().as_u16()];
+        codes.sort();
+        assert_eq!(codes, [202, 409], "round {round}");
+        let winner = if ra.status() == 202 { ra } else { rb };
+        let run = winner.json::<Value>().await.unwrap()["runId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // While it runs (or waits), every node refuses another.
+        assert_eq!(a.start_run(&script).await.status(), 409);
+        assert_eq!(b.start_run(&script).await.status(), 409);
+        a.wait_finished(&run).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_admits_exactly_one_of_simultaneous_starts_on_two_nodes() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(2, &[]).await;
+    single_admits_one_of_two_simultaneous_starts(&cluster.nodes[0], &cluster.nodes[1]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_admits_exactly_one_of_simultaneous_starts_on_one_sqlite_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Server::start(dir.path(), &[]).await;
+    single_admits_one_of_two_simultaneous_starts(&node, &node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_queued_on_a_full_node_are_claimed_by_idle_ones() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(3, &["--max-concurrent-runs", "1"]).await;
+    let a = &cluster.nodes[0];
+    let script = a
+        .create(bash("sleep 3".into(), json!({"concurrency": "parallel"})))
+        .await;
+    let runs = [
+        a.run(&script).await,
+        a.run(&script).await,
+        a.run(&script).await,
+    ];
+    let mut owners = HashSet::new();
+    for r in &runs {
+        let run = a.wait_run_until(r, 10, |r| r["status"] == "running").await;
+        owners.insert(cluster.owner_of(&run));
+    }
+    assert_eq!(owners.len(), 3, "each node took one run");
+    for r in &runs {
+        assert_eq!(
+            a.get_run(r).await["status"],
+            "running",
+            "all three ran at once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_any_node_stops_the_process_where_it_runs() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(
+        3,
+        &["--max-concurrent-runs", "1", "--kill-grace-ms", "1000"],
+    )
+    .await;
+    let marker = format!("sdnodecancel{}", uuid::Uuid::now_v7().simple());
+    let a = &cluster.nodes[0];
+    let sleeper = a
+        .create(bash(
+            format!("exec -a {marker} sleep 300"),
+            json!({"concurrency": "parallel"}),
+        ))
+        .await;
+    let runs = [
+        a.run(&sleeper).await,
+        a.run(&sleeper).await,
+        a.run(&sleeper).await,
+    ];
+    let mut running = Vec::new();
+    for r in &runs {
+        running.push(a.wait_run_until(r, 10, |r| r["status"] == "running").await);
+    }
+    eventually(10, "the three sleepers run", || {
+        processes_named(&marker) == 3
+    })
+    .await;
+
+    // Every node is full: this one waits in the queue, and a cancel on any node drops it.
+    let dir = tempfile::tempdir().unwrap();
+    let never = dir.path().join("never");
+    let waiting_script = a
+        .create(bash(format!("touch {}", never.display()), json!({})))
+        .await;
+    let waiting = a.run(&waiting_script).await;
+    assert_eq!(a.get_run(&waiting).await["status"], "queued");
+    let resp = cluster.nodes[2]
+        .send(
+            Method::POST,
+            &format!("/api/admin/scripts/runs/{waiting}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+
+    // A running one canceled through a node that is not its own.
+    let owner = cluster.owner_of(&running[0]);
+    let other = &cluster.nodes[(owner + 1) % 3];
+    let asked = Instant::now();
+    let resp = other
+        .send(
+            Method::POST,
+            &format!("/api/admin/scripts/runs/{}/cancel", runs[0]),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let done = other.wait_finished(&runs[0]).await;
+    assert_eq!(done["status"], "canceled", "{done}");
+    eventually(10, "the canceled process is gone", || {
+        processes_named(&marker) == 2
+    })
+    .await;
+    println!(
+        "cross-node cancel: process gone {} ms after the request",
+        asked.elapsed().as_millis()
+    );
+
+    for r in &runs[1..] {
+        other
+            .send(
+                Method::POST,
+                &format!("/api/admin/scripts/runs/{r}/cancel"),
+                None,
+            )
+            .await;
+        assert_eq!(other.wait_finished(r).await["status"], "canceled");
+    }
+    eventually(10, "no sleeper is left", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+    let w = a.get_run(&waiting).await;
+    assert_eq!(w["status"], "canceled", "{w}");
+    assert!(
+        w["startedAt"].is_null(),
+        "a canceled queued run never starts: {w}"
+    );
+    assert!(!never.exists(), "the canceled queued run never ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_lease_can_no_longer_write_and_ends_its_process() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(2, &["--run-lease-secs", "2"]).await;
+    let marker = format!("sdfence{}", uuid::Uuid::now_v7().simple());
+    let a = &cluster.nodes[0];
+    let script = a
+        .create(bash(
+            format!("exec -a {marker} bash -c 'for i in $(seq 1 100); do echo tick $i; sleep 0.1; done'"),
+            json!({}),
+        ))
+        .await;
+    let run_id = a.run(&script).await;
+    let running = a
+        .wait_run_until(&run_id, 10, |r| r["status"] == "running")
+        .await;
+    let owner = cluster.owner_of(&running);
+    let survivor = &cluster.nodes[1 - owner];
+    eventually(10, "the script prints", || {
+        !processes_with(&marker).is_empty()
+    })
+    .await;
+
+    // The owner hangs: the other node ends the run once the lease runs out.
+    cluster.nodes[owner].signal(Signal::SIGSTOP);
+    let failed = survivor
+        .wait_run_until(&run_id, 15, |r| r["status"] != "running")
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("lease"),
+        "{failed}"
+    );
+    let lines_then = survivor.log(&run_id).await.lines().count();
+
+    // It comes back: it must neither overwrite the outcome nor add lines, and it ends the
+    // process it no longer owns.
+    cluster.nodes[owner].signal(Signal::SIGCONT);
+    eventually(15, "the fenced-off node ends its process", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = survivor.get_run(&run_id).await;
+    assert_eq!(
+        after["status"], "failed",
+        "the outcome was overwritten: {after}"
+    );
+    assert_eq!(after["finishedAt"], failed["finishedAt"]);
+    assert_eq!(
+        survivor.log(&run_id).await.lines().count(),
+        lines_then,
+        "lines were appended after the run was taken away"
+    );
+}
+
+/// Reads `n` streams until each has `done`.
+async fn read_all_done(streams: &mut [LiveStream]) {
+    for s in streams.iter_mut() {
+        s.read_until(|t| t.contains("event: done")).await;
+    }
+}
+
+async fn open_stream(node: &Server, run_id: &str, last_event_id: Option<i64>) -> LiveStream {
+    let mut req = reqwest::Client::new()
+        .get(node.url(&format!("/api/admin/scripts/runs/{run_id}/stream")))
+        .basic_auth("admin", Some(crate::process::PASSWORD));
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id.to_string());
+    }
+    LiveStream::from_response(req.send().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_output_reaches_subscribers_on_every_node_with_resume() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(3, &[]).await;
+    let a = &cluster.nodes[0];
+    let script = a
+        .create(bash(
+            "sleep 0.5; for i in $(seq 1 200); do echo line $i; done; sleep 0.3; echo last".into(),
+            json!({}),
+        ))
+        .await;
+    let run_id = a.run(&script).await;
+    let mut streams = Vec::new();
+    for n in &cluster.nodes {
+        streams.push(open_stream(n, &run_id, None).await);
+    }
+    read_all_done(&mut streams).await;
+    let expected: Vec<String> = (1..=200)
+        .map(|i| format!("line {i}"))
+        .chain(["last".to_string()])
+        .collect();
+    for (i, s) in streams.iter().enumerate() {
+        let events = parse_sse(&s.text);
+        let lines = log_lines(&events);
+        let seqs: Vec<i64> = lines.iter().map(|l| l.0).collect();
+        assert_eq!(
+            seqs,
+            (1..=201).collect::<Vec<i64>>(),
+            "node {i}: every line once, in order"
+        );
+        let texts: Vec<String> = lines.into_iter().map(|l| l.2).collect();
+        assert_eq!(texts, expected, "node {i}");
+        let done = events.iter().find(|e| e.event == "done").unwrap();
+        assert_eq!(done.data["status"], "succeeded", "node {i}");
+    }
+    // Resume on another node from where a client left off.
+    let mut resumed = open_stream(&cluster.nodes[2], &run_id, Some(100)).await;
+    resumed.read_until(|t| t.contains("event: done")).await;
+    let seqs: Vec<i64> = log_lines(&parse_sse(&resumed.text))
+        .iter()
+        .map(|l| l.0)
+        .collect();
+    assert_eq!(seqs, (101..=201).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_keeps_firing_once_per_tick_when_its_node_stops() {
+    if pg_url().is_none() {
+        return;
+    }
+    let mut cluster = Cluster::start(3, &[]).await;
+    let script = cluster.nodes[0]
+        .create(bash(
+            "true".into(),
+            json!({"concurrency": "parallel",
+                   "schedule": {"enabled": true, "cron": "* * * * * *", "timezone": "UTC"}}),
+        ))
+        .await;
+    let runs_of = |node: &Server| {
+        let path = format!("/api/admin/scripts/runs?scriptId={script}&limit=200");
+        let node_url = node.url(&path);
+        async move {
+            let v: Value = reqwest::Client::new()
+                .get(node_url)
+                .basic_auth("admin", Some(crate::process::PASSWORD))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["runs"].as_array().unwrap().clone()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let newest = loop {
+        let runs = runs_of(&cluster.nodes[0]).await;
+        if runs.len() >= 3 && runs[0]["node"].is_string() {
+            break runs[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the schedule does not fire");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let firing = cluster.owner_of(&newest);
+    let killed_at = chrono::Utc::now();
+    cluster.nodes[firing].kill9();
+    let watcher = &cluster.nodes[(firing + 1) % 3];
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let runs = runs_of(watcher).await;
+    let mut ticks: Vec<chrono::DateTime<chrono::Utc>> = runs
+        .iter()
+        .map(|r| r["meta"]["tick"].as_str().unwrap().parse().unwrap())
+        .collect();
+    ticks.sort();
+    let unique: HashSet<_> = ticks.iter().collect();
+    assert_eq!(unique.len(), ticks.len(), "a tick fired twice: {ticks:?}");
+    let after: Vec<_> = ticks.iter().filter(|t| **t > killed_at).collect();
+    assert!(
+        after.len() >= 3,
+        "the schedule stopped with its node: {ticks:?}"
+    );
+    let around: Vec<_> = ticks
+        .iter()
+        .filter(|t| **t > killed_at - chrono::Duration::seconds(2))
+        .collect();
+    for pair in around.windows(2) {
+        let gap = *pair[1] - *pair[0];
+        assert!(
+            gap <= chrono::Duration::seconds(2),
+            "a gap of {gap} between ticks around the stop: {ticks:?}"
+        );
+    }
+    watcher
+        .send(
+            Method::PUT,
+            &format!("/api/admin/scripts/{script}"),
+            Some(&bash(
+                "true".into(),
+                json!({"schedule": {"enabled": false, "cron": "* * * * * *"}}),
+            )),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_of_the_process_group_leaves_no_process_and_queued_runs_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Server::start(dir.path(), &["--max-concurrent-runs", "1"]).await;
+    let marker = format!("sdgroup{}", uuid::Uuid::now_v7().simple());
+    let tree = node
+        .create(bash(
+            format!(
+                "setsid bash -c 'exec -a {marker}-d sleep 300' & \
+                 bash -c 'exec -a {marker}-c sleep 300' & exec -a {marker} sleep 300"
+            ),
+            json!({}),
+        ))
+        .await;
+    let quick = node
+        .create(bash("echo queued-and-kept".into(), json!({})))
+        .await;
+    let running = node.run(&tree).await;
+    node.wait_run_until(&running, 10, |r| r["status"] == "running")
+        .await;
+    eventually(10, "the whole tree runs", || {
+        processes_with(&marker).len() >= 3
+    })
+    .await;
+    let queued = node.run(&quick).await;
+    assert_eq!(node.get_run(&queued).await["status"], "queued");
+
+    node.kill9_group();
+    eventually(10, "no process of the run outlives its node", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+
+    node.restart().await;
+    let r = node.get_run(&running).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("crash"), "{r}");
+    let q = node.wait_finished(&queued).await;
+    assert_eq!(
+        q["status"], "succeeded",
+        "the queued run was kept and ran: {q}"
+    );
+    assert!(node.log(&queued).await.contains("queued-and-kept"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_two_hundred_queue_runs_across_three_nodes_with_one_killed_and_restarted() {
+    if pg_url().is_none() {
+        return;
+    }
+    let started = Instant::now();
+    let mut cluster =
+        Cluster::start(3, &["--run-lease-secs", "2", "--kill-grace-ms", "1000"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("marks");
+    let marker = format!("sdchaos{}", uuid::Uuid::now_v7().simple());
+    let script = cluster.nodes[0]
+        .create(bash(
+            marking(&file, &format!("bash -c 'exec -a {marker} sleep 0.01'")),
+            json!({"concurrency": "queue"}),
+        ))
+        .await;
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // Four clients send 50 starts each, round-robin over the nodes, moving on to the next
+    // node when one does not answer.
+    let senders = (0..4).map(|c| {
+        let (bases, client, script) = (bases.clone(), client.clone(), script.clone());
+        tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for i in 0..50 {
+                let mut target = (c + i) % bases.len();
+                loop {
+                    let resp = client
+                        .post(format!("{}/api/admin/scripts/{script}/run", bases[target]))
+                        .basic_auth("admin", Some(crate::process::PASSWORD))
+                        .send()
+                        .await;
+                    match resp {
+                        Ok(r) if r.status() == 202 => {
+                            let v: Value = r.json().await.unwrap();
+                            accepted.push(v["runId"].as_str().unwrap().to_string());
+                            break;
+                        }
+                        _ => target = (target + 1) % bases.len(),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            accepted
+        })
+    });
+    let senders: Vec<_> = senders.collect();
+    // Kill a node once about a third of the runs are done, and bring it back.
+    let victim = 1;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let marks = std::fs::read_to_string(&file).unwrap_or_default();
+        if marks.lines().filter(|l| l.starts_with("end")).count() >= 60 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "runs are not progressing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.nodes[victim].kill9();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.nodes[victim].restart().await;
+
+    let mut accepted = Vec::new();
+    for s in senders {
+        accepted.extend(s.await.unwrap());
+    }
+    assert_eq!(accepted.len(), 200);
+    let observer = &cluster.nodes[0];
+    let mut succeeded = 0;
+    let mut failed = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for r in &accepted {
+        let run = observer
+            .wait_run_until(
+                r,
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_secs()
+                    .max(1),
+                |r| !matches!(r["status"].as_str(), Some("queued" | "running")),
+            )
+            .await;
+        match run["status"].as_str() {
+            Some("succeeded") => succeeded += 1,
+            Some("failed") => failed += 1,
+            other => panic!("unexpected final status {other:?}: {run}"),
+        }
+    }
+    let order = alternating_marks(&file);
+    let unique: HashSet<&String> = order.iter().collect();
+    assert_eq!(unique.len(), order.len(), "a run ran twice");
+    let marks = std::fs::read_to_string(&file).unwrap();
+    for r in &accepted {
+        let run = observer.get_run(r).await;
+        if run["status"] == "succeeded" {
+            assert!(marks.contains(&format!("start {r}")) && marks.contains(&format!("end {r}")));
+        }
+    }
+    let listed: Value = observer
+        .json(
+            Method::GET,
+            &format!("/api/admin/scripts/runs?scriptId={script}&limit=200"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed["runs"].as_array().unwrap().len(),
+        200,
+        "none lost, none added"
+    );
+    eventually(10, "no process is left", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+    println!(
+        "chaos: 200 runs, {succeeded} succeeded, {failed} failed with the killed node, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}

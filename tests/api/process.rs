@@ -1,0 +1,252 @@
+//! Real `scriptd serve` processes for the tests that need them: several nodes on one
+//! database, kills, stops and restarts. Each server leads its own process group, as under a
+//! service manager, so a test can signal the group.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use reqwest::{Method, Response};
+use serde_json::Value;
+
+pub const PASSWORD: &str = "node-test-password";
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: PathBuf,
+    args: Vec<String>,
+    client: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts a server on `dir` (its data directory and HOME) with `args` after `serve`, and
+    /// waits until it answers.
+    pub async fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut s = Self {
+            child: None,
+            base: String::new(),
+            dir: dir.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            client: reqwest::Client::new(),
+        };
+        s.launch().await;
+        s
+    }
+
+    async fn launch(&mut self) {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_scriptd"))
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--admin-password", PASSWORD])
+            .args(&self.args)
+            // An empty HOME keeps `bash -l` out of root's slow profile (ARCHITECTURE.md).
+            .env("HOME", &self.dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.client.get(self.url("/healthz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server did not start");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// This node's identity, as runs record it.
+    pub fn node_id(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node-id"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap();
+    }
+
+    /// `kill -9` of the server alone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `kill -9` of the server's whole process group.
+    pub fn kill9_group(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = kill(Pid::from_raw(-(c.id() as i32)), Signal::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same data directory (the same node).
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.launch().await;
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .basic_auth("admin", Some(PASSWORD));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Value {
+        self.send(method, path, body).await.json().await.unwrap()
+    }
+
+    pub async fn create(&self, body: Value) -> String {
+        let created = self
+            .json(Method::POST, "/api/admin/scripts", Some(&body))
+            .await;
+        created["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not created: {created}"))
+            .to_string()
+    }
+
+    /// Starts a run; the response as it came.
+    pub async fn start_run(&self, script_id: &str) -> Response {
+        self.send(
+            Method::POST,
+            &format!("/api/admin/scripts/{script_id}/run"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn run(&self, script_id: &str) -> String {
+        let resp = self.start_run(script_id).await;
+        assert_eq!(resp.status(), 202);
+        resp.json::<Value>().await.unwrap()["runId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn get_run(&self, run_id: &str) -> Value {
+        self.json(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run_id}"),
+            None,
+        )
+        .await
+    }
+
+    /// Polls until `done` holds for the run (bounded).
+    pub async fn wait_run_until(
+        &self,
+        run_id: &str,
+        secs: u64,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let run = self.get_run(run_id).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run not in the expected state: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn wait_finished(&self, run_id: &str) -> Value {
+        self.wait_run_until(run_id, 60, |r| {
+            !matches!(r["status"].as_str(), Some("queued" | "running"))
+        })
+        .await
+    }
+
+    pub async fn log(&self, run_id: &str) -> String {
+        self.send(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run_id}/log"),
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            // SIGCONT first, in case a test left it stopped.
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Several nodes on one fresh PostgreSQL schema, each with its own data directory.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Cluster {
+    pub async fn start(n: usize, args: &[&str]) -> Self {
+        let url = crate::helpers::pg_schema_url().await;
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut all_args = vec!["--database-url", url.as_str()];
+        all_args.extend_from_slice(args);
+        let nodes =
+            futures_util::future::join_all(dirs.iter().map(|d| Server::start(d.path(), &all_args)))
+                .await;
+        Self { nodes, _dirs: dirs }
+    }
+
+    /// The node a run is on (by its `node` field).
+    pub fn owner_of(&self, run: &Value) -> usize {
+        let node = run["node"].as_str().expect("the run has a node");
+        self.nodes
+            .iter()
+            .position(|s| s.node_id() == node)
+            .expect("a node of this cluster")
+    }
+}
