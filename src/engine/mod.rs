@@ -115,6 +115,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// This node's identity, as its runs record it.
+    pub fn node_id(&self) -> &str {
+        &self.inner.owner.node_id
+    }
+
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
     }

@@ -255,6 +255,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({
             "status": "ok",
+            "node": state.engine.node_id(),
             "isolation": state.isolation,
         }))
         .into_response(),
