@@ -204,3 +204,48 @@ async fn the_queue_is_bounded_and_says_when_to_retry() {
     assert_eq!(app.start_run(&other, None).await.status(), 202);
     app.cancel(&blocker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_hashes_little_and_keeps_memory_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    // Behind a proxy that names the client, as a deployment would be.
+    let (server, password) = crate::process::Server::start_generating_password(
+        dir.path(),
+        &["--client-ip-header", "X-Forwarded-For"],
+    )
+    .await;
+    let before = server.rss_kib();
+    let guesses = (0..100).map(|i| {
+        server
+            .client()
+            .get(server.url("/api/admin/scripts"))
+            .header("x-forwarded-for", "198.51.100.7")
+            .basic_auth("admin", Some(format!("wrong-{i}")))
+            .send()
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let hashed = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(hashed + refused, 100, "{statuses:?}");
+    assert!(
+        hashed <= 20,
+        "{hashed} wrong passwords were hashed; the budget is 20"
+    );
+    let grown_mib = server.rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 100, "memory grew by {grown_mib} MiB");
+    // The admin, another client with the right password, is not locked out by the flood.
+    let ok = server
+        .client()
+        .get(server.url("/api/admin/scripts"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    println!("wrong-password flood: {hashed} hashed, {refused} refused, +{grown_mib} MiB");
+}

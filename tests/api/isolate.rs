@@ -276,19 +276,41 @@ async fn sandbox_escape_attempts_reach_nothing_and_crash_nothing() {
 }
 
 #[tokio::test]
-async fn the_worker_sandbox_denies_files_and_sockets() {
-    // Debug builds honour a probe that tries a file open and a socket from inside the worker,
-    // after the sandbox is on.
+async fn the_worker_sandbox_kills_the_worker_on_anything_outside_its_allowlist() {
+    // Debug builds honour a probe that attempts one forbidden operation from inside the
+    // worker, after the sandbox is on, as native code injected through an engine bug would.
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let (run, log) = isolated(
-        &app,
-        "1",
-        json!({"env": [{"key": "__SCRIPTD_PROBE", "value": "1", "secret": false}]}),
-    )
-    .await;
-    assert_eq!(run["status"], "succeeded");
-    assert!(log.contains("probe: open file: denied"), "{log}");
-    assert!(log.contains("probe: socket: denied"), "{log}");
+    let health: Value = app.get_json("/healthz").await;
+    let active = health["isolation"]["active"].as_array().unwrap().clone();
+    assert!(active.iter().any(|l| l == "seccomp"), "{health}");
+    for what in [
+        "open",
+        "socket",
+        "rename",
+        "symlink",
+        "ftruncate",
+        "kill",
+        "tgkill",
+        "process_vm_readv",
+        "spawn",
+    ] {
+        let (run, log) = isolated(
+            &app,
+            "1",
+            json!({"env": [{"key": "__SCRIPTD_PROBE", "value": what, "secret": false}]}),
+        )
+        .await;
+        assert!(
+            log.contains(&format!("probe: attempting {what}")),
+            "{what}: {log}"
+        );
+        assert!(!log.contains("returned"), "{what} was allowed: {log}");
+        assert_eq!(run["status"], "failed", "{what}: {run}");
+        assert_eq!(run["signal"], 31, "{what} ends the worker by SIGSYS: {run}");
+    }
+    // Without a probe the same worker runs scripts as usual.
+    let (run, _) = isolated(&app, "1 + 1", json!({})).await;
+    assert_eq!(run["result"], 2);
 }
 
 async fn results_and_errors_are_masked_bounded_and_left_out_of_lists(b: Backend) {

@@ -18,6 +18,8 @@ pub struct Server {
     pub base: String,
     pub dir: PathBuf,
     args: Vec<String>,
+    /// The admin password; `None` lets the server generate one (printed on its first start).
+    password: Option<String>,
     client: reqwest::Client,
 }
 
@@ -33,47 +35,87 @@ impl Server {
     /// Starts a server on `dir` (its data directory and HOME) with `args` after `serve`, and
     /// waits until it answers.
     pub async fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut s = Self {
-            child: None,
-            base: String::new(),
-            dir: dir.to_path_buf(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            client: reqwest::Client::new(),
-        };
+        let mut s = Self::new(dir, args, Some(PASSWORD.to_string()));
         s.launch().await;
         s
     }
 
-    async fn launch(&mut self) {
+    /// Starts a server that generates its admin password; returns it with the password it
+    /// printed.
+    pub async fn start_generating_password(dir: &Path, args: &[&str]) -> (Self, String) {
+        let mut s = Self::new(dir, args, None);
+        let stdout = s.launch().await.expect("stdout");
+        let password = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("password:")
+                    .map(|p| p.trim().to_string())
+            })
+            .expect("the first start prints the password");
+        s.password = Some(password.clone());
+        (s, password)
+    }
+
+    fn new(dir: &Path, args: &[&str], password: Option<String>) -> Self {
+        Self {
+            child: None,
+            base: String::new(),
+            dir: dir.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            password,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts the process and waits until it answers; its stdout when it generates a password.
+    async fn launch(&mut self) -> Option<std::process::ChildStdout> {
         use std::os::unix::process::CommandExt;
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_scriptd"))
-            .arg("serve")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scriptd"));
+        cmd.arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(&self.dir)
-            .args(["--admin-password", PASSWORD])
             .args(&self.args)
             // An empty HOME keeps `bash -l` out of root's slow profile (ARCHITECTURE.md).
             .env("HOME", &self.dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .unwrap();
+            .process_group(0);
+        match &self.password {
+            Some(p) => {
+                cmd.args(["--admin-password", p]);
+            }
+            None => {
+                cmd.stdout(Stdio::piped());
+            }
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take();
         self.child = Some(child);
         self.base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = self.client.get(self.url("/healthz")).send().await {
                 if r.status() == 200 {
-                    return;
+                    return stdout;
                 }
             }
             assert!(Instant::now() < deadline, "the server did not start");
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -118,11 +160,15 @@ impl Server {
         self.launch().await;
     }
 
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
         let mut req = self
             .client
             .request(method, self.url(path))
-            .basic_auth("admin", Some(PASSWORD));
+            .basic_auth("admin", self.password.as_deref());
         if let Some(b) = body {
             req = req.json(b);
         }

@@ -199,6 +199,7 @@ test("a browser script runs in a sandboxed iframe that can reach neither the pag
     'try { console.log("parent title: " + parent.document.title); } catch (e) { console.log("parent-read blocked: " + e.name); }',
     'try { const r = await fetch("/api/admin/scripts"); console.log("fetch status " + r.status); } catch (e) { console.warn("fetch blocked: " + e.name); }',
     'try { console.log("cookie: [" + document.cookie + "]"); } catch (e) { console.log("cookie blocked: " + e.name); }',
+    'console.log("webrtc: " + typeof RTCPeerConnection + " " + typeof webkitRTCPeerConnection);',
     'console.error("an error line");',
     "return 42;",
   ].join("\n"));
@@ -222,6 +223,7 @@ test("a browser script runs in a sandboxed iframe that can reach neither the pag
   assert.ok(lines.includes("parent-read blocked: SecurityError"), "parent.document is out of reach");
   assert.ok(lines.some((l) => /^fetch blocked: TypeError/.test(l)), "the admin API is out of reach");
   assert.ok(!lines.some((l) => l.startsWith("fetch status")), "no response came back");
+  assert.ok(lines.includes("webrtc: undefined undefined"), "WebRTC is taken away before the script runs");
   assert.equal(await page.locator(".ln-stderr", { hasText: "an error line" }).count(), 1, "console.error goes to stderr");
   assert.ok(lines.some((l) => l.includes("returned 42")));
   assert.deepEqual(frames, [{ sandbox: "allow-scripts", src: "/assets/sandbox/runner.html" }]);

@@ -49,7 +49,12 @@ pub async fn run(
             .collect(),
         timeout_ms: ctx.timeout.as_millis() as u64,
         memory_limit_bytes,
-        probe: cfg!(debug_assertions) && ctx.script.env.iter().any(|e| e.key == "__SCRIPTD_PROBE"),
+        probe: ctx
+            .script
+            .env
+            .iter()
+            .find(|e| cfg!(debug_assertions) && e.key == "__SCRIPTD_PROBE")
+            .map(|e| e.value.clone()),
     };
     let mut child = match Command::new(&ctx.supervisor_exe)
         .arg("__isolate")
@@ -258,7 +263,7 @@ pub async fn probe_layers(exe: &std::path::Path) -> Option<IsolationLayers> {
         env: Vec::new(),
         timeout_ms: 1000,
         memory_limit_bytes: 16 * 1024 * 1024,
-        probe: false,
+        probe: None,
     };
     let mut child = Command::new(exe)
         .arg("__isolate")

@@ -11,9 +11,10 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     pub timeout_ms: u64,
     pub memory_limit_bytes: usize,
-    /// Debug builds only: after sandboxing, try to open a file and a socket and report.
+    /// Debug builds only: after sandboxing, attempt this forbidden operation (see
+    /// `worker::probe`) and report whether it was allowed.
     #[serde(default)]
-    pub probe: bool,
+    pub probe: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

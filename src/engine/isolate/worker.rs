@@ -40,8 +40,8 @@ pub fn main() -> ! {
         active: layers.active,
         unavailable: layers.unavailable,
     });
-    if cfg!(debug_assertions) && job.probe {
-        probe();
+    if let Some(what) = job.probe.as_deref().filter(|_| cfg!(debug_assertions)) {
+        probe(what);
     }
     let end = run(&job);
     send(&Message::End(end));
@@ -75,22 +75,49 @@ fn emit(stream: u8, text: String) {
     }
 }
 
-/// Debug builds: show that the sandbox refuses a file and a socket.
-fn probe() {
-    let file = match std::fs::File::open("/etc/hostname") {
-        Ok(_) => "allowed".to_string(),
-        Err(e) => format!("denied ({e})"),
+/// Debug builds: attempts one thing the sandbox must refuse, as injected native code would,
+/// and reports it if the attempt returns at all (under the seccomp allowlist it kills the
+/// process instead).
+fn probe(what: &str) {
+    use std::os::fd::AsFd;
+    emit(2, format!("probe: attempting {what}"));
+    let outcome: String = match what {
+        "open" => format!("{:?}", std::fs::File::open("/etc/hostname").map(|_| ())),
+        "socket" => format!(
+            "{:?}",
+            std::net::TcpStream::connect_timeout(
+                &"127.0.0.1:9".parse().expect("valid address"),
+                Duration::from_millis(200),
+            )
+            .map(|_| ())
+        ),
+        "rename" => format!("{:?}", std::fs::rename("/tmp/a", "/tmp/b")),
+        "symlink" => format!(
+            "{:?}",
+            std::os::unix::fs::symlink("/etc/passwd", "/tmp/scriptd-probe-link")
+        ),
+        "ftruncate" => format!("{:?}", nix::unistd::ftruncate(std::io::stdout().as_fd(), 0)),
+        "kill" => format!("{:?}", nix::sys::signal::kill(nix::unistd::getppid(), None)),
+        "tgkill" => format!(
+            "{:?}",
+            nix::sys::pthread::pthread_kill(nix::sys::pthread::pthread_self(), None)
+        ),
+        "process_vm_readv" => {
+            let mut buf = [0u8; 8];
+            let remote = [nix::sys::uio::RemoteIoVec { base: 4096, len: 8 }];
+            format!(
+                "{:?}",
+                nix::sys::uio::process_vm_readv(
+                    nix::unistd::getppid(),
+                    &mut [std::io::IoSliceMut::new(&mut buf)],
+                    &remote,
+                )
+            )
+        }
+        "spawn" => format!("{:?}", std::process::Command::new("/bin/true").status()),
+        other => format!("unknown probe {other}"),
     };
-    emit(2, format!("probe: open file: {file}"));
-    let socket = match std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:9".parse().expect("valid address"),
-        Duration::from_millis(200),
-    ) {
-        Ok(_) => "allowed".to_string(),
-        Err(e) if e.raw_os_error() == Some(1) => format!("denied ({e})"),
-        Err(e) => format!("allowed (connect failed: {e})"),
-    };
-    emit(2, format!("probe: socket: {socket}"));
+    emit(2, format!("probe: {what} returned: {outcome}"));
 }
 
 fn run(job: &Job) -> End {

@@ -5,6 +5,21 @@
   "use strict";
   let started = false;
 
+  // WebRTC can send packets (STUN) that the CSP's connect-src does not govern: take it away
+  // before any script runs. What stays possible is documented in the README's security section.
+  for (const name of [
+    "RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel", "RTCIceCandidate",
+    "RTCSessionDescription", "RTCRtpSender", "RTCRtpReceiver", "RTCRtpTransceiver",
+    "RTCDtlsTransport", "RTCIceTransport", "RTCSctpTransport", "RTCCertificate",
+    "RTCEncodedAudioFrame", "RTCEncodedVideoFrame", "RTCTrackEvent", "RTCPeerConnectionIceEvent",
+  ]) {
+    try {
+      Object.defineProperty(window, name, { value: undefined, writable: false, configurable: false });
+    } catch (e) {
+      /* not present in this browser */
+    }
+  }
+
   function describe(value, seen) {
     if (typeof value === "string") return value;
     if (value instanceof Error) return value.stack || String(value);
