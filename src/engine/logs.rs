@@ -21,7 +21,9 @@ use crate::store::{DynFeed, DynStore, Signal};
 pub const TAIL_BYTES: usize = 64 * 1024;
 const BATCH_LINES: usize = 1000;
 const BATCH_BYTES: usize = 128 * 1024;
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// A busy run's lines are stored at most this often (one transaction each); a line arriving
+/// after a quiet spell at least this long is stored and sent at once.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
 const TAIL_EVERY: Duration = Duration::from_secs(2);
 
 /// A line as a reader produced it, before numbering.
@@ -53,7 +55,6 @@ pub struct LogSink {
 }
 
 /// What the sink tracks while it runs.
-#[derive(Default)]
 struct Progress {
     next_seq: i64,
     batch: Vec<LogLine>,
@@ -63,6 +64,7 @@ struct Progress {
     /// The lease was lost: nothing more is written.
     fenced: bool,
     tail: Tail,
+    flushed_at: std::time::Instant,
 }
 
 impl LogSink {
@@ -70,7 +72,16 @@ impl LogSink {
     pub async fn run(self, mut rx: mpsc::Receiver<Vec<RawLine>>) -> LogSummary {
         let mut p = Progress {
             next_seq: 1,
-            ..Default::default()
+            batch: Vec::new(),
+            batch_bytes: 0,
+            stored_bytes: 0,
+            truncated: false,
+            fenced: false,
+            tail: Tail::default(),
+            // The first line is sent at once.
+            flushed_at: std::time::Instant::now()
+                .checked_sub(FLUSH_EVERY)
+                .unwrap_or_else(std::time::Instant::now),
         };
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         let mut tail_tick = tokio::time::interval(TAIL_EVERY);
@@ -82,7 +93,9 @@ impl LogSink {
                         for line in lines {
                             self.push(&mut p, line);
                         }
-                        if p.batch.len() >= BATCH_LINES || p.batch_bytes >= BATCH_BYTES {
+                        let full = p.batch.len() >= BATCH_LINES || p.batch_bytes >= BATCH_BYTES;
+                        let quiet = rx.is_empty() && p.flushed_at.elapsed() >= FLUSH_EVERY;
+                        if full || quiet {
                             self.flush(&mut p).await;
                         }
                     }
@@ -136,6 +149,7 @@ impl LogSink {
         }
         let batch = std::mem::take(&mut p.batch);
         p.batch_bytes = 0;
+        p.flushed_at = std::time::Instant::now();
         p.tail.extend(&batch);
         let mut keep = 0;
         let mut marker = None;

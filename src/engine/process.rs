@@ -173,14 +173,24 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         }
     };
     // Every writer is gone once the supervisor has reaped the tree, so the readers reach
-    // EOF; the bound only guards against a pipe handed to a process outside the tree.
-    for reader in [stdout, stderr].into_iter().flatten() {
-        let abort = reader.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(2), reader)
-            .await
-            .is_err()
-        {
-            abort.abort();
+    // EOF. If they do not, and the supervisor itself was killed (a script's `kill -9 $PPID`),
+    // what is left of the tree still holds the pipes and still belongs to the supervisor's
+    // process group: end the group. (Its members keep its id from being reused meanwhile.)
+    let mut readers: Vec<_> = [stdout, stderr].into_iter().flatten().collect();
+    let supervisor_killed = {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal().is_some()
+    };
+    if supervisor_killed && !readers_end(&mut readers, Duration::from_millis(300)).await {
+        if let Some(pid) = pid {
+            tracing::warn!(run_id = %ctx.run_id, "the supervisor was killed; ending what is left of its process group");
+            let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+        }
+    }
+    // The bound guards against a pipe handed to a process outside the tree.
+    if !readers_end(&mut readers, Duration::from_secs(2)).await {
+        for r in &readers {
+            r.abort();
         }
     }
     drop(script_file);
@@ -201,6 +211,14 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         },
         Stop::Exited(_) => outcome_of(status),
     }
+}
+
+/// Waits up to `bound` for the output readers to reach EOF; true if they all did.
+async fn readers_end(readers: &mut [tokio::task::JoinHandle<()>], bound: Duration) -> bool {
+    // A handle that already finished is not polled again.
+    let pending = readers.iter_mut().filter(|r| !r.is_finished());
+    let all = futures_util::future::join_all(pending);
+    tokio::time::timeout(bound, all).await.is_ok()
 }
 
 fn outcome_of(status: std::process::ExitStatus) -> RunOutcome {

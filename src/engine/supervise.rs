@@ -27,7 +27,6 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, getppid, Pid};
 use signal_hook::consts::{SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::os::unix::process::CommandExt;
 
 /// Runs the supervisor; never returns.
 pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
@@ -42,9 +41,10 @@ pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
         Err(e) => exit_with_error(&format!("cannot handle signals: {e}")),
     };
 
+    // The script stays in this process's group (its own, set by the server), so that if the
+    // script kills this supervisor, the server can still end the group.
     let child = match Command::new(&program)
         .args(&args)
-        .process_group(0)
         .stdin(Stdio::null())
         .spawn()
     {

@@ -10,6 +10,7 @@ both_backends!(
     a_timed_out_run_leaves_no_descendant_behind,
     descendants_left_by_a_finished_script_are_ended,
     sigterm_comes_first_and_sigkill_after_the_grace_period,
+    a_script_that_kills_its_supervisor_leaves_no_background_child,
 );
 
 /// A script that spreads out: a background child, a `setsid` grandchild, a double-forked
@@ -133,4 +134,25 @@ async fn sigterm_comes_first_and_sigkill_after_the_grace_period(b: Backend) {
         log.contains("got-term") && log.contains("cleaned-up"),
         "the script could clean up: {log}"
     );
+}
+
+async fn a_script_that_kills_its_supervisor_leaves_no_background_child(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let m = marker();
+    let id = app
+        .bash(
+            &format!(
+                "(exec -a {m}-bg sleep 300) &\n(trap '' TERM; exec -a {m}-stubborn sleep 300) &\n\
+                 sleep 0.3; echo killing; kill -9 $PPID; sleep 300"
+            ),
+            json!({}),
+        )
+        .await;
+    let run = app.run(&id).await;
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    eventually(10, "what the script left behind is ended", || {
+        processes_with(&m).is_empty()
+    })
+    .await;
 }
