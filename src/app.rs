@@ -69,12 +69,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             tracing::warn!("isolated runner: the worker did not start; isolated runs will fail")
         }
     }
-    let scheduler = Scheduler {
-        store: store.clone(),
-        engine: engine.clone(),
-        metrics: metrics.clone(),
-        wake: engine.schedule_wake(),
-    };
+    let scheduler = Scheduler::new(
+        store.clone(),
+        engine.clone(),
+        metrics.clone(),
+        engine.schedule_wake(),
+    );
     let closing = CancellationToken::new();
     let background = vec![
         tokio::spawn({

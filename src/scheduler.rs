@@ -5,6 +5,7 @@
 //! a clock jump, are not replayed in a burst; a tick claimed later than its grace is recorded
 //! as missed, never fired late.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,13 +27,60 @@ const MIN_GRACE: chrono::Duration = chrono::Duration::seconds(1);
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 pub struct Scheduler {
-    pub store: DynStore,
-    pub engine: Engine,
-    pub metrics: Arc<Metrics>,
-    pub wake: Arc<Notify>,
+    store: DynStore,
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    /// Each script's next fire time as last computed, with the schedule it was computed for:
+    /// a pass reuses it until it is due, instead of searching the calendar again.
+    next_fires: std::sync::Mutex<HashMap<String, CachedFire>>,
+}
+
+struct CachedFire {
+    cron: String,
+    timezone: String,
+    next: DateTime<Utc>,
 }
 
 impl Scheduler {
+    pub fn new(store: DynStore, engine: Engine, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
+        Self {
+            store,
+            engine,
+            metrics,
+            wake,
+            next_fires: Default::default(),
+        }
+    }
+
+    /// The first fire time after `now`, from the cache while it is still ahead.
+    fn next_fire(
+        &self,
+        script: &ScriptDefinition,
+        cron: &crate::domain::CronSchedule,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let mut cache = self.next_fires.lock().expect("scheduler cache lock");
+        if let Some(c) = cache.get(&script.id) {
+            if c.next > now
+                && c.cron == script.schedule.cron
+                && c.timezone == script.schedule.timezone
+            {
+                return Some(c.next);
+            }
+        }
+        let next = cron.next_after(now)?;
+        cache.insert(
+            script.id.clone(),
+            CachedFire {
+                cron: script.schedule.cron.clone(),
+                timezone: script.schedule.timezone.clone(),
+                next,
+            },
+        );
+        Some(next)
+    }
+
     pub async fn run(self, closing: CancellationToken) {
         loop {
             let sleep = match self.tick(Utc::now()).await {
@@ -57,7 +105,7 @@ impl Scheduler {
             let Some(cron) = script.schedule.active() else {
                 continue;
             };
-            let next = cron.next_after(now);
+            let next = self.next_fire(&script, &cron, now);
             // Armed for the next tick whether or not this node wins the current one.
             if let Some(n) = next {
                 next_wake = next_wake.min(n);

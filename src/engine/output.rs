@@ -161,4 +161,26 @@ mod tests {
             MAX_LINE * 2 + 10
         );
     }
+
+    #[tokio::test]
+    async fn the_cut_of_a_huge_line_never_splits_a_secret() {
+        let secret = "s3cr3t-value-1234";
+        let masker = Masker::new([secret.to_string()]);
+        // The secret straddles the 64 KiB mark.
+        let mut text = "x".repeat(MAX_LINE - 5).into_bytes();
+        text.extend_from_slice(secret.as_bytes());
+        text.extend_from_slice(&vec![b'y'; MAX_LINE]);
+        let input: &'static [u8] = Box::leak(text.into_boxed_slice());
+        let (tx, mut rx) = mpsc::channel(16);
+        read_lines(input, LogStream::Stdout, tx, masker.clone()).await;
+        let mut masked = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            masked.extend(batch.into_iter().map(|l| masker.mask(l.text)));
+        }
+        assert!(masked.iter().all(|l| l.len() <= MAX_LINE));
+        assert!(masked.iter().any(|l| l.contains("***")));
+        assert!(!masked
+            .iter()
+            .any(|l| l.contains("s3cr3t") || l.contains("1234y")));
+    }
 }
