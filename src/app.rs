@@ -26,6 +26,8 @@ pub struct App {
     pub router: Router,
     pub state: AppState,
     background: Vec<JoinHandle<()>>,
+    leases: JoinHandle<()>,
+    leases_stop: CancellationToken,
 }
 
 /// Opens the store, applies migrations, prepares admin credentials, starts the engine and its
@@ -85,12 +87,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             let (engine, closing) = (engine.clone(), closing.clone());
             async move { engine.follow_feed(closing).await }
         }),
-        tokio::spawn({
-            let (engine, closing) = (engine.clone(), closing.clone());
-            async move { engine.keep_leases(closing).await }
-        }),
         tokio::spawn(scheduler.run(closing.clone())),
     ];
+    // Leases are kept until the runs stopped at shutdown are recorded, so no other node takes
+    // them over meanwhile.
+    let leases_stop = CancellationToken::new();
+    let leases = tokio::spawn({
+        let (engine, stop) = (engine.clone(), leases_stop.clone());
+        async move { engine.keep_leases(stop).await }
+    });
     let state = AppState::new(Inner {
         store,
         engine,
@@ -114,6 +119,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         router: crate::http::router(state.clone()),
         state,
         background,
+        leases,
+        leases_stop,
     })
 }
 
@@ -133,6 +140,8 @@ impl App {
             let _ = task.await;
         }
         self.state.engine.shutdown().await;
+        self.leases_stop.cancel();
+        let _ = self.leases.await;
         tracing::info!("stopped");
     }
 }

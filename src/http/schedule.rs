@@ -32,9 +32,11 @@ pub async fn preview(ApiQuery(q): ApiQuery<PreviewQuery>) -> Result<Json<Value>,
     if !(1..=100).contains(&count) {
         return Err(ValidationError::new("count", "must be between 1 and 100").into());
     }
+    // RFC 3339 has four-digit years: times past 9999 are not listed.
     let times: Vec<String> = schedule
         .upcoming(from, count)
         .into_iter()
+        .filter(|t| chrono::Datelike::year(t) <= 9999)
         .map(time)
         .collect();
     Ok(Json(json!({

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::extract::{ApiJson, ApiQuery};
 use super::state::AppState;
@@ -63,11 +64,31 @@ pub async fn get(
     Ok(Json(ScriptView::from(&script)))
 }
 
+/// A script document, refusing arrays where objects belong: serde would otherwise read a
+/// struct from a positional array, so `[…14 values…]` would create a script.
+fn script_input(body: Value) -> Result<ScriptInput, ApiError> {
+    let object_or_null = |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null());
+    let shape_ok = body.is_object()
+        && object_or_null(body.get("schedule"))
+        && object_or_null(body.get("apiTrigger"))
+        && body.get("env").is_none_or(|env| match env {
+            Value::Array(items) => items.iter().all(Value::is_object),
+            other => other.is_null(),
+        });
+    if !shape_ok {
+        return Err(ApiError::Unprocessable(
+            "the script, its schedule, its apiTrigger and each env entry must be JSON objects"
+                .into(),
+        ));
+    }
+    serde_json::from_value(body).map_err(|e| ApiError::Unprocessable(e.to_string()))
+}
+
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(input): ApiJson<ScriptInput>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<ScriptView>), ApiError> {
-    let draft = input.parse()?;
+    let draft = script_input(body)?.parse()?;
     let env = draft.resolve_env(&[])?;
     let now = Utc::now();
     let script = build(draft, env, uuid::Uuid::now_v7().to_string(), now, None);
@@ -80,10 +101,10 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<ScriptInput>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ScriptView>, ApiError> {
+    let draft = script_input(body)?.parse()?;
     let existing = state.store.get_script(&id).await?;
-    let draft = input.parse()?;
     let env = draft.resolve_env(&existing.env)?;
     let mut script = build(
         draft,

@@ -49,6 +49,9 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
+    if q.since.is_some_and(|s| s < 0) {
+        return Err(crate::domain::ValidationError::new("since", "must be 0 or more").into());
+    }
     let since = last_event_id.or(q.since).unwrap_or(0).max(0);
     // Subscribe before the first read of the store, so nothing falls between the two.
     let live = state.engine.hub().subscribe(&run_id);

@@ -152,12 +152,15 @@ pub async fn run(
         .unwrap_or(DEFAULT_WAIT)
         .min(MAX_WAIT);
     let run = state.engine.wait_finished(&run_id, bound).await?;
-    let status = if run.status.is_terminal() {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok((status, Json(RunView::full(&run))).into_response())
+    if run.status.is_terminal() {
+        return Ok((StatusCode::OK, Json(RunView::full(&run))).into_response());
+    }
+    // Still going when the wait ran out: the same answer as without `wait`.
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": run_id, "status": run.status.as_str() })),
+    )
+        .into_response())
 }
 
 /// Whether reading the body failed because it passed the limit.

@@ -249,3 +249,70 @@ async fn a_flood_of_wrong_passwords_hashes_little_and_keeps_memory_flat() {
     assert_eq!(ok.status(), 200);
     println!("wrong-password flood: {hashed} hashed, {refused} refused, +{grown_mib} MiB");
 }
+
+/// Small contract bugs from the API fuzz review (issue 17: A2, E5, A3, negative `since`).
+#[tokio::test]
+async fn api_contract_edge_cases_get_the_documented_answers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    // E5: arrays where objects belong are refused and create nothing.
+    let positional = json!(["n", "code", "", "bash", "host", "true"]);
+    for body in [
+        positional,
+        json!({"name": "x", "codeIdentifier": "x", "type": "bash", "script": "true", "schedule": [false, "", "UTC"]}),
+        json!({"name": "x", "codeIdentifier": "x", "type": "bash", "script": "true", "apiTrigger": [true]}),
+        json!({"name": "x", "codeIdentifier": "x", "type": "bash", "script": "true", "env": [["K", "v", false]]}),
+    ] {
+        let resp = app
+            .admin(Method::POST, "/api/admin/scripts")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422, "{body}");
+    }
+    assert_eq!(app.get_json("/api/admin/scripts").await, json!([]));
+
+    // A2: a wait that runs out answers like a start without wait.
+    let id = app
+        .bash("sleep 5", json!({"apiTrigger": {"enabled": true}}))
+        .await;
+    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token: Value = app
+        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/scripts/{code}/run?wait=true&timeoutMs=0")))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["runId"].is_string(), "{body}");
+    app.cancel(body["runId"].as_str().unwrap()).await;
+
+    // A3: no time past year 9999 is listed.
+    let preview = app
+        .get_json(
+            "/api/admin/scripts/schedule-preview?cron=0%200%20*%20*%20*&from=9999-12-31T23:59:59Z",
+        )
+        .await;
+    assert_eq!(preview["times"], json!([]), "{preview}");
+
+    // A negative `since` is refused, not taken as 0.
+    let run = app.run(&app.bash("true", json!({})).await).await;
+    let resp = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run}/stream?since=-5"),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+}
