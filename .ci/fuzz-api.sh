@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the whole API from its OpenAPI document with schemathesis (PyPI): every generated
 # request must get an answer other than 5xx. Uses the debug binary `cargo test` just built.
+# Host runners are off (--allowed-runners), so no generated script ever runs on this machine:
+# generated node scripts run only in the locked-down isolated worker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +12,8 @@ command -v st >/dev/null || export PATH="$HOME/.local/bin:$PATH"
 work="$(mktemp -d)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 HOME="$work" RUST_LOG=warn target/debug/scriptd serve --listen "127.0.0.1:$port" --data-dir "$work" \
-  --admin-password fuzz-password --auth-failure-limit 1000000 >"$work/server.log" 2>&1 &
+  --admin-password fuzz-password --auth-failure-limit 1000000 \
+  --allowed-runners isolated,browser >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do

@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// Runs of one script that may wait in the queue [default: 1000]
     #[arg(long, env = "SCRIPTD_MAX_QUEUED_PER_SCRIPT", value_name = "N")]
     pub max_queued_per_script: Option<u32>,
+    /// Runners scripts may use, comma-separated, from host, isolated and browser: a script
+    /// with another one can be neither saved nor run. `isolated,browser` keeps all code off
+    /// the host [default: host,isolated,browser]
+    #[arg(long, env = "SCRIPTD_ALLOWED_RUNNERS", value_name = "LIST")]
+    pub allowed_runners: Option<String>,
     /// Serve /metrics without authentication (for a Prometheus scraper on a trusted network);
     /// by default it needs the admin credentials
     #[arg(long, env = "SCRIPTD_PUBLIC_METRICS")]
@@ -134,6 +139,7 @@ pub struct Settings {
     pub body_read_timeout: Duration,
     pub max_connections: Option<usize>,
     pub public_metrics: bool,
+    pub allowed_runners: Vec<crate::domain::Runner>,
     pub max_queued_runs: u32,
     pub max_queued_per_script: u32,
     /// The environment scripts inherit before scriptd removes its own settings from it;
@@ -160,10 +166,27 @@ impl std::fmt::Debug for Settings {
             .field("keep_runs", &self.keep_runs)
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("client_ip_header", &self.client_ip_header)
+            .field("allowed_runners", &self.allowed_runners)
             .field("isolate_memory_mb", &self.isolate_memory_mb)
             .field("run_lease", &self.run_lease)
             .finish()
     }
+}
+
+fn parse_runners(list: &str) -> anyhow::Result<Vec<crate::domain::Runner>> {
+    let mut runners = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let runner = crate::domain::Runner::parse(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--allowed-runners: unknown runner {name:?} (use host, isolated, browser)"
+            )
+        })?;
+        if !runners.contains(&runner) {
+            runners.push(runner);
+        }
+    }
+    anyhow::ensure!(!runners.is_empty(), "--allowed-runners names no runner");
+    Ok(runners)
 }
 
 /// Drops credentials from a database URL for display: the user info, and any query
@@ -300,6 +323,12 @@ impl Settings {
                 .or(file.max_connections)
                 .map(|n| n.max(1)),
             public_metrics: args.public_metrics || file.public_metrics,
+            allowed_runners: parse_runners(
+                args.allowed_runners
+                    .or(file.allowed_runners)
+                    .as_deref()
+                    .unwrap_or("host,isolated,browser"),
+            )?,
             max_queued_runs: args
                 .max_queued_runs
                 .or(file.max_queued_runs)

@@ -149,6 +149,9 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::ScriptDisabled => ApiError::conflict("the script is disabled"),
+            EngineError::RunnerNotAllowed(runner) => ApiError::Forbidden(format!(
+                "the {runner} runner is not allowed on this server (--allowed-runners)"
+            )),
             EngineError::AlreadyRunning => {
                 ApiError::conflict("the script is already running and its concurrency is 'single'")
             }

@@ -22,6 +22,7 @@ pub struct EngineConfig {
     /// How long a node's hold on a running run lasts without renewal.
     pub run_lease: Duration,
     pub queue_bounds: crate::store::QueueBounds,
+    pub allowed_runners: Vec<crate::domain::Runner>,
 }
 
 impl EngineConfig {
@@ -60,6 +61,7 @@ impl EngineConfig {
             node_id,
             isolate_memory_mb: settings.isolate_memory_mb,
             run_lease: settings.run_lease,
+            allowed_runners: settings.allowed_runners.clone(),
             queue_bounds: crate::store::QueueBounds {
                 total: settings.max_queued_runs as i64,
                 per_script: settings.max_queued_per_script as i64,

@@ -40,6 +40,8 @@ pub use mask::Masker;
 pub enum EngineError {
     #[error("the script is disabled")]
     ScriptDisabled,
+    #[error("the {0} runner is not allowed on this server")]
+    RunnerNotAllowed(&'static str),
     #[error("the script is already running")]
     AlreadyRunning,
     #[error("too many runs are waiting in the queue")]

@@ -23,6 +23,14 @@ impl Engine {
         if !req.script.enabled {
             return Err(EngineError::ScriptDisabled);
         }
+        if !self
+            .inner
+            .config
+            .allowed_runners
+            .contains(&req.script.runner)
+        {
+            return Err(EngineError::RunnerNotAllowed(req.script.runner.as_str()));
+        }
         if self.inner.active.is_closed() {
             return Err(EngineError::ShuttingDown);
         }

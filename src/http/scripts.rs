@@ -84,11 +84,30 @@ fn script_input(body: Value) -> Result<ScriptInput, ApiError> {
     serde_json::from_value(body).map_err(|e| ApiError::Unprocessable(e.to_string()))
 }
 
+/// Refuses a runner the server's `--allowed-runners` leaves out.
+fn runner_allowed(state: &AppState, runner: crate::domain::Runner) -> Result<(), ApiError> {
+    let allowed = &state.settings.allowed_runners;
+    if allowed.contains(&runner) {
+        return Ok(());
+    }
+    let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+    Err(ValidationError::new(
+        "runner",
+        format!(
+            "the {} runner is not allowed on this server (allowed: {})",
+            runner.as_str(),
+            names.join(", ")
+        ),
+    )
+    .into())
+}
+
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<ScriptView>), ApiError> {
     let draft = script_input(body)?.parse()?;
+    runner_allowed(&state, draft.runner)?;
     let env = draft.resolve_env(&[])?;
     let now = Utc::now();
     let script = build(draft, env, uuid::Uuid::now_v7().to_string(), now, None);
@@ -104,6 +123,7 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ScriptView>, ApiError> {
     let draft = script_input(body)?.parse()?;
+    runner_allowed(&state, draft.runner)?;
     let existing = state.store.get_script(&id).await?;
     let env = draft.resolve_env(&existing.env)?;
     let mut script = build(

@@ -316,3 +316,41 @@ async fn api_contract_edge_cases_get_the_documented_answers() {
         .await;
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn allowed_runners_keep_code_off_the_host() {
+    use scriptd::domain::Runner;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let host_script = app.bash("echo on-the-host", json!({})).await;
+    let (dir, url) = app.stop().await;
+    let opts = Options {
+        allowed_runners: Some(vec![Runner::Isolated, Runner::Browser]),
+        ..Default::default()
+    };
+    let app = TestApp::start_on(dir, url, opts).await;
+    let refused = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .json(&json!({"name": "h", "codeIdentifier": "h", "type": "bash", "script": "true"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let err: Value = refused.json().await.unwrap();
+    assert_eq!(err["error"]["field"], "runner");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not allowed"));
+    // A host script saved before cannot run now.
+    let run = app.start_run(&host_script, None).await;
+    assert_eq!(run.status(), 403);
+    let runs: Value = app.get_json("/api/admin/scripts/runs").await;
+    assert_eq!(runs["runs"], json!([]), "nothing ran");
+    // Isolated scripts still do.
+    let iso = app
+        .create_script(json!({"name": "i", "codeIdentifier": "i", "type": "node",
+                              "runner": "isolated", "script": "1 + 2"}))
+        .await;
+    let run = app.run(iso["id"].as_str().unwrap()).await;
+    assert_eq!(app.wait_run(&run).await["result"], 3);
+}

@@ -98,6 +98,7 @@ pub struct Options {
     pub keep_alive_idle: Option<Duration>,
     pub body_read_timeout: Option<Duration>,
     pub max_queued_per_script: Option<u32>,
+    pub allowed_runners: Option<Vec<scriptd::domain::Runner>>,
     pub max_connections: Option<usize>,
     pub run_lease: Option<Duration>,
 }
@@ -162,6 +163,9 @@ impl TestApp {
         }
         if let Some(n) = opts.max_queued_per_script {
             settings.max_queued_per_script = n;
+        }
+        if let Some(r) = opts.allowed_runners {
+            settings.allowed_runners = r;
         }
         settings.max_connections = opts.max_connections;
         if let Some(w) = opts.auth_failure_window {
