@@ -27,12 +27,15 @@ fn bash(script: String, extra: Value) -> Value {
     body
 }
 
-/// A script that records when it starts and ends in `file`; a SIGTERM ends it with its end
-/// mark written, so a killed run shows where it stopped.
+/// A script that records when it starts and ends in `file`. It also holds an exclusive lock
+/// on `file`.lock while it lives: a run that finds the lock taken writes an `overlap` mark. The
+/// kernel drops the lock when the last process holding it dies, however it dies (a run on a
+/// killed node may die of SIGPIPE before writing its end mark), so overlaps show either way.
 fn marking(file: &Path, work: &str) -> String {
     let f = file.display();
     format!(
-        "trap 'echo \"end $SCRIPTD_RUN_ID\" >> {f}; exit 143' TERM\n\
+        "exec 9>>{f}.lock\n\
+         flock -n 9 || {{ echo \"overlap $SCRIPTD_RUN_ID\" >> {f}; exit 3; }}\n\
          echo \"start $SCRIPTD_RUN_ID\" >> {f}\n{work}\necho \"end $SCRIPTD_RUN_ID\" >> {f}"
     )
 }
@@ -514,7 +517,7 @@ async fn chaos_two_hundred_queue_runs_across_three_nodes_with_one_killed_and_res
     let marker = format!("sdchaos{}", uuid::Uuid::now_v7().simple());
     let script = cluster.nodes[0]
         .create(bash(
-            marking(&file, &format!("bash -c 'exec -a {marker} sleep 0.01'")),
+            marking(&file, &format!("bash -c 'exec -a {marker} sleep 0.03'")),
             json!({"concurrency": "queue"}),
         ))
         .await;
@@ -552,8 +555,8 @@ async fn chaos_two_hundred_queue_runs_across_three_nodes_with_one_killed_and_res
         })
     });
     let senders: Vec<_> = senders.collect();
-    // Kill a node once about a third of the runs are done, and bring it back.
-    let victim = 1;
+    // Once about a third of the runs are done, kill the node running one right now, and bring
+    // it back.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let marks = std::fs::read_to_string(&file).unwrap_or_default();
@@ -563,6 +566,19 @@ async fn chaos_two_hundred_queue_runs_across_three_nodes_with_one_killed_and_res
         assert!(Instant::now() < deadline, "runs are not progressing");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let victim = loop {
+        let running: Value = cluster.nodes[0]
+            .json(
+                Method::GET,
+                &format!("/api/admin/scripts/runs?scriptId={script}&status=running&limit=1"),
+                None,
+            )
+            .await;
+        if let Some(run) = running["runs"].as_array().and_then(|r| r.first()) {
+            break cluster.owner_of(run);
+        }
+        assert!(Instant::now() < deadline, "no run is running");
+    };
     cluster.nodes[victim].kill9();
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.nodes[victim].restart().await;
@@ -593,10 +609,14 @@ async fn chaos_two_hundred_queue_runs_across_three_nodes_with_one_killed_and_res
             other => panic!("unexpected final status {other:?}: {run}"),
         }
     }
-    let order = alternating_marks(&file);
-    let unique: HashSet<&String> = order.iter().collect();
-    assert_eq!(unique.len(), order.len(), "a run ran twice");
     let marks = std::fs::read_to_string(&file).unwrap();
+    assert!(!marks.contains("overlap"), "runs overlapped:\n{marks}");
+    let starts: Vec<&str> = marks
+        .lines()
+        .filter_map(|l| l.strip_prefix("start "))
+        .collect();
+    let unique: HashSet<&&str> = starts.iter().collect();
+    assert_eq!(unique.len(), starts.len(), "a run ran twice");
     for r in &accepted {
         let run = observer.get_run(r).await;
         if run["status"] == "succeeded" {
