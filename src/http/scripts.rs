@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::extract::{ApiJson, ApiQuery};
 use super::state::AppState;
-use super::views::{RunView, ScriptView};
+use super::views::ScriptView;
 
 use crate::domain::{Run, ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
 use crate::error::ApiError;
@@ -47,11 +47,7 @@ pub async fn list(
         .collect();
     let views = scripts
         .iter()
-        .map(|s| {
-            let mut view = ScriptView::from(s);
-            view.last_run = last_runs.remove(&s.id).as_ref().map(RunView::summary);
-            view
-        })
+        .map(|s| ScriptView::listed(s, last_runs.remove(&s.id).as_ref()))
         .collect();
     Ok(Json(views))
 }

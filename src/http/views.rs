@@ -20,9 +20,12 @@ pub struct ScriptView {
     #[serde(rename = "type")]
     pub script_type: &'static str,
     pub runner: &'static str,
-    pub script: String,
+    /// Left out of lists, which stay small however large the scripts are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
     pub default_working_directory: Option<String>,
-    pub env: Vec<EnvView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvView>>,
     pub timeout_ms: i64,
     pub memory_limit_mb: Option<i64>,
     pub enabled: bool,
@@ -60,6 +63,18 @@ pub struct ApiTriggerView {
     pub token_created_at: Option<String>,
 }
 
+impl ScriptView {
+    /// A list entry: everything but the body and the env.
+    pub fn listed(s: &ScriptDefinition, last_run: Option<&Run>) -> Self {
+        Self {
+            script: None,
+            env: None,
+            last_run: last_run.map(RunView::summary),
+            ..Self::from(s)
+        }
+    }
+}
+
 impl From<&ScriptDefinition> for ScriptView {
     fn from(s: &ScriptDefinition) -> Self {
         Self {
@@ -69,17 +84,18 @@ impl From<&ScriptDefinition> for ScriptView {
             description: s.description.clone(),
             script_type: s.script_type.as_str(),
             runner: s.runner.as_str(),
-            script: s.script.clone(),
+            script: Some(s.script.clone()),
             default_working_directory: s.default_working_directory.clone(),
-            env: s
-                .env
-                .iter()
-                .map(|e| EnvView {
-                    key: e.key.clone(),
-                    value: (!e.secret).then(|| e.value.clone()),
-                    secret: e.secret,
-                })
-                .collect(),
+            env: Some(
+                s.env
+                    .iter()
+                    .map(|e| EnvView {
+                        key: e.key.clone(),
+                        value: (!e.secret).then(|| e.value.clone()),
+                        secret: e.secret,
+                    })
+                    .collect(),
+            ),
             timeout_ms: s.timeout_ms,
             memory_limit_mb: s.memory_limit_mb,
             enabled: s.enabled,

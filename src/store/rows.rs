@@ -20,6 +20,13 @@ pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script
     script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
     schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at";
 
+/// The same columns for lists: no body, no env (nothing to decrypt).
+pub const SCRIPT_LIST_COLUMNS: &str =
+    "id, name, code_identifier, description, script_type, runner, \
+    '' AS script, working_dir, '[]' AS env, timeout_ms, memory_limit_mb, enabled, concurrency, \
+    schedule_enabled, schedule_cron, schedule_tz, next_fire_at, api_enabled, token_created_at, \
+    created_at, updated_at";
+
 #[derive(sqlx::FromRow)]
 pub struct ScriptRow {
     id: String,

@@ -64,9 +64,11 @@ macro_rules! impl_run_store {
             }
 
             async fn last_runs(&self) -> $crate::store::StoreResult<Vec<$crate::domain::Run>> {
-                // Run ids sort by creation time, so the newest run has the largest id.
+                // Run ids sort by creation time, so the newest run has the largest id: one
+                // look into the (script_id, id) index per script, not a pass over every run.
                 let sql = format!(
-                    "SELECT {} FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY script_id)",
+                    "SELECT {} FROM runs WHERE id IN (SELECT (SELECT MAX(r.id) FROM runs r \
+                     WHERE r.script_id = s.id) FROM scripts s)",
                     $crate::store::rows::RUN_SUMMARY_COLUMNS
                 );
                 let rows = sqlx::query_as::<_, $crate::store::rows::RunRow>(&sql)

@@ -8,6 +8,7 @@ use crate::domain::ScriptDefinition;
 
 #[async_trait]
 pub trait ScriptStore: Send + Sync {
+    /// Scripts matching the filter, without their body and env (lists do not show them).
     async fn list_scripts(&self, filter: &ScriptFilter) -> StoreResult<Vec<ScriptDefinition>>;
     async fn get_script(&self, id: &str) -> StoreResult<ScriptDefinition>;
     async fn get_script_by_code(&self, code: &str) -> StoreResult<ScriptDefinition>;
@@ -79,7 +80,7 @@ macro_rules! impl_script_store {
             ) -> $crate::store::StoreResult<Vec<$crate::domain::ScriptDefinition>> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {} FROM scripts WHERE TRUE",
-                    $crate::store::rows::SCRIPT_COLUMNS
+                    $crate::store::rows::SCRIPT_LIST_COLUMNS
                 ));
                 if let Some(q) = filter.q.as_ref().filter(|q| !q.is_empty()) {
                     let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));

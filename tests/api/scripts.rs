@@ -57,6 +57,12 @@ async fn create_read_update_list_and_delete_round_trip(b: Backend) {
     assert_eq!(by_type[0]["codeIdentifier"], "other");
     let all: Value = app.get_json("/api/admin/scripts").await;
     assert_eq!(all.as_array().unwrap().len(), 2);
+    for s in all.as_array().unwrap() {
+        assert!(
+            s.get("script").is_none() && s.get("env").is_none(),
+            "lists carry neither bodies nor env: {s}"
+        );
+    }
 
     let mut update = got.clone();
     update["name"] = json!("Renamed");
