@@ -35,7 +35,34 @@ pub struct ScriptView {
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_run: Option<RunView>,
+    pub last_run: Option<LastRunView>,
+}
+
+/// What a list shows of a script's newest run.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRunView {
+    pub id: String,
+    pub status: &'static str,
+    pub trigger: &'static str,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+impl From<&Run> for LastRunView {
+    fn from(r: &Run) -> Self {
+        Self {
+            id: r.id.clone(),
+            status: r.status.as_str(),
+            trigger: r.trigger.as_str(),
+            queued_at: time(r.queued_at),
+            started_at: r.started_at.map(time),
+            finished_at: r.finished_at.map(time),
+            exit_code: r.exit_code,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -69,7 +96,7 @@ impl ScriptView {
         Self {
             script: None,
             env: None,
-            last_run: last_run.map(RunView::summary),
+            last_run: last_run.map(LastRunView::from),
             ..Self::from(s)
         }
     }
