@@ -10,6 +10,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{Backend, Options, TestApp};
 
+/// A bash script with its API trigger on: its codeIdentifier and a fresh token.
+async fn triggered_script(app: &TestApp, script: &str) -> (String, String) {
+    let id = app
+        .bash(script, json!({"apiTrigger": {"enabled": true}}))
+        .await;
+    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token: Value = app
+        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    (code, token["token"].as_str().unwrap().to_string())
+}
+
 #[tokio::test]
 async fn api_answers_are_not_cached_and_pages_restrict_browser_features() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -120,20 +138,7 @@ async fn the_trigger_challenges_with_bearer_and_bounds_its_body() {
         ..Default::default()
     };
     let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
-    let id = app
-        .bash("true", json!({"apiTrigger": {"enabled": true}}))
-        .await;
-    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token: Value = app
-        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let (code, token) = triggered_script(&app, "true").await;
     let wrong = app
         .client
         .post(app.url(&format!("/api/scripts/{code}/run")))
@@ -273,23 +278,11 @@ async fn api_contract_edge_cases_get_the_documented_answers() {
     assert_eq!(app.get_json("/api/admin/scripts").await, json!([]));
 
     // A2: a wait that runs out answers like a start without wait.
-    let id = app
-        .bash("sleep 5", json!({"apiTrigger": {"enabled": true}}))
-        .await;
-    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token: Value = app
-        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (code, token) = triggered_script(&app, "sleep 5").await;
     let resp = app
         .client
         .post(app.url(&format!("/api/scripts/{code}/run?wait=true&timeoutMs=0")))
-        .bearer_auth(token["token"].as_str().unwrap())
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
