@@ -291,6 +291,15 @@ async fn api_contract_edge_cases_get_the_documented_answers() {
     assert!(body["runId"].is_string(), "{body}");
     app.cancel(body["runId"].as_str().unwrap()).await;
 
+    // The trigger answers an unauthenticated call 401 whatever its query says.
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/scripts/{code}/run?wait=maybe")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
     // A3: no time past year 9999 is listed.
     let preview = app
         .get_json(
