@@ -49,21 +49,25 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// Resolves when the connection should close: idle past its limit, or evicted.
+    /// Resolves when the connection should close: idle past its limit, or evicted. Sleeps
+    /// until the earliest moment that could be, so idle connections cost no wake-ups.
     pub async fn closed(&self, first_request: Duration, keep_alive: Duration) {
-        let mut check = tokio::time::interval(Duration::from_millis(250));
         loop {
-            tokio::select! {
-                _ = check.tick() => {}
-                _ = self.close.cancelled() => return,
-            }
             let limit = if self.started.load(Ordering::Relaxed) == 0 {
                 first_request
             } else {
                 keep_alive
             };
-            if !self.busy() && self.idle_for() >= limit {
+            let idle = self.idle_for();
+            if !self.busy() && idle >= limit {
                 return;
+            }
+            // A busy connection is looked at again after a full limit: its request may take
+            // long (a `wait=true` trigger), and bytes moving keep it fresh anyway.
+            let wait = if self.busy() { limit } else { limit - idle };
+            tokio::select! {
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+                _ = self.close.cancelled() => return,
             }
         }
     }
