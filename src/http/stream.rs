@@ -113,7 +113,12 @@ impl Follower {
     async fn follow(&mut self, mut live: Subscription) -> Result<(), Gone> {
         let mut quiet = Duration::ZERO;
         loop {
-            let event = match tokio::time::timeout(SAFETY_READ, live.recv()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(SAFETY_READ, live.recv()) => next,
+                // The client went away: stop now rather than at the next write.
+                _ = self.tx.closed() => return Err(Gone),
+            };
+            let event = match next {
                 Ok(event) => {
                     quiet = Duration::ZERO;
                     event

@@ -12,6 +12,7 @@ both_backends!(
     lines_arrive_while_the_run_is_still_going,
     resume_by_last_event_id_or_since_skips_and_repeats_nothing,
     many_subscribers_all_get_every_line,
+    a_subscriber_that_disconnects_is_let_go_at_once,
 );
 
 async fn read_all(
@@ -182,4 +183,37 @@ async fn many_subscribers_all_get_every_line(b: Backend) {
             .collect();
         assert_eq!(lines, expected);
     }
+}
+
+async fn a_subscriber_that_disconnects_is_let_go_at_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let run = app.run(&app.bash("sleep 30", json!({})).await).await;
+    let subscribers = || async {
+        let metrics = app
+            .call(reqwest::Method::GET, "/metrics")
+            .await
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("scriptd_stream_subscribers "))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let mut stream = app.open_stream(&run).await;
+    stream.read_until(|t| t.contains("event: status")).await;
+    assert_eq!(subscribers().await, 1);
+    drop(stream);
+    // A quiet run sends nothing for seconds: the server must notice the client left anyway.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while subscribers().await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream outlived its client"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.cancel(&run).await;
 }
