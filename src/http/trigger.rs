@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::ApiQuery;
-use super::runs::{user_agent, MAX_INPUT_BYTES};
+use super::runs::{is_json, user_agent, MAX_INPUT_BYTES};
 use super::state::AppState;
 use super::views::{time, RunView};
 use super::ClientAddr;
@@ -183,11 +183,8 @@ fn parse_input(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiErr
     if body.len() > MAX_INPUT_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|ct| ct.starts_with("application/json") || ct.contains("+json"));
-    if !is_json {
+    // A caller that names no type (curl -d without -H) still means JSON.
+    if headers.contains_key(header::CONTENT_TYPE) && !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be JSON".into(),
         ));

@@ -39,40 +39,29 @@ async fn a_host_application_mounts_the_router_and_its_background_work_with_one_c
     let client = reqwest::Client::new();
     let host = client.get(format!("{base}/host")).send().await.unwrap();
     assert_eq!(host.text().await.unwrap(), "host page");
-    let admin = |m: Method, path: &str| {
-        client
+    let admin = |m: Method, path: String, body: Option<Value>| {
+        let mut req = client
             .request(m, format!("{base}{path}"))
-            .basic_auth(USER, Some(PASSWORD))
+            .basic_auth(USER, Some(PASSWORD));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
     };
-    let script: Value = admin(Method::POST, "/api/admin/scripts")
-        .json(&json!({"name": "Embedded", "codeIdentifier": "embedded", "type": "bash", "script": "echo from-the-host"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run: Value = admin(
+    let body = json!({"name": "Embedded", "codeIdentifier": "embedded", "type": "bash",
+                      "script": "echo from-the-host"});
+    let script = admin(Method::POST, "/api/admin/scripts".into(), Some(body)).await;
+    let run = admin(
         Method::POST,
-        &format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap()),
+        format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap()),
+        None,
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     let run_path = format!("/api/admin/scripts/runs/{}", run["runId"].as_str().unwrap());
     // The run is claimed and executed by the background work `build` started.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let finished = loop {
-        let r: Value = admin(Method::GET, &run_path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = admin(Method::GET, run_path.clone(), None).await;
         if r["status"] != "queued" && r["status"] != "running" {
             break r;
         }

@@ -404,25 +404,14 @@ async fn the_schedule_keeps_firing_once_per_tick_when_its_node_stops() {
                    "schedule": {"enabled": true, "cron": "* * * * * *", "timezone": "UTC"}}),
         ))
         .await;
-    let runs_of = |node: &Server| {
-        let path = format!("/api/admin/scripts/runs?scriptId={script}&limit=200");
-        let node_url = node.url(&path);
-        async move {
-            let v: Value = reqwest::Client::new()
-                .get(node_url)
-                .basic_auth("admin", Some(crate::process::PASSWORD))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["runs"].as_array().unwrap().clone()
-        }
-    };
+    let path = format!("/api/admin/scripts/runs?scriptId={script}&limit=200");
+    async fn runs_of(node: &Server, path: &str) -> Vec<Value> {
+        let v = node.json(Method::GET, path, None).await;
+        v["runs"].as_array().unwrap().clone()
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     let newest = loop {
-        let runs = runs_of(&cluster.nodes[0]).await;
+        let runs = runs_of(&cluster.nodes[0], &path).await;
         if runs.len() >= 3 && runs[0]["node"].is_string() {
             break runs[0].clone();
         }
@@ -434,7 +423,7 @@ async fn the_schedule_keeps_firing_once_per_tick_when_its_node_stops() {
     cluster.nodes[firing].kill9();
     let watcher = &cluster.nodes[(firing + 1) % 3];
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let runs = runs_of(watcher).await;
+    let runs = runs_of(watcher, &path).await;
     let mut ticks: Vec<chrono::DateTime<chrono::Utc>> = runs
         .iter()
         .map(|r| r["meta"]["tick"].as_str().unwrap().parse().unwrap())
