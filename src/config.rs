@@ -145,7 +145,7 @@ pub struct Settings {
     /// The environment scripts inherit before scriptd removes its own settings from it;
     /// `None` means this process's. Embedding hosts and tests may set it; there is no flag.
     pub child_env: Option<Vec<(String, String)>>,
-    /// The executable providing `__supervise`; `None` means this process's own.
+    /// The executable providing `__launch` and `__isolate`; `None` means this process's own.
     pub supervisor_exe: Option<PathBuf>,
 }
 

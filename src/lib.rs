@@ -5,7 +5,8 @@
 //! merge `app.router` into your own router. A host must also call
 //! [`run_supervisor_if_requested`] first thing in `main`, because each run is supervised by a
 //! child process started from the host's own executable.
-#![forbid(unsafe_code)]
+// Denied everywhere but in the launcher, which must fork (see `engine::launcher`).
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod auth;
@@ -23,35 +24,17 @@ pub mod secrets;
 mod slow_hash;
 pub mod store;
 
-/// If this process was started as a run supervisor (`<exe> __supervise …`) or an isolated
+/// If this process was started as the run launcher (`<exe> __launch`) or an isolated
 /// JavaScript worker (`<exe> __isolate`), becomes it and never returns; otherwise returns at
 /// once.
 pub fn run_supervisor_if_requested() {
-    let mut args = std::env::args_os().skip(1);
-    match args.next().as_deref().and_then(std::ffi::OsStr::to_str) {
-        Some("__supervise") => {}
+    match std::env::args_os()
+        .nth(1)
+        .as_deref()
+        .and_then(std::ffi::OsStr::to_str)
+    {
+        Some("__launch") => engine::launcher::launcher_main(),
         Some("__isolate") => engine::isolate::worker::main(),
-        _ => return,
+        _ => {}
     }
-    let mut grace = std::time::Duration::from_secs(5);
-    let mut rest: Vec<std::ffi::OsString> = Vec::new();
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--grace-ms") => {
-                if let Some(ms) = args.next().and_then(|v| v.to_str()?.parse().ok()) {
-                    grace = std::time::Duration::from_millis(ms);
-                }
-            }
-            Some("--") => {
-                rest.extend(args.by_ref());
-            }
-            _ => {}
-        }
-    }
-    if rest.is_empty() {
-        eprintln!("scriptd: __supervise needs a command after --");
-        std::process::exit(125);
-    }
-    let program = rest.remove(0);
-    engine::supervise::main(grace, program, rest)
 }

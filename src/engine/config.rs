@@ -11,7 +11,7 @@ pub struct EngineConfig {
     pub kill_grace: Duration,
     pub max_log_bytes: u64,
     pub keep_runs: u32,
-    /// The executable that provides the hidden `__supervise` subcommand.
+    /// The executable that provides the hidden `__launch` and `__isolate` subcommands.
     pub supervisor_exe: PathBuf,
     /// The server's environment as children inherit it: scriptd's own settings removed.
     pub base_env: Vec<(String, String)>,

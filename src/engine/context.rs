@@ -1,10 +1,12 @@
 //! Everything one run needs, passed as one value to whichever runner executes it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::launcher::Launcher;
 use crate::domain::{ScriptDefinition, Trigger};
 
 pub struct RunContext {
@@ -19,8 +21,10 @@ pub struct RunContext {
     pub masker: super::Masker,
     pub timeout: Duration,
     pub kill_grace: Duration,
-    /// The executable that provides the hidden `__supervise` subcommand.
+    /// The executable that provides the hidden `__isolate` subcommand.
     pub supervisor_exe: PathBuf,
+    /// Starts host runs' supervisors.
+    pub launcher: Arc<Launcher>,
 }
 
 impl RunContext {

@@ -105,6 +105,7 @@ impl Engine {
             timeout: Duration::from_millis(script.timeout_ms.max(1) as u64),
             kill_grace: inner.config.kill_grace,
             supervisor_exe: inner.config.supervisor_exe.clone(),
+            launcher: inner.launcher.clone(),
             trigger: run.trigger,
             input: run.input,
             script,

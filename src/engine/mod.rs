@@ -10,6 +10,7 @@ mod context;
 mod execute;
 mod hub;
 pub mod isolate;
+pub mod launcher;
 mod lease;
 mod logs;
 mod mask;
@@ -80,6 +81,7 @@ struct Inner {
     owner: Owner,
     hub: Hub,
     active: Active,
+    launcher: Arc<launcher::Launcher>,
     tasks: TaskTracker,
     /// Wakes the claim loop: work appeared or capacity freed up.
     work: Notify,
@@ -99,6 +101,7 @@ impl Engine {
             node_id: config.node_id.clone(),
             lease: uuid::Uuid::now_v7().to_string(),
         };
+        let exe = config.supervisor_exe.clone();
         let engine = Self {
             inner: Arc::new(Inner {
                 feed: store.feed(),
@@ -108,6 +111,7 @@ impl Engine {
                 owner,
                 hub: Hub::default(),
                 active: Active::default(),
+                launcher: Arc::new(launcher::Launcher::new(exe)),
                 tasks: TaskTracker::new(),
                 work: Notify::new(),
                 schedules: Arc::new(Notify::new()),
@@ -126,7 +130,7 @@ impl Engine {
         &self.inner.hub
     }
 
-    /// The executable providing the hidden `__supervise` and `__isolate` subcommands.
+    /// The executable providing the hidden `__launch` and `__isolate` subcommands.
     pub fn helper_exe(&self) -> &std::path::Path {
         &self.inner.config.supervisor_exe
     }

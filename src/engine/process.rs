@@ -1,17 +1,19 @@
-//! The host runners (bash and node): spawn the script under the supervisor, read its output,
-//! and end in one `select!` that says why it stopped.
+//! The host runners (bash and node): start the script under a supervisor (through the
+//! launcher), read its output, and end in one `select!` that says why it stopped.
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::process::Command;
+use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
 use super::context::RunContext;
+use super::launcher::LaunchCommand;
 use super::logs::RawLine;
 use super::output::read_lines;
 use crate::domain::{LogStream, RunOutcome, RunStatus, ScriptType};
@@ -97,52 +99,42 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         .env
         .iter()
         .filter(|(k, _)| input_file.is_none() || k != "SCRIPTD_INPUT")
-        .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v)))
-        .chain(
-            input_file
-                .as_ref()
-                .map(|f| ("SCRIPTD_INPUT_FILE", f.path().as_os_str())),
-        );
-
-    let mut cmd = Command::new(&ctx.supervisor_exe);
-    cmd.arg("__supervise")
-        .arg("--grace-ms")
-        .arg(ctx.kill_grace.as_millis().to_string())
-        .arg("--")
-        .arg(&program)
-        .args(&args)
-        .env_clear()
-        .envs(env)
-        .current_dir(&cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group: a signal to the server's group (a `kill -9 -PGID`, a
-        // terminal's Ctrl-C) must not reach it, or it would die before ending the tree. It
-        // learns of the server's death through PR_SET_PDEATHSIG instead.
-        .process_group(0)
-        .kill_on_drop(false);
-    let mut child = match cmd.spawn() {
+        .cloned()
+        .chain(input_file.as_ref().map(|f| {
+            (
+                "SCRIPTD_INPUT_FILE".to_string(),
+                f.path().to_string_lossy().into_owned(),
+            )
+        }))
+        .collect();
+    let cmd = LaunchCommand {
+        program,
+        args,
+        env,
+        cwd,
+        grace: ctx.kill_grace,
+    };
+    let (out_r, out_w, err_r, err_w) = match output_pipes() {
+        Ok(p) => p,
+        Err(e) => return RunOutcome::failed(format!("cannot create the output pipes: {e}")),
+    };
+    let mut child = match ctx.launcher.spawn(&cmd, out_w, err_w).await {
         Ok(c) => c,
         Err(e) => return RunOutcome::failed(format!("cannot start {interpreter}: {e}")),
     };
-    let pid = child.id().map(|p| Pid::from_raw(p as i32));
-    let stdout = child.stdout.take().map(|s| {
-        tokio::spawn(read_lines(
-            s,
-            LogStream::Stdout,
-            out.clone(),
-            ctx.masker.clone(),
-        ))
-    });
-    let stderr = child.stderr.take().map(|s| {
-        tokio::spawn(read_lines(
-            s,
-            LogStream::Stderr,
-            out.clone(),
-            ctx.masker.clone(),
-        ))
-    });
+    let pid = child.pid;
+    let stdout = tokio::spawn(read_lines(
+        out_r,
+        LogStream::Stdout,
+        out.clone(),
+        ctx.masker.clone(),
+    ));
+    let stderr = tokio::spawn(read_lines(
+        err_r,
+        LogStream::Stderr,
+        out.clone(),
+        ctx.masker.clone(),
+    ));
     drop(out);
 
     let stop = tokio::select! {
@@ -156,16 +148,14 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
     let status = match stop {
         Stop::Exited(s) => s,
         Stop::TimedOut | Stop::Canceled => {
-            if let Some(pid) = pid {
-                let _ = kill(pid, Signal::SIGTERM);
-            }
+            child.signal(Signal::SIGTERM);
             // The supervisor escalates to SIGKILL after the grace period; if it does not
             // answer well past that, kill it too.
             match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(5), child.wait()).await
             {
                 Ok(Ok(s)) => s,
                 _ => {
-                    let _ = child.start_kill();
+                    child.signal(Signal::SIGKILL);
                     let _ = child.wait().await;
                     Default::default()
                 }
@@ -176,16 +166,14 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
     // EOF. If they do not, and the supervisor itself was killed (a script's `kill -9 $PPID`),
     // what is left of the tree still holds the pipes and still belongs to the supervisor's
     // process group: end the group. (Its members keep its id from being reused meanwhile.)
-    let mut readers: Vec<_> = [stdout, stderr].into_iter().flatten().collect();
+    let mut readers = vec![stdout, stderr];
     let supervisor_killed = {
         use std::os::unix::process::ExitStatusExt;
         status.signal().is_some()
     };
     if supervisor_killed && !readers_end(&mut readers, Duration::from_millis(300)).await {
-        if let Some(pid) = pid {
-            tracing::warn!(run_id = %ctx.run_id, "the supervisor was killed; ending what is left of its process group");
-            let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
-        }
+        tracing::warn!(run_id = %ctx.run_id, "the supervisor was killed; ending what is left of its process group");
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
     }
     // The bound guards against a pipe handed to a process outside the tree.
     if !readers_end(&mut readers, Duration::from_secs(2)).await {
@@ -211,6 +199,19 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         },
         Stop::Exited(_) => outcome_of(status),
     }
+}
+
+/// The run's stdout and stderr pipes: our read ends, ready for tokio, and the write ends the
+/// launcher hands to the supervisor.
+fn output_pipes() -> std::io::Result<(pipe::Receiver, OwnedFd, pipe::Receiver, OwnedFd)> {
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    Ok((
+        pipe::Receiver::from_owned_fd(out_r)?,
+        out_w,
+        pipe::Receiver::from_owned_fd(err_r)?,
+        err_w,
+    ))
 }
 
 /// Waits up to `bound` for the output readers to reach EOF; true if they all did.

@@ -1,5 +1,6 @@
-//! The per-run supervisor: a small process (`scriptd __supervise`) between the server and a
-//! script, whose one job is that no descendant of the script outlives the run.
+//! The per-run supervisor: a small process between the server and a script (forked by the
+//! launcher, see `launcher`), whose one job is that no descendant of the script outlives the
+//! run.
 //!
 //! Why a separate process: Linux lets a process become a *child subreaper*
 //! (`PR_SET_CHILD_SUBREAPER`), so every orphan in its subtree (a double fork, a `setsid`
@@ -9,8 +10,9 @@
 //! strangers' exit codes from under tokio. A PID namespace or a cgroup would also do, but
 //! need privileges or delegation an operator may not have; a subreaper needs neither.
 //!
-//! The supervisor also asks to be sent SIGTERM when the server dies (`PR_SET_PDEATHSIG`), so a
-//! `kill -9` of the server still ends every script.
+//! The supervisor also asks to be sent SIGTERM when the launcher dies (`PR_SET_PDEATHSIG`),
+//! and the launcher dies with the server, so a `kill -9` of the server still ends every
+//! script.
 //!
 //! Protocol: SIGTERM (or SIGINT/SIGHUP) to the supervisor ends the run: SIGTERM to the whole
 //! tree, SIGKILL after the grace period. When the script's main process exits by itself, any
@@ -18,6 +20,7 @@
 //! script's exit code, or dies by the signal that killed the script.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -28,8 +31,14 @@ use nix::unistd::{getpid, getppid, Pid};
 use signal_hook::consts::{SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// Runs the supervisor; never returns.
-pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
+/// Runs the supervisor; never returns. `env` is the script's whole environment.
+pub fn main(
+    grace: Duration,
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: PathBuf,
+) -> ! {
     let parent = getppid();
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
@@ -45,6 +54,9 @@ pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
     // script kills this supervisor, the server can still end the group.
     let child = match Command::new(&program)
         .args(&args)
+        .env_clear()
+        .envs(env)
+        .current_dir(&cwd)
         .stdin(Stdio::null())
         .spawn()
     {
@@ -59,7 +71,7 @@ pub fn main(grace: Duration, program: OsString, args: Vec<OsString>) -> ! {
 
     let mut main_status: Option<WaitStatus> = None;
     let mut ending = false;
-    // The server died between fork and prctl: nobody will ever tell us to stop.
+    // The launcher died between fork and prctl: nobody will ever tell us to stop.
     if getppid() != parent {
         end_tree(grace, &mut ending);
     }

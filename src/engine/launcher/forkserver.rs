@@ -1,0 +1,261 @@
+//! The launcher process (`scriptd __launch`): exec'd once per server, single-threaded, it
+//! forks one supervisor per run on request. Forking this small process is much cheaper than
+//! the server forking itself (its page tables, its threads) and then exec'ing the whole
+//! server binary again for every run.
+//!
+//! It reads requests on its stdin (a Unix socket to the server) and waits for its children
+//! through a signalfd, both in one `poll`. It dies with the server (`PR_SET_PDEATHSIG`); its
+//! supervisors then get SIGTERM from the kernel and end their trees.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{IoSlice, IoSliceMut, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use super::wire::{self, Reply, Request, Spawn};
+
+/// Runs the launcher; never returns.
+pub fn main() -> ! {
+    let parent = nix::unistd::getppid();
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        std::process::exit(0);
+    }
+    // SIGCHLD is read from a signalfd, so it must not be delivered as a signal.
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    if chld.thread_block().is_err() {
+        fail("cannot block SIGCHLD");
+    }
+    let Ok(children) = SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    else {
+        fail("cannot open a signalfd");
+    };
+    // SAFETY: fd 0 is the socket the server handed over; nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(0) };
+    let mut launcher = Launcher::default();
+    let mut inbox = Vec::new();
+    let mut received: VecDeque<OwnedFd> = VecDeque::new();
+    loop {
+        let (readable, reaped) = {
+            let mut fds = [
+                PollFd::new(socket.as_fd(), PollFlags::POLLIN),
+                PollFd::new(children.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => fail("poll failed"),
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), ready(&fds[1]))
+        };
+        if reaped {
+            while let Ok(Some(_)) = children.read_signal() {}
+            launcher.reap(&socket);
+        }
+        if readable {
+            if !receive(&socket, &mut inbox, &mut received) {
+                // The server is gone: so are we. Our supervisors learn it from the kernel.
+                std::process::exit(0);
+            }
+            loop {
+                match wire::take_frame(&mut inbox) {
+                    Ok(Some(body)) => match Request::decode(&body) {
+                        Some(request) => launcher.handle(request, &socket, &mut received),
+                        None => fail("unreadable request"),
+                    },
+                    Ok(None) => break,
+                    Err(()) => fail("unreadable request stream"),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Launcher {
+    by_pid: HashMap<i32, u64>,
+    by_id: HashMap<u64, i32>,
+}
+
+impl Launcher {
+    fn handle(&mut self, request: Request, socket: &OwnedFd, received: &mut VecDeque<OwnedFd>) {
+        match request {
+            Request::Spawn(spawn) => {
+                // Descriptors arrive with the first bytes of their request, so by the time a
+                // request is whole, its two are at the front of the queue.
+                let (Some(out), Some(err)) = (received.pop_front(), received.pop_front()) else {
+                    fail("a spawn request came without its descriptors");
+                };
+                let id = spawn.id;
+                // SAFETY: this process is single-threaded.
+                match unsafe { fork() } {
+                    Ok(ForkResult::Child) => supervise(spawn, out, err),
+                    Ok(ForkResult::Parent { child }) => {
+                        self.by_pid.insert(child.as_raw(), id);
+                        self.by_id.insert(id, child.as_raw());
+                        reply(
+                            socket,
+                            &Reply::Started {
+                                id,
+                                pid: child.as_raw(),
+                            },
+                        );
+                    }
+                    Err(e) => reply(
+                        socket,
+                        &Reply::Failed {
+                            id,
+                            error: format!("cannot fork: {e}"),
+                        },
+                    ),
+                }
+            }
+            Request::Signal { id, signal } => {
+                // Only a child not yet reaped: its pid cannot have been reused.
+                if let (Some(pid), Ok(sig)) = (self.by_id.get(&id), Signal::try_from(signal)) {
+                    let _ = kill(Pid::from_raw(*pid), sig);
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self, socket: &OwnedFd) {
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, (code & 0xff) << 8),
+                Ok(WaitStatus::Signaled(pid, sig, core)) => {
+                    (pid, sig as i32 | if core { 0x80 } else { 0 })
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            let (pid, raw) = status;
+            if let Some(id) = self.by_pid.remove(&pid.as_raw()) {
+                self.by_id.remove(&id);
+                reply(socket, &Reply::Exited { id, status: raw });
+            }
+        }
+    }
+}
+
+/// Reads what the server sent: bytes into `inbox`, descriptors into `received`. False once
+/// the server has closed its end.
+fn receive(socket: &OwnedFd, inbox: &mut Vec<u8>, received: &mut VecDeque<OwnedFd>) -> bool {
+    let mut buf = [0u8; 64 * 1024];
+    let mut space = nix::cmsg_space!([RawFd; 8]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = match recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    ) {
+        Ok(m) => m,
+        Err(Errno::EINTR | Errno::EAGAIN) => return true,
+        Err(_) => return false,
+    };
+    let n = msg.bytes;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for cmsg in cmsgs {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                // SAFETY: the kernel just installed these descriptors for us.
+                received.extend(
+                    fds.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+    }
+    if n == 0 {
+        return false;
+    }
+    inbox.extend_from_slice(&buf[..n]);
+    true
+}
+
+fn reply(socket: &OwnedFd, reply: &Reply) {
+    let frame = reply.encode();
+    let mut sent = 0;
+    while sent < frame.len() {
+        match sendmsg::<()>(
+            socket.as_raw_fd(),
+            &[IoSlice::new(&frame[sent..])],
+            &[],
+            MsgFlags::empty(),
+            None,
+        ) {
+            Ok(n) => sent += n,
+            Err(Errno::EINTR) => {}
+            Err(_) => std::process::exit(0),
+        }
+    }
+}
+
+/// In the forked child: becomes the run's supervisor, with the run's pipes as stdout and
+/// stderr and nothing else of the launcher's.
+fn supervise(spawn: Spawn, out: OwnedFd, err: OwnedFd) -> ! {
+    // Its own process group: a signal to the server's group (a `kill -9 -PGID`, a terminal's
+    // Ctrl-C) must not reach it before it has ended the tree.
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    let null = std::fs::File::open("/dev/null");
+    let moved = null.is_ok_and(|null| {
+        dup_onto(null.as_fd(), 0) && dup_onto(out.as_fd(), 1) && dup_onto(err.as_fd(), 2)
+    });
+    if !moved {
+        std::process::exit(125);
+    }
+    drop((out, err));
+    close_from(3);
+    // The launcher's blocked SIGCHLD would be inherited by the script.
+    let _ = SigSet::empty().thread_set_mask();
+    use std::os::unix::ffi::OsStringExt;
+    let os = |b: Vec<u8>| std::ffi::OsString::from_vec(b);
+    let env = spawn
+        .env
+        .into_iter()
+        .map(|entry| match entry.iter().position(|&b| b == b'=') {
+            Some(eq) => (os(entry[..eq].to_vec()), os(entry[eq + 1..].to_vec())),
+            None => (os(entry), std::ffi::OsString::new()),
+        })
+        .collect();
+    crate::engine::supervise::main(
+        Duration::from_millis(spawn.grace_ms),
+        os(spawn.program),
+        spawn.args.into_iter().map(os).collect(),
+        env,
+        std::path::PathBuf::from(os(spawn.cwd)),
+    )
+}
+
+fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> bool {
+    fd.as_raw_fd() == target || nix::unistd::dup2(fd.as_raw_fd(), target).is_ok()
+}
+
+/// Closes every descriptor from `first` up: the socket, the signalfd and other runs' pipes
+/// must not stay open in this run's tree.
+fn close_from(first: RawFd) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => (first..1024).collect(),
+    };
+    for fd in open.into_iter().filter(|fd| *fd >= first) {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+fn fail(what: &str) -> ! {
+    let _ = writeln!(std::io::stderr(), "scriptd: launcher: {what}");
+    std::process::exit(125)
+}

@@ -1,0 +1,319 @@
+//! Starting host runs through the launcher: a small helper process (`scriptd __launch`,
+//! see `forkserver`) exec'd once and kept, which forks each run's supervisor. The server
+//! hands it the run's command and its output pipes over a Unix socket and hears back the
+//! supervisor's pid and, later, its wait status.
+//!
+//! Should the launcher die, the runs it started end (their supervisors get SIGTERM from the
+//! kernel), their waits report it, and the next run starts a new launcher.
+
+// The one place that needs `unsafe`: `fork()` and descriptors received from the kernel.
+#[allow(unsafe_code)]
+mod forkserver;
+mod wire;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::unistd::Pid;
+use tokio::sync::oneshot;
+
+pub use forkserver::main as launcher_main;
+use wire::{Reply, Request, Spawn};
+
+/// What to run under a supervisor.
+pub struct LaunchCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// The whole environment of the script.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// How long the supervisor waits between SIGTERM and SIGKILL when ending the tree.
+    pub grace: Duration,
+}
+
+/// Starts supervisors through one launcher process, started on first use.
+pub struct Launcher {
+    exe: PathBuf,
+    link: Mutex<Option<Arc<Link>>>,
+}
+
+/// A supervisor started for one run.
+pub struct Supervised {
+    link: Arc<Link>,
+    id: u64,
+    pub pid: Pid,
+    exited: oneshot::Receiver<i32>,
+    status: Option<ExitStatus>,
+}
+
+/// The connection to one launcher process.
+struct Link {
+    socket: Mutex<UnixStream>,
+    waiters: Mutex<HashMap<u64, Waiter>>,
+    next_id: AtomicU64,
+    /// False once the launcher has gone away.
+    alive: AtomicBool,
+}
+
+struct Waiter {
+    started: Option<oneshot::Sender<Result<i32, String>>>,
+    exited: oneshot::Sender<i32>,
+}
+
+impl Launcher {
+    pub fn new(exe: PathBuf) -> Self {
+        Self {
+            exe,
+            link: Mutex::new(None),
+        }
+    }
+
+    /// Starts `cmd` under a new supervisor with `stdout` and `stderr` as its output.
+    pub async fn spawn(
+        &self,
+        cmd: &LaunchCommand,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> std::io::Result<Supervised> {
+        let mut request = Spawn {
+            id: 0,
+            grace_ms: cmd.grace.as_millis() as u64,
+            program: cmd.program.as_os_str().as_bytes().to_vec(),
+            cwd: cmd.cwd.as_os_str().as_bytes().to_vec(),
+            args: cmd.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            env: cmd
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}").into_bytes())
+                .collect(),
+        };
+        // A launcher that died since the last run is replaced once.
+        let mut attempts = 0;
+        let (link, started_rx, exited_rx) = loop {
+            let link = self.link()?;
+            request.id = link.next_id.fetch_add(1, Ordering::Relaxed);
+            let (started_tx, started_rx) = oneshot::channel();
+            let (exited_tx, exited_rx) = oneshot::channel();
+            lock(&link.waiters).insert(
+                request.id,
+                Waiter {
+                    started: Some(started_tx),
+                    exited: exited_tx,
+                },
+            );
+            match link.send(&request.encode(), &[&stdout, &stderr]) {
+                Ok(()) => break (link, started_rx, exited_rx),
+                Err(e) => {
+                    lock(&link.waiters).remove(&request.id);
+                    self.forget(&link);
+                    attempts += 1;
+                    if attempts == 2 {
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        // The launcher holds its own copies now; ours must close so that the pipes end when
+        // the run's tree is gone.
+        drop((stdout, stderr));
+        match started_rx.await {
+            Ok(Ok(pid)) => Ok(Supervised {
+                link,
+                id: request.id,
+                pid: Pid::from_raw(pid),
+                exited: exited_rx,
+                status: None,
+            }),
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Err(std::io::Error::other("the launcher stopped")),
+        }
+    }
+
+    /// The live link, or a new launcher if there is none.
+    fn link(&self) -> std::io::Result<Arc<Link>> {
+        let mut slot = lock(&self.link);
+        if let Some(link) = slot.as_ref().filter(|l| l.alive.load(Ordering::Acquire)) {
+            return Ok(link.clone());
+        }
+        let link = Link::start(&self.exe)?;
+        *slot = Some(link.clone());
+        Ok(link)
+    }
+
+    /// Drops a link that failed, so the next run starts a new launcher.
+    fn forget(&self, link: &Arc<Link>) {
+        let mut slot = lock(&self.link);
+        if slot.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+            *slot = None;
+        }
+    }
+}
+
+impl Drop for Launcher {
+    /// Closing the socket ends the launcher (and its reader thread) with the engine, also
+    /// when scriptd is embedded in a process that goes on.
+    fn drop(&mut self) {
+        if let Some(link) = lock(&self.link).take() {
+            let _ = lock(&link.socket).shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Supervised {
+    /// Waits for the supervisor to end: the script's status, or the signal that killed the
+    /// supervisor. An error if the launcher died first.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        match (&mut self.exited).await {
+            Ok(raw) => {
+                let status = ExitStatus::from_raw(raw);
+                self.status = Some(status);
+                Ok(status)
+            }
+            Err(_) => Err(std::io::Error::other("the launcher stopped")),
+        }
+    }
+
+    /// Signals the supervisor, unless it has already ended.
+    pub fn signal(&self, signal: Signal) {
+        let request = Request::Signal {
+            id: self.id,
+            signal: signal as i32,
+        };
+        let _ = self.link.send(&request.encode(), &[]);
+    }
+}
+
+impl Link {
+    fn start(exe: &Path) -> std::io::Result<Arc<Self>> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let reader = ours.try_clone()?;
+        let link = Arc::new(Self {
+            socket: Mutex::new(ours),
+            waiters: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            alive: AtomicBool::new(true),
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let exe = exe.to_path_buf();
+        let replies = link.clone();
+        std::thread::Builder::new()
+            .name("scriptd-launcher".into())
+            .spawn(move || {
+                // This thread starts the launcher and lives exactly as long as the link: the
+                // kernel sends PR_SET_PDEATHSIG when the thread that forked a process ends.
+                let child = Command::new(&exe)
+                    .arg("__launch")
+                    .env_clear()
+                    .stdin(Stdio::from(OwnedFd::from(theirs)))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .process_group(0)
+                    .spawn();
+                let mut child = match child {
+                    Ok(c) => {
+                        let _ = ready_tx.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                replies.read_replies(reader);
+                replies.alive.store(false, Ordering::Release);
+                // Every waiter left learns that its supervisor's end will not be reported.
+                lock(&replies.waiters).clear();
+                let _ = child.kill();
+                let _ = child.wait();
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(link),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(std::io::Error::other("the launcher thread ended")),
+        }
+    }
+
+    fn send(&self, frame: &[u8], fds: &[&OwnedFd]) -> std::io::Result<()> {
+        let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        let mut socket = lock(&self.socket);
+        // The descriptors ride with the first bytes of the frame.
+        let cmsgs = [ControlMessage::ScmRights(&raw)];
+        let sent = sendmsg::<()>(
+            socket.as_raw_fd(),
+            &[IoSlice::new(frame)],
+            if raw.is_empty() { &[] } else { &cmsgs },
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(std::io::Error::from)?;
+        socket.write_all(&frame[sent..])
+    }
+
+    /// Dispatches the launcher's replies until it closes the socket.
+    fn read_replies(&self, mut socket: UnixStream) {
+        let mut inbox = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match socket.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => inbox.extend_from_slice(&buf[..n]),
+            }
+            loop {
+                let body = match wire::take_frame(&mut inbox) {
+                    Ok(Some(body)) => body,
+                    Ok(None) => break,
+                    Err(()) => return,
+                };
+                match Reply::decode(&body) {
+                    Some(reply) => self.dispatch(reply),
+                    None => {
+                        tracing::error!("the launcher sent an unreadable reply");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, reply: Reply) {
+        let mut waiters = lock(&self.waiters);
+        match reply {
+            Reply::Started { id, pid } => {
+                if let Some(started) = waiters.get_mut(&id).and_then(|w| w.started.take()) {
+                    let _ = started.send(Ok(pid));
+                }
+            }
+            Reply::Failed { id, error } => {
+                if let Some(started) = waiters.remove(&id).and_then(|w| w.started) {
+                    let _ = started.send(Err(error));
+                }
+            }
+            Reply::Exited { id, status } => {
+                if let Some(waiter) = waiters.remove(&id) {
+                    let _ = waiter.exited.send(status);
+                }
+            }
+        }
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the maps it guards
+/// stay consistent entry by entry.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
