@@ -27,6 +27,8 @@ const INLINE_INPUT_MAX: usize = 64 * 1024;
 /// Why the supervising `select!` ended.
 enum Stop {
     Exited(std::process::ExitStatus),
+    /// The launcher died: the kernel has told the supervisor to end the tree.
+    Lost(std::io::Error),
     TimedOut,
     Canceled,
 }
@@ -140,40 +142,47 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
     let stop = tokio::select! {
         status = child.wait() => match status {
             Ok(s) => Stop::Exited(s),
-            Err(e) => return RunOutcome::failed(format!("lost track of the process: {e}")),
+            Err(e) => Stop::Lost(e),
         },
         _ = tokio::time::sleep(ctx.timeout) => Stop::TimedOut,
         _ = ctx.cancel.cancelled() => Stop::Canceled,
     };
-    let status = match stop {
-        Stop::Exited(s) => s,
+    let status = match &stop {
+        Stop::Exited(s) => Some(*s),
+        Stop::Lost(_) => None,
         Stop::TimedOut | Stop::Canceled => {
             child.signal(Signal::SIGTERM);
             // The supervisor escalates to SIGKILL after the grace period; if it does not
             // answer well past that, kill it too.
             match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(5), child.wait()).await
             {
-                Ok(Ok(s)) => s,
+                Ok(Ok(s)) => Some(s),
                 _ => {
                     child.signal(Signal::SIGKILL);
-                    let _ = child.wait().await;
-                    Default::default()
+                    child.wait().await.ok()
                 }
             }
         }
     };
     // Every writer is gone once the supervisor has reaped the tree, so the readers reach
-    // EOF. If they do not, and the supervisor itself was killed (a script's `kill -9 $PPID`),
-    // what is left of the tree still holds the pipes and still belongs to the supervisor's
-    // process group: end the group. (Its members keep its id from being reused meanwhile.)
+    // EOF. If they do not, and the supervisor itself was killed (a script's `kill -9 $PPID`)
+    // or its end could not be heard (the launcher died, so the supervisor is ending the tree
+    // on its own, within the grace period), what is left of the tree still holds the pipes
+    // and still belongs to the supervisor's process group: end the group. (Its members keep
+    // its id from being reused meanwhile.)
     let mut readers = vec![stdout, stderr];
-    let supervisor_killed = {
-        use std::os::unix::process::ExitStatusExt;
-        status.signal().is_some()
+    let settle = match status {
+        Some(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            s.signal().map(|_| Duration::from_millis(300))
+        }
+        None => Some(ctx.kill_grace + Duration::from_secs(1)),
     };
-    if supervisor_killed && !readers_end(&mut readers, Duration::from_millis(300)).await {
-        tracing::warn!(run_id = %ctx.run_id, "the supervisor was killed; ending what is left of its process group");
-        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+    if let Some(settle) = settle {
+        if !readers_end(&mut readers, settle).await {
+            tracing::warn!(run_id = %ctx.run_id, "the supervisor is gone; ending what is left of its process group");
+            let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+        }
     }
     // The bound guards against a pipe handed to a process outside the tree.
     if !readers_end(&mut readers, Duration::from_secs(2)).await {
@@ -197,7 +206,8 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
             signal: None,
             error: None,
         },
-        Stop::Exited(_) => outcome_of(status),
+        Stop::Exited(status) => outcome_of(status),
+        Stop::Lost(e) => RunOutcome::failed(format!("lost track of the process: {e}")),
     }
 }
 

@@ -11,6 +11,7 @@ both_backends!(
     descendants_left_by_a_finished_script_are_ended,
     sigterm_comes_first_and_sigkill_after_the_grace_period,
     a_script_that_kills_its_supervisor_leaves_no_background_child,
+    a_dead_launcher_ends_its_runs_and_is_replaced,
 );
 
 /// A script that spreads out: a background child, a `setsid` grandchild, a double-forked
@@ -155,4 +156,57 @@ async fn a_script_that_kills_its_supervisor_leaves_no_background_child(b: Backen
         processes_with(&m).is_empty()
     })
     .await;
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The launcher (which forks every run's supervisor) is killed with a run in flight: the run
+/// is recorded failed once its tree is gone, and the next run starts under a new launcher.
+async fn a_dead_launcher_ends_its_runs_and_is_replaced(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            kill_grace_ms: Some(300),
+            ..Default::default()
+        },
+    )
+    .await;
+    let m = marker();
+    let id = app.bash(&sprawling(&m), json!({})).await;
+    let run = app.run(&id).await;
+    wait_spawned(&m).await;
+    // The background child's parent is the script, whose parent is the supervisor, whose
+    // parent is the launcher.
+    let bg = *processes_with(&format!("{m}-bg")).first().unwrap();
+    let launcher = parent_of(parent_of(parent_of(bg)));
+    let cmdline = std::fs::read(format!("/proc/{launcher}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("__launch"),
+        "found the launcher"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launcher),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("lost track"),
+        "{done}"
+    );
+    assert_eq!(
+        processes_with(&m),
+        Vec::<i32>::new(),
+        "every descendant is gone when the run is recorded"
+    );
+    let next = app.bash("echo fine", json!({})).await;
+    let again = app.run(&next).await;
+    let done = app.wait_run(&again).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(app.log(&again).await.contains("fine"));
 }
