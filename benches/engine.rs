@@ -68,10 +68,24 @@ impl Server {
     }
 
     pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The highest RSS since the last `reset_peak_rss`.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resets the kernel's peak-RSS mark of the server (`clear_refs`, Linux 4.0+).
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
             .unwrap_or(0)
     }
@@ -167,6 +181,8 @@ async fn main() {
     let mut base = Vec::new();
     let mut ours = Vec::new();
     let mut received = 0;
+    let idle = server.rss_kib() as f64 / 1024.0;
+    server.reset_peak_rss();
     for _ in 0..3 {
         base.push(time_command("seq 2000000 > /dev/null", home.path()));
         let t = Instant::now();
@@ -181,6 +197,12 @@ async fn main() {
         median(base),
     );
     println!("{:<58} {received} of 2000000 lines received", "");
+    row(
+        "peak server RSS during those streams (idle RSS as baseline)",
+        server.peak_rss_kib() as f64 / 1024.0,
+        "MiB",
+        idle,
+    );
 
     // 4. Peak server RSS during a 300 MB output flood (one live subscriber).
     let flood = server

@@ -21,10 +21,10 @@ pub struct RunContext {
     pub masker: super::Masker,
     pub timeout: Duration,
     pub kill_grace: Duration,
-    /// The executable that provides the hidden `__isolate` subcommand.
-    pub supervisor_exe: PathBuf,
     /// Starts host runs' supervisors.
     pub launcher: Arc<Launcher>,
+    /// The executable that provides the hidden `__isolate` subcommand.
+    pub supervisor_exe: PathBuf,
 }
 
 impl RunContext {

@@ -50,7 +50,24 @@ impl Engine {
         });
     }
 
+    /// Deletes a script's runs beyond the retention count. Done every `keep_runs / 20` runs
+    /// of the script on this node rather than after each one: the deletes walk the kept runs,
+    /// so doing it every time would cost each run a share of the retention.
     async fn prune(&self, script_id: &str) {
+        let batch = (self.inner.config.keep_runs / 20).max(1);
+        {
+            let mut due = self
+                .inner
+                .prune_due
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let count = due.entry(script_id.to_string()).or_default();
+            *count += 1;
+            if *count < batch {
+                return;
+            }
+            due.remove(script_id);
+        }
         match self
             .inner
             .store
@@ -104,8 +121,8 @@ impl Engine {
             run_id: run.id.clone(),
             timeout: Duration::from_millis(script.timeout_ms.max(1) as u64),
             kill_grace: inner.config.kill_grace,
-            supervisor_exe: inner.config.supervisor_exe.clone(),
             launcher: inner.launcher.clone(),
+            supervisor_exe: inner.config.supervisor_exe.clone(),
             trigger: run.trigger,
             input: run.input,
             script,

@@ -82,6 +82,8 @@ struct Inner {
     hub: Hub,
     active: Active,
     launcher: Arc<launcher::Launcher>,
+    /// Runs finished per script since its runs were last pruned here.
+    prune_due: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     tasks: TaskTracker,
     /// Wakes the claim loop: work appeared or capacity freed up.
     work: Notify,
@@ -112,6 +114,7 @@ impl Engine {
                 hub: Hub::default(),
                 active: Active::default(),
                 launcher: Arc::new(launcher::Launcher::new(exe)),
+                prune_due: Default::default(),
                 tasks: TaskTracker::new(),
                 work: Notify::new(),
                 schedules: Arc::new(Notify::new()),

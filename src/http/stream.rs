@@ -55,7 +55,7 @@ pub async fn stream(
     let since = last_event_id.or(q.since).unwrap_or(0).max(0);
     // Subscribe before the first read of the store, so nothing falls between the two.
     let live = state.engine.hub().subscribe(&run_id);
-    state.store.get_run(&run_id).await?;
+    let run = state.store.get_run(&run_id).await?;
 
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
     let follower = Follower {
@@ -68,7 +68,7 @@ pub async fn stream(
     let closing = state.closing.clone();
     tokio::spawn(async move {
         tokio::select! {
-            _ = follower.run(live) => {}
+            _ = follower.run(run, live) => {}
             _ = closing.cancelled() => {}
         }
     });
@@ -97,14 +97,14 @@ struct Follower {
 struct Gone;
 
 impl Follower {
-    async fn run(mut self, live: Subscription) -> Result<(), Gone> {
+    /// `run` was read after `live` subscribed: a change since then is in `live`.
+    async fn run(mut self, run: Run, live: Subscription) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.push_str("retry: 1000\n\n");
-        self.catch_up().await?;
-        let run = self.load_run().await?;
         if run.status.is_terminal() {
             return self.finish().await;
         }
+        self.catch_up().await?;
         self.status(run.status, run.started_at.unwrap_or(run.queued_at));
         self.flush().await?;
         self.follow(live).await

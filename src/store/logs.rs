@@ -3,8 +3,11 @@
 
 use async_trait::async_trait;
 
-use super::StoreResult;
-use crate::domain::LogLine;
+use super::{StoreError, StoreResult};
+use crate::domain::{LogLine, LogStream};
+
+/// How many chunks one read fetches at a time.
+pub const CHUNKS_PER_READ: i64 = 16;
 
 #[async_trait]
 pub trait LogStore: Send + Sync {
@@ -42,19 +45,18 @@ macro_rules! impl_log_store {
                 if held.rows_affected() == 0 {
                     return Ok(false);
                 }
-                // Bounded statements keep under every backend's bind-parameter limit.
-                for chunk in lines.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO run_logs (run_id, seq, stream, ts, line) ",
-                    );
-                    qb.push_values(chunk, |mut b, l| {
-                        b.push_bind(run_id)
-                            .push_bind(l.seq)
-                            .push_bind(l.stream.as_str())
-                            .push_bind($crate::store::rows::to_ms(l.ts))
-                            .push_bind(l.line.clone());
-                    });
-                    qb.build().execute(&mut *tx).await?;
+                // One row per batch. The sink numbers a batch's lines consecutively.
+                if let (Some(first), Some(last)) = (lines.first(), lines.last()) {
+                    sqlx::query(
+                        "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(run_id)
+                    .bind(first.seq)
+                    .bind(last.seq)
+                    .bind($crate::store::logs::encode_chunk(lines))
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 tx.commit().await?;
                 Ok(true)
@@ -66,16 +68,34 @@ macro_rules! impl_log_store {
                 after_seq: i64,
                 limit: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
-                let rows = sqlx::query_as::<_, $crate::store::rows::LogRow>(
-                    "SELECT seq, stream, ts, line FROM run_logs WHERE run_id = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3",
-                )
-                .bind(run_id)
-                .bind(after_seq)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                let limit = usize::try_from(limit).unwrap_or(0);
+                let mut out = Vec::new();
+                let mut after = after_seq;
+                while out.len() < limit {
+                    let chunks: Vec<(i64, i64, String)> = sqlx::query_as(
+                        "SELECT first_seq, last_seq, lines FROM run_log_chunks \
+                         WHERE run_id = $1 AND last_seq > $2 ORDER BY last_seq LIMIT $3",
+                    )
+                    .bind(run_id)
+                    .bind(after)
+                    .bind($crate::store::logs::CHUNKS_PER_READ)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let Some(last) = chunks.last().map(|c| c.1) else {
+                        break;
+                    };
+                    let complete = chunks.len() < $crate::store::logs::CHUNKS_PER_READ as usize;
+                    for (first, _, text) in chunks {
+                        $crate::store::logs::decode_chunk(
+                            first, &text, after_seq, limit, &mut out,
+                        )?;
+                    }
+                    if complete {
+                        break;
+                    }
+                    after = last;
+                }
+                Ok(out)
             }
 
             async fn update_tail(
@@ -100,3 +120,82 @@ macro_rules! impl_log_store {
 }
 
 pub(crate) use impl_log_store;
+
+/// A batch of consecutively numbered lines as stored: a JSON array of
+/// `[stream (1 stdout, 2 stderr), ts (ms), text]`.
+pub fn encode_chunk(lines: &[LogLine]) -> String {
+    let items: Vec<(u8, i64, &str)> = lines
+        .iter()
+        .map(|l| {
+            let stream = match l.stream {
+                LogStream::Stdout => 1,
+                LogStream::Stderr => 2,
+            };
+            (stream, super::rows::to_ms(l.ts), l.line.as_str())
+        })
+        .collect();
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+}
+
+/// Appends to `out` the lines of a stored chunk numbered from `first_seq` that come after
+/// `after_seq`, until `out` holds `limit`.
+pub fn decode_chunk(
+    first_seq: i64,
+    text: &str,
+    after_seq: i64,
+    limit: usize,
+    out: &mut Vec<LogLine>,
+) -> StoreResult<()> {
+    let items: Vec<(u8, i64, String)> = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("a stored log chunk: {e}")))?;
+    for (seq, (stream, ts, line)) in (first_seq..).zip(items) {
+        if out.len() >= limit {
+            break;
+        }
+        if seq <= after_seq {
+            continue;
+        }
+        out.push(LogLine {
+            seq,
+            stream: if stream == 2 {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            },
+            line,
+            ts: super::rows::from_ms(ts),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: i64, stream: LogStream, text: &str) -> LogLine {
+        LogLine {
+            seq,
+            stream,
+            line: text.into(),
+            ts: super::super::rows::from_ms(1_700_000_000_000 + seq),
+        }
+    }
+
+    #[test]
+    fn a_chunk_gives_back_its_lines_from_any_point() {
+        let lines = vec![
+            line(5, LogStream::Stdout, "five"),
+            line(6, LogStream::Stderr, "six \"quoted\" \u{1}"),
+            line(7, LogStream::Stdout, ""),
+        ];
+        let text = encode_chunk(&lines);
+        let mut all = Vec::new();
+        decode_chunk(5, &text, 0, 10, &mut all).unwrap();
+        assert_eq!(all, lines);
+        let mut rest = Vec::new();
+        decode_chunk(5, &text, 5, 1, &mut rest).unwrap();
+        assert_eq!(rest, lines[1..2].to_vec(), "after seq 5, at most one");
+        assert!(decode_chunk(1, "not json", 0, 10, &mut rest).is_err());
+    }
+}

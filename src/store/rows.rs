@@ -4,8 +4,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::{StoreError, StoreResult};
 use crate::domain::{
-    CodeIdentifier, Concurrency, EnvVar, LogLine, LogStream, Run, RunStatus, Runner,
-    ScheduleSettings, ScriptDefinition, ScriptType, Trigger,
+    CodeIdentifier, Concurrency, EnvVar, Run, RunStatus, Runner, ScheduleSettings,
+    ScriptDefinition, ScriptType, Trigger,
 };
 
 pub fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -161,24 +161,5 @@ impl TryFrom<RunRow> for Run {
             log_truncated: r.log_truncated,
             node_id: r.node_id,
         })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct LogRow {
-    seq: i64,
-    stream: String,
-    ts: i64,
-    line: String,
-}
-
-impl From<LogRow> for LogLine {
-    fn from(r: LogRow) -> Self {
-        LogLine {
-            seq: r.seq,
-            stream: LogStream::parse(&r.stream),
-            line: r.line,
-            ts: from_ms(r.ts),
-        }
     }
 }

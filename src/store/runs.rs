@@ -105,7 +105,7 @@ macro_rules! impl_run_store {
                 // WAL mode cannot upgrade a read snapshot to a write while others commit.
                 let old = "SELECT id FROM runs WHERE script_id = $1 \
                      AND status NOT IN ('queued', 'running') ORDER BY id DESC LIMIT 1000000 OFFSET $2";
-                sqlx::query(&format!("DELETE FROM run_logs WHERE run_id IN ({old})"))
+                sqlx::query(&format!("DELETE FROM run_log_chunks WHERE run_id IN ({old})"))
                     .bind(script_id)
                     .bind(i64::from(keep))
                     .execute(&self.pool)

@@ -198,7 +198,7 @@ macro_rules! impl_script_store {
             async fn delete_script(&self, id: &str) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "DELETE FROM run_logs WHERE run_id IN (SELECT id FROM runs WHERE script_id = $1)",
+                    "DELETE FROM run_log_chunks WHERE run_id IN (SELECT id FROM runs WHERE script_id = $1)",
                 )
                 .bind(id)
                 .execute(&mut *tx)

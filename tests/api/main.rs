@@ -18,3 +18,4 @@ mod security;
 mod stream;
 mod supervision;
 mod trigger;
+mod upgrade;
