@@ -103,7 +103,9 @@ impl Engine {
         .await;
         tracing::info!(script = %script.code_identifier, trigger = run.trigger.as_str(), started = %started, "run started");
 
-        let (tx, rx) = mpsc::channel(32);
+        // Each message is one read's lines (at most 32 KiB of output): a few in flight keep
+        // the sink busy without holding much of a flood in memory.
+        let (tx, rx) = mpsc::channel(4);
         let masker = Masker::new(script.secret_values());
         let sink = LogSink {
             run_id: run.id.clone(),

@@ -24,7 +24,8 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     masker: Masker,
 ) {
     let mut pending: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small reads keep the lines in flight (at most a channel's worth of reads) few.
+    let mut buf = vec![0u8; 32 * 1024];
     // A partial line already went out; the newline that ends it must not add an empty line.
     let mut flushed_partial = false;
     loop {
