@@ -90,8 +90,10 @@ impl LogSink {
             tokio::select! {
                 line = rx.recv() => match line {
                     Some(lines) => {
+                        // The lines of one read arrived together.
+                        let now = Utc::now();
                         for line in lines {
-                            self.push(&mut p, line);
+                            self.push(&mut p, line, now);
                         }
                         let full = p.batch.len() >= BATCH_LINES || p.batch_bytes >= BATCH_BYTES;
                         let quiet = rx.is_empty() && p.flushed_at.elapsed() >= FLUSH_EVERY;
@@ -120,14 +122,14 @@ impl LogSink {
         }
     }
 
-    fn push(&self, p: &mut Progress, raw: RawLine) {
+    fn push(&self, p: &mut Progress, raw: RawLine, ts: chrono::DateTime<Utc>) {
         let text = self.masker.mask(raw.text);
         p.batch_bytes += text.len();
         p.batch.push(LogLine {
             seq: p.next_seq,
             stream: raw.stream,
             line: text,
-            ts: Utc::now(),
+            ts,
         });
         p.next_seq += 1;
     }

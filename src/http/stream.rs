@@ -63,7 +63,8 @@ pub async fn stream(
         run_id,
         last: since,
         tx,
-        buf: String::new(),
+        buf: Vec::new(),
+        last_ts: None,
     };
     let closing = state.closing.clone();
     tokio::spawn(async move {
@@ -90,7 +91,9 @@ struct Follower {
     last: i64,
     tx: mpsc::Sender<Bytes>,
     /// Events framed but not yet written.
-    buf: String,
+    buf: Vec<u8>,
+    /// The last line's time as formatted: lines of one burst share their millisecond.
+    last_ts: Option<(chrono::DateTime<chrono::Utc>, String)>,
 }
 
 /// The client went away; stop working for it.
@@ -100,7 +103,7 @@ impl Follower {
     /// `run` was read after `live` subscribed: a change since then is in `live`.
     async fn run(mut self, run: Run, live: Subscription) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
-        self.buf.push_str("retry: 1000\n\n");
+        self.buf.extend_from_slice(b"retry: 1000\n\n");
         if run.status.is_terminal() {
             return self.finish().await;
         }
@@ -192,7 +195,7 @@ impl Follower {
             ts: run.finished_at.map(time),
         };
         self.status(run.status, run.finished_at.unwrap_or(run.queued_at));
-        self.event(None, "done", &to_json(&data));
+        self.event("done", &to_json(&data));
         self.flush().await
     }
 
@@ -228,13 +231,21 @@ impl Follower {
     }
 
     async fn line(&mut self, line: &LogLine) -> Result<(), Gone> {
+        if self.last_ts.as_ref().is_none_or(|(ts, _)| *ts != line.ts) {
+            self.last_ts = Some((line.ts, time(line.ts)));
+        }
+        let ts = self.last_ts.as_ref().map_or("", |(_, text)| text.as_str());
         let data = LogData {
             seq: line.seq,
             stream: line.stream.as_str(),
             line: &line.line,
-            ts: time(line.ts),
+            ts,
         };
-        self.event(Some(line.seq), "log", &to_json(&data));
+        // Framed in place: this runs once per line of output.
+        use std::io::Write;
+        let _ = write!(self.buf, "id: {}\nevent: log\ndata: ", line.seq);
+        let _ = serde_json::to_writer(&mut self.buf, &data);
+        self.buf.extend_from_slice(b"\n\n");
         self.last = line.seq;
         if self.buf.len() >= CHUNK {
             self.flush().await?;
@@ -247,20 +258,17 @@ impl Follower {
             status: status.as_str(),
             ts: time(ts),
         };
-        self.event(None, "status", &to_json(&data));
+        self.event("status", &to_json(&data));
     }
 
     /// Frames one event. The data is compact JSON, which never contains a newline.
-    fn event(&mut self, id: Option<i64>, name: &str, data: &str) {
-        use std::fmt::Write;
-        if let Some(id) = id {
-            let _ = writeln!(self.buf, "id: {id}");
-        }
+    fn event(&mut self, name: &str, data: &str) {
+        use std::io::Write;
         let _ = write!(self.buf, "event: {name}\ndata: {data}\n\n");
     }
 
     async fn ping(&mut self) -> Result<(), Gone> {
-        self.buf.push_str(": ping\n\n");
+        self.buf.extend_from_slice(b": ping\n\n");
         self.flush().await
     }
 
@@ -278,7 +286,7 @@ struct LogData<'a> {
     seq: i64,
     stream: &'static str,
     line: &'a str,
-    ts: String,
+    ts: &'a str,
 }
 
 #[derive(Serialize)]

@@ -3,11 +3,14 @@
 
 use async_trait::async_trait;
 
+use serde_json::value::RawValue;
+
 use super::{StoreError, StoreResult};
 use crate::domain::{LogLine, LogStream};
 
-/// How many chunks one read fetches at a time.
-pub const CHUNKS_PER_READ: i64 = 16;
+/// How many chunks one query fetches: a chunk holds up to a few thousand lines, and a read
+/// usually wants a page of about that many.
+pub const CHUNKS_PER_READ: i64 = 4;
 
 #[async_trait]
 pub trait LogStore: Send + Sync {
@@ -81,19 +84,19 @@ macro_rules! impl_log_store {
                     .bind($crate::store::logs::CHUNKS_PER_READ)
                     .fetch_all(&self.pool)
                     .await?;
-                    let Some(last) = chunks.last().map(|c| c.1) else {
-                        break;
-                    };
-                    let complete = chunks.len() < $crate::store::logs::CHUNKS_PER_READ as usize;
-                    for (first, _, text) in chunks {
+                    let fetched = chunks.len() as i64;
+                    for (first, last, text) in chunks {
                         $crate::store::logs::decode_chunk(
                             first, &text, after_seq, limit, &mut out,
                         )?;
+                        after = last;
+                        if out.len() >= limit {
+                            break;
+                        }
                     }
-                    if complete {
+                    if fetched < $crate::store::logs::CHUNKS_PER_READ {
                         break;
                     }
-                    after = last;
                 }
                 Ok(out)
             }
@@ -146,15 +149,16 @@ pub fn decode_chunk(
     limit: usize,
     out: &mut Vec<LogLine>,
 ) -> StoreResult<()> {
-    let items: Vec<(u8, i64, String)> = serde_json::from_str(text)
-        .map_err(|e| StoreError::Corrupt(format!("a stored log chunk: {e}")))?;
-    for (seq, (stream, ts, line)) in (first_seq..).zip(items) {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("a stored log chunk: {e}"));
+    // Split without decoding: lines before `after_seq` are skipped without allocating.
+    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(corrupt)?;
+    let skip = usize::try_from(after_seq.saturating_sub(first_seq - 1)).unwrap_or(0);
+    for (seq, item) in (first_seq..).zip(items).skip(skip) {
         if out.len() >= limit {
             break;
         }
-        if seq <= after_seq {
-            continue;
-        }
+        let (stream, ts, line): (u8, i64, String) =
+            serde_json::from_str(item.get()).map_err(corrupt)?;
         out.push(LogLine {
             seq,
             stream: if stream == 2 {
