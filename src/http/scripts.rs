@@ -1,7 +1,5 @@
 //! Script definitions: list, create, read, update, delete.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,7 +11,7 @@ use super::extract::{ApiJson, ApiQuery};
 use super::state::AppState;
 use super::views::ScriptView;
 
-use crate::domain::{Run, ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
+use crate::domain::{ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
 use crate::error::ApiError;
 use crate::store::ScriptFilter;
 
@@ -37,17 +35,12 @@ pub async fn list(
         q: query.q,
         script_type: query.script_type.filter(|t| !t.is_empty()),
     };
-    let scripts = state.store.list_scripts(&filter).await?;
-    let mut last_runs: HashMap<String, Run> = state
+    let views = state
         .store
-        .last_runs()
+        .list_scripts(&filter)
         .await?
-        .into_iter()
-        .map(|r| (r.script_id.clone(), r))
-        .collect();
-    let views = scripts
         .iter()
-        .map(|s| ScriptView::listed(s, last_runs.remove(&s.id).as_ref()))
+        .map(|l| ScriptView::listed(&l.script, l.last_run.as_ref()))
         .collect();
     Ok(Json(views))
 }

@@ -52,6 +52,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A scripts-list entry.
+pub struct ScriptListing {
+    pub script: crate::domain::ScriptDefinition,
+    /// Its newest run, summarised (no tail, meta, input or result).
+    pub last_run: Option<crate::domain::Run>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct ScriptFilter {
     /// Matches name, codeIdentifier or description, case-insensitively.

@@ -133,6 +133,61 @@ pub struct RunRow {
     node_id: Option<String>,
 }
 
+/// A scripts-list entry: the script's list columns and its newest run's summary, if any.
+#[derive(sqlx::FromRow)]
+pub struct ScriptListRow {
+    #[sqlx(flatten)]
+    pub script: ScriptRow,
+    last_id: Option<String>,
+    last_status: Option<String>,
+    last_trigger: Option<String>,
+    last_queued_at: Option<i64>,
+    last_started_at: Option<i64>,
+    last_finished_at: Option<i64>,
+    last_exit_code: Option<i32>,
+}
+
+/// The newest run's columns a list entry carries, named for `ScriptListRow`.
+pub const LAST_RUN_COLUMNS: &str = "r.id AS last_id, r.status AS last_status, \
+    r.trigger_kind AS last_trigger, r.queued_at AS last_queued_at, \
+    r.started_at AS last_started_at, r.finished_at AS last_finished_at, \
+    r.exit_code AS last_exit_code";
+
+impl ScriptListRow {
+    /// The script's newest run, as much of it as a list shows.
+    pub fn last_run(&self) -> StoreResult<Option<Run>> {
+        let (Some(id), Some(status), Some(trigger), Some(queued_at)) = (
+            &self.last_id,
+            &self.last_status,
+            &self.last_trigger,
+            self.last_queued_at,
+        ) else {
+            return Ok(None);
+        };
+        RunRow {
+            id: id.clone(),
+            script_id: self.script.id.clone(),
+            status: status.clone(),
+            trigger_kind: trigger.clone(),
+            meta: "{}".into(),
+            input: None,
+            queued_at,
+            started_at: self.last_started_at,
+            finished_at: self.last_finished_at,
+            exit_code: self.last_exit_code,
+            signal: None,
+            error: None,
+            output_tail: String::new(),
+            result: None,
+            log_bytes: 0,
+            log_truncated: false,
+            node_id: None,
+        }
+        .try_into()
+        .map(Some)
+    }
+}
+
 fn parse_json(text: Option<&str>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(t).ok())
 }

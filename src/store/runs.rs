@@ -1,4 +1,4 @@
-//! Reading runs back: snapshots, history pages, the newest run of each script, retention.
+//! Reading runs back: snapshots, history pages, retention.
 
 use async_trait::async_trait;
 
@@ -10,8 +10,6 @@ pub trait RunStore: Send + Sync {
     async fn get_run(&self, id: &str) -> StoreResult<Run>;
     /// Newest first; `output_tail` is left empty to keep lists light.
     async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
-    /// The newest run of every script that has one, without output tails.
-    async fn last_runs(&self) -> StoreResult<Vec<Run>>;
     /// Runs of a script that are queued or running, on any node.
     async fn active_runs(&self, script_id: &str) -> StoreResult<i64>;
     /// Runs waiting in the queue, across all nodes.
@@ -58,20 +56,6 @@ macro_rules! impl_run_store {
                 qb.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
                 let rows = qb
                     .build_query_as::<$crate::store::rows::RunRow>()
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
-            }
-
-            async fn last_runs(&self) -> $crate::store::StoreResult<Vec<$crate::domain::Run>> {
-                // Run ids sort by creation time, so the newest run has the largest id: one
-                // look into the (script_id, id) index per script, not a pass over every run.
-                let sql = format!(
-                    "SELECT {} FROM runs WHERE id IN (SELECT (SELECT MAX(r.id) FROM runs r \
-                     WHERE r.script_id = s.id) FROM scripts s)",
-                    $crate::store::rows::RUN_SUMMARY_COLUMNS
-                );
-                let rows = sqlx::query_as::<_, $crate::store::rows::RunRow>(&sql)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.into_iter().map(TryInto::try_into).collect()

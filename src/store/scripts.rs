@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{EnvCodec, ScriptFilter, StoreError, StoreResult};
+use super::{EnvCodec, ScriptFilter, ScriptListing, StoreError, StoreResult};
 use crate::domain::ScriptDefinition;
 
 #[async_trait]
 pub trait ScriptStore: Send + Sync {
     /// Scripts matching the filter, without their body and env (lists do not show them).
-    async fn list_scripts(&self, filter: &ScriptFilter) -> StoreResult<Vec<ScriptDefinition>>;
+    /// Scripts by name, each with its newest run: one query, one index look per script.
+    async fn list_scripts(&self, filter: &ScriptFilter) -> StoreResult<Vec<ScriptListing>>;
     async fn get_script(&self, id: &str) -> StoreResult<ScriptDefinition>;
     async fn get_script_by_code(&self, code: &str) -> StoreResult<ScriptDefinition>;
     /// `Conflict` when the codeIdentifier is taken.
@@ -77,9 +78,10 @@ macro_rules! impl_script_store {
             async fn list_scripts(
                 &self,
                 filter: &$crate::store::ScriptFilter,
-            ) -> $crate::store::StoreResult<Vec<$crate::domain::ScriptDefinition>> {
+            ) -> $crate::store::StoreResult<Vec<$crate::store::ScriptListing>> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {} FROM scripts WHERE TRUE",
+                    "SELECT l.*, {} FROM (SELECT {} FROM scripts WHERE TRUE",
+                    $crate::store::rows::LAST_RUN_COLUMNS,
                     $crate::store::rows::SCRIPT_LIST_COLUMNS
                 ));
                 if let Some(q) = filter.q.as_ref().filter(|q| !q.is_empty()) {
@@ -95,12 +97,26 @@ macro_rules! impl_script_store {
                 if let Some(t) = &filter.script_type {
                     qb.push(" AND script_type = ").push_bind(t.clone());
                 }
-                qb.push(" ORDER BY LOWER(name), id");
+                // Run ids sort by creation time, so the newest run has the largest id: one
+                // look into the (script_id, id) index per script, not a pass over every run.
+                qb.push(
+                    ") l LEFT JOIN runs r ON r.id = \
+                     (SELECT MAX(r2.id) FROM runs r2 WHERE r2.script_id = l.id) \
+                     ORDER BY LOWER(l.name), l.id",
+                );
                 let rows = qb
-                    .build_query_as::<$crate::store::rows::ScriptRow>()
+                    .build_query_as::<$crate::store::rows::ScriptListRow>()
                     .fetch_all(&self.pool)
                     .await?;
-                rows.into_iter().map(|row| self.codec.open(row)).collect()
+                rows.into_iter()
+                    .map(|row| {
+                        let last_run = row.last_run()?;
+                        Ok($crate::store::ScriptListing {
+                            script: self.codec.open(row.script)?,
+                            last_run,
+                        })
+                    })
+                    .collect()
             }
 
             async fn get_script(
