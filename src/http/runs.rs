@@ -94,6 +94,7 @@ pub fn user_agent(headers: &HeaderMap) -> Option<String> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     script_id: Option<String>,

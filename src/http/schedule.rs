@@ -11,6 +11,7 @@ use crate::domain::{CronSchedule, ValidationError};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PreviewQuery {
     cron: Option<String>,
     timezone: Option<String>,

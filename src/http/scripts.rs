@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::store::ScriptFilter;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     q: Option<String>,
     #[serde(rename = "type")]

@@ -35,6 +35,7 @@ const CLIENT_BUFFER: usize = 16;
 const CHUNK: usize = 32 * 1024;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     since: Option<i64>,
 }

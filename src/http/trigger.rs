@@ -69,6 +69,7 @@ pub async fn revoke_token(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerQuery {
     wait: Option<bool>,

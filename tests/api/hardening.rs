@@ -356,3 +356,38 @@ async fn allowed_runners_keep_code_off_the_host() {
     let run = app.run(iso["id"].as_str().unwrap()).await;
     assert_eq!(app.wait_run(&run).await["result"], 3);
 }
+
+/// A misspelt filter (`staus=failed`) must not silently list everything: unknown query
+/// parameters are refused with the ones the endpoint knows.
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_by_name() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let id = app.bash("true", json!({})).await;
+    let run = app.run(&id).await;
+    app.wait_run(&run).await;
+    for path in [
+        "/api/admin/scripts?typ=bash".to_string(),
+        "/api/admin/scripts/runs?staus=failed".to_string(),
+        "/api/admin/scripts/schedule-preview?cron=*+*+*+*+*&zone=UTC".to_string(),
+        format!("/api/admin/scripts/runs/{run}/stream?from=0"),
+    ] {
+        let resp = app.call(Method::GET, &path).await;
+        assert_eq!(resp.status(), 400, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("unknown field"), "{path}: {message}");
+    }
+    let (code, token) = triggered_script(&app, "true").await;
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/scripts/{code}/run?wiat=true")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let known = app
+        .call(Method::GET, "/api/admin/scripts/runs?status=failed&limit=5")
+        .await;
+    assert_eq!(known.status(), 200, "known parameters still work");
+}
