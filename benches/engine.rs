@@ -14,6 +14,7 @@ use reqwest::Method;
 use serde_json::json;
 
 const REPS: usize = 5;
+const SUBSCRIBERS: usize = 1000;
 
 fn start() -> Server {
     start_server(&[
@@ -233,7 +234,7 @@ async fn main() {
         idle,
     );
 
-    // 5. 500 concurrent SSE subscribers on one run.
+    // 5. 1 000 concurrent SSE subscribers on one run.
     let gate_dir = tempfile::tempdir().unwrap();
     let gate = gate_dir.path().join("go");
     let fan = server
@@ -248,7 +249,7 @@ async fn main() {
     let run = server.run(&fan).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.rss_kib();
-    let subscribers: Vec<_> = (0..500).map(|_| server.follow(&run)).collect();
+    let subscribers: Vec<_> = (0..SUBSCRIBERS).map(|_| server.follow(&run)).collect();
     let all = futures_util::future::join_all(subscribers);
     tokio::pin!(all);
     let attached = tokio::select! {
@@ -260,10 +261,10 @@ async fn main() {
     let counts = all.await;
     let elapsed = t.elapsed().as_secs_f64() * 1000.0;
     let complete = counts.iter().filter(|c| **c == 20000).count();
-    let per_sub = (attached.saturating_sub(before)) as f64 / 500.0;
+    let per_sub = (attached.saturating_sub(before)) as f64 / SUBSCRIBERS as f64;
     println!(
-        "{:<58} {complete}/500 received all 20000 lines in {elapsed:.0} ms; {per_sub:.1} KiB RSS per subscriber (RSS {:.1} -> {:.1} MiB)",
-        "500 SSE subscribers on one run",
+        "{:<58} {complete}/{SUBSCRIBERS} received all 20000 lines in {elapsed:.0} ms; {per_sub:.1} KiB RSS per subscriber (RSS {:.1} -> {:.1} MiB)",
+        format!("{SUBSCRIBERS} SSE subscribers on one run"),
         before as f64 / 1024.0,
         attached as f64 / 1024.0
     );

@@ -56,7 +56,7 @@ pub fn start_server(extra: &[&str]) -> Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
-            .pool_max_idle_per_host(600)
+            .pool_max_idle_per_host(1100)
             .build()
             .unwrap(),
         _dir: dir,

@@ -28,10 +28,6 @@ impl SqliteStore {
             // transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            // Pages are read through a shared mapping instead of copied into each
-            // connection's cache: a list that walks every script stops costing a megabyte
-            // of copying.
-            .pragma("mmap_size", "268435456")
             .foreign_keys(true);
         let file = options.get_filename();
         if let Some(parent) = file.parent() {
