@@ -29,6 +29,10 @@ pub fn main() -> ! {
     if nix::unistd::getppid() != parent {
         std::process::exit(0);
     }
+    // Every run's environment, secrets included, passes through here: like the server, this
+    // process may not be read by ptrace or core-dumped. (A script's exec resets it for the
+    // script.)
+    let _ = nix::sys::prctl::set_dumpable(false);
     // SIGCHLD is read from a signalfd, so it must not be delivered as a signal.
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
