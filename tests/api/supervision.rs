@@ -41,19 +41,30 @@ async fn wait_spawned(marker: &str) {
     .await;
 }
 
-async fn a_canceled_run_leaves_no_descendant_behind(b: Backend) {
+/// A server with a short kill grace and a run of the sprawling script (`extra` merged into
+/// its definition) whose descendants are all up: the app, their marker and the run id.
+async fn sprawled(
+    b: Backend,
+    grace_ms: u64,
+    extra: serde_json::Value,
+) -> (TestApp, String, String) {
     let app = TestApp::spawn_with(
         b,
         Options {
-            kill_grace_ms: Some(500),
+            kill_grace_ms: Some(grace_ms),
             ..Default::default()
         },
     )
     .await;
     let m = marker();
-    let id = app.bash(&sprawling(&m), json!({})).await;
+    let id = app.bash(&sprawling(&m), extra).await;
     let run = app.run(&id).await;
     wait_spawned(&m).await;
+    (app, m, run)
+}
+
+async fn a_canceled_run_leaves_no_descendant_behind(b: Backend) {
+    let (app, m, run) = sprawled(b, 500, json!({})).await;
     app.cancel(&run).await;
     let done = app.wait_run(&run).await;
     assert_eq!(done["status"], "canceled");
@@ -65,18 +76,7 @@ async fn a_canceled_run_leaves_no_descendant_behind(b: Backend) {
 }
 
 async fn a_timed_out_run_leaves_no_descendant_behind(b: Backend) {
-    let app = TestApp::spawn_with(
-        b,
-        Options {
-            kill_grace_ms: Some(500),
-            ..Default::default()
-        },
-    )
-    .await;
-    let m = marker();
-    let id = app.bash(&sprawling(&m), json!({"timeoutMs": 1500})).await;
-    let run = app.run(&id).await;
-    wait_spawned(&m).await;
+    let (app, m, run) = sprawled(b, 500, json!({"timeoutMs": 1500})).await;
     let done = app.wait_run(&run).await;
     assert_eq!(done["status"], "timed_out");
     assert_eq!(processes_with(&m), Vec::<i32>::new());
@@ -167,18 +167,7 @@ fn parent_of(pid: i32) -> i32 {
 /// The launcher (which forks every run's supervisor) is killed with a run in flight: the run
 /// is recorded failed once its tree is gone, and the next run starts under a new launcher.
 async fn a_dead_launcher_ends_its_runs_and_is_replaced(b: Backend) {
-    let app = TestApp::spawn_with(
-        b,
-        Options {
-            kill_grace_ms: Some(300),
-            ..Default::default()
-        },
-    )
-    .await;
-    let m = marker();
-    let id = app.bash(&sprawling(&m), json!({})).await;
-    let run = app.run(&id).await;
-    wait_spawned(&m).await;
+    let (app, m, run) = sprawled(b, 300, json!({})).await;
     // The background child's parent is the script, whose parent is the supervisor, whose
     // parent is the launcher.
     let bg = *processes_with(&format!("{m}-bg")).first().unwrap();
