@@ -5,7 +5,6 @@
 //! up to seq N". Writes are fenced by the lease: once the store refuses one, the run is
 //! stopped here and nothing more is written.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,8 +215,9 @@ impl LogSink {
 /// The last `TAIL_BYTES` of combined output, kept as whole lines.
 #[derive(Default)]
 struct Tail {
-    lines: VecDeque<String>,
-    bytes: usize,
+    /// Whole lines, each ending in a newline: the tail and up to as much again before it,
+    /// trimmed in one go when it grows past that, so a line costs no allocation of its own.
+    text: String,
     /// Lines arrived since the tail was last written to the store.
     unsaved: bool,
 }
@@ -240,37 +240,58 @@ impl Tail {
 
     fn push(&mut self, line: &str) {
         self.unsaved = true;
-        let mut line = line.to_string();
         // Room for the line's newline too, or a line this long would push itself out.
-        if line.len() >= TAIL_BYTES {
+        let line = if line.len() >= TAIL_BYTES {
             let mut cut = line.len() - (TAIL_BYTES - 1);
             while !line.is_char_boundary(cut) {
                 cut += 1;
             }
-            line.drain(..cut);
-        }
-        self.bytes += line.len() + 1;
-        self.lines.push_back(line);
-        while self.bytes > TAIL_BYTES {
-            if let Some(old) = self.lines.pop_front() {
-                self.bytes -= old.len() + 1;
-            }
+            &line[cut..]
+        } else {
+            line
+        };
+        self.text.push_str(line);
+        self.text.push('\n');
+        if self.text.len() > 2 * TAIL_BYTES {
+            let cut = self.start();
+            self.text.drain(..cut);
         }
     }
 
+    /// Where the tail begins: the first line start that leaves at most `TAIL_BYTES`.
+    fn start(&self) -> usize {
+        let Some(excess) = self.text.len().checked_sub(TAIL_BYTES).filter(|e| *e > 0) else {
+            return 0;
+        };
+        self.text.as_bytes()[excess - 1..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.text.len(), |p| excess + p)
+    }
+
     fn text(&self) -> String {
-        let mut out = String::with_capacity(self.bytes);
-        for l in &self.lines {
-            out.push_str(l);
-            out.push('\n');
-        }
-        out
+        self.text[self.start()..].to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tail_keeps_the_last_whole_lines_that_fit() {
+        let mut tail = Tail::default();
+        for i in 0..100_000 {
+            tail.push(&format!("line {i}"));
+        }
+        let text = tail.text();
+        assert!(text.len() <= TAIL_BYTES && text.len() > TAIL_BYTES - 20);
+        assert!(text.ends_with("line 99999\n"));
+        assert!(text.starts_with("line "), "starts at a whole line: {}", &text[..20]);
+        let first: usize = text[5..text.find('\n').unwrap()].parse().unwrap();
+        let kept = text.lines().count();
+        assert_eq!(first + kept, 100_000, "consecutive lines up to the last");
+    }
 
     #[test]
     fn a_line_longer_than_the_tail_keeps_its_end_in_the_tail() {
