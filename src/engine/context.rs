@@ -1,11 +1,11 @@
 //! Everything one run needs, passed as one value to whichever runner executes it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::isolate::Spares;
 use super::launcher::Launcher;
 use crate::domain::{ScriptDefinition, Trigger};
 
@@ -23,8 +23,8 @@ pub struct RunContext {
     pub kill_grace: Duration,
     /// Starts host runs' supervisors.
     pub launcher: Arc<Launcher>,
-    /// The executable that provides the hidden `__isolate` subcommand.
-    pub supervisor_exe: PathBuf,
+    /// Isolated workers ready for the next isolated run.
+    pub isolates: Arc<Spares>,
 }
 
 impl RunContext {

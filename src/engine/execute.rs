@@ -124,7 +124,7 @@ impl Engine {
             timeout: Duration::from_millis(script.timeout_ms.max(1) as u64),
             kill_grace: inner.config.kill_grace,
             launcher: inner.launcher.clone(),
-            supervisor_exe: inner.config.supervisor_exe.clone(),
+            isolates: inner.isolates.clone(),
             trigger: run.trigger,
             input: run.input,
             script,

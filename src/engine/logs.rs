@@ -287,7 +287,11 @@ mod tests {
         let text = tail.text();
         assert!(text.len() <= TAIL_BYTES && text.len() > TAIL_BYTES - 20);
         assert!(text.ends_with("line 99999\n"));
-        assert!(text.starts_with("line "), "starts at a whole line: {}", &text[..20]);
+        assert!(
+            text.starts_with("line "),
+            "starts at a whole line: {}",
+            &text[..20]
+        );
         let first: usize = text[5..text.find('\n').unwrap()].parse().unwrap();
         let kept = text.lines().count();
         assert_eq!(first + kept, 100_000, "consecutive lines up to the last");

@@ -82,6 +82,7 @@ struct Inner {
     hub: Hub,
     active: Active,
     launcher: Arc<launcher::Launcher>,
+    isolates: Arc<isolate::Spares>,
     /// Runs finished per script since its runs were last pruned here.
     prune_due: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     tasks: TaskTracker,
@@ -104,6 +105,7 @@ impl Engine {
             lease: uuid::Uuid::now_v7().to_string(),
         };
         let exe = config.supervisor_exe.clone();
+        let launcher = Arc::new(launcher::Launcher::new(exe.clone()));
         let engine = Self {
             inner: Arc::new(Inner {
                 feed: store.feed(),
@@ -113,7 +115,8 @@ impl Engine {
                 owner,
                 hub: Hub::default(),
                 active: Active::default(),
-                launcher: Arc::new(launcher::Launcher::new(exe)),
+                isolates: isolate::Spares::new(exe, launcher.clone()),
+                launcher,
                 prune_due: Default::default(),
                 tasks: TaskTracker::new(),
                 work: Notify::new(),

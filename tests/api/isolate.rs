@@ -351,3 +351,77 @@ async fn results_and_errors_are_masked_bounded_and_left_out_of_lists(b: Backend)
         assert!(r["error"].as_str().map_or(0, str::len) <= 1000);
     }
 }
+
+/// Children of `pid`, from /proc.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                let rest = &stat[stat.rfind(')').unwrap() + 2..];
+                rest.split(' ').nth(1) == Some(&pid.to_string())
+            })
+        })
+        .collect()
+}
+
+fn cmdline(pid: i32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .replace('\0', " ")
+}
+
+/// Each isolated run takes a worker started ahead of need and leaves a fresh one waiting; a
+/// waiting worker that dies is replaced, and no worker is ever used twice.
+#[tokio::test]
+async fn a_spare_worker_serves_one_run_and_a_dead_one_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::process::Server::start(dir.path(), &[]).await;
+    let id = server
+        .create(
+            json!({"name": "spare", "codeIdentifier": "spare", "type": "node",
+                       "runner": "isolated", "script": "input.n * 2", "concurrency": "parallel"}),
+        )
+        .await;
+    let spares = || -> Vec<i32> {
+        children_of(server.pid().as_raw())
+            .into_iter()
+            .filter(|p| cmdline(*p).contains("__launch"))
+            .flat_map(children_of)
+            .filter(|p| cmdline(*p).contains("__isolate"))
+            .collect()
+    };
+    let run_with = |n: i64| {
+        let server = &server;
+        let id = id.clone();
+        async move {
+            let resp = server
+                .send(
+                    Method::POST,
+                    &format!("/api/admin/scripts/{id}/run"),
+                    Some(&json!({"input": {"n": n}})),
+                )
+                .await;
+            let run: Value = resp.json().await.unwrap();
+            server.wait_finished(run["runId"].as_str().unwrap()).await
+        }
+    };
+    assert_eq!(run_with(1).await["result"], 2);
+    crate::helpers::eventually(10, "a spare worker waits", || spares().len() == 1).await;
+    let first = spares()[0];
+    assert_eq!(run_with(2).await["result"], 4);
+    crate::helpers::eventually(10, "the used worker is gone, a new one waits", || {
+        let now = spares();
+        now.len() == 1 && now[0] != first
+    })
+    .await;
+    let waiting = spares()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(waiting),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let done = run_with(3).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"], 6);
+}

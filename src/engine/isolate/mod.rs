@@ -1,24 +1,104 @@
 //! The isolated JavaScript runner: node scripts with runner `isolated` (alias `vm2`) run in
 //! QuickJS inside a separate, locked-down worker process (`scriptd __isolate`), never in the
-//! server. The server side here starts the worker, hands it the job, turns its messages into
-//! log lines and an outcome, and kills it if it stops answering.
+//! server. The server side here keeps a worker started ahead of need (through the launcher),
+//! hands it the job, turns its messages into log lines and an outcome, and kills it if it
+//! stops answering.
 
 mod protocol;
 mod sandbox;
 pub mod worker;
 
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use self::protocol::{End, Job, Message};
 use super::context::RunContext;
+use super::launcher::{LaunchCommand, Launcher, Supervised};
 use super::logs::RawLine;
 use super::output::read_lines;
 use crate::domain::{LogStream, RunOutcome, RunStatus};
+
+/// Isolated workers started ahead of need, through the launcher. A run takes one that is
+/// already exec'd and waiting for its job, and the next one is started at once, off the run's
+/// critical path. Each worker still runs one job only and is never reused.
+pub struct Spares {
+    exe: PathBuf,
+    launcher: Arc<Launcher>,
+    spare: Mutex<Option<Spare>>,
+}
+
+/// A started worker: its pipes and the empty directory it runs in.
+pub struct Spare {
+    child: Supervised,
+    stdin: pipe::Sender,
+    stdout: pipe::Receiver,
+    stderr: pipe::Receiver,
+    workdir: TempDir,
+}
+
+impl Spares {
+    pub fn new(exe: PathBuf, launcher: Arc<Launcher>) -> Arc<Self> {
+        Arc::new(Self {
+            exe,
+            launcher,
+            spare: Mutex::new(None),
+        })
+    }
+
+    /// A waiting worker (or a new one if none is ready), and a new spare for the next run.
+    pub async fn take(self: &Arc<Self>) -> std::io::Result<Spare> {
+        let ready = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // A spare that died while waiting (killed by someone) is no use.
+        let spare = match ready.map(|mut s| (s.child.has_ended(), s)) {
+            Some((false, spare)) => spare,
+            _ => self.start().await?,
+        };
+        let spares = self.clone();
+        tokio::spawn(async move {
+            match spares.start().await {
+                Ok(next) => {
+                    *spares.spare.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not start a spare isolated worker"),
+            }
+        });
+        Ok(spare)
+    }
+
+    async fn start(&self) -> std::io::Result<Spare> {
+        let workdir = tempfile::Builder::new()
+            .prefix("scriptd-isolate-")
+            .tempdir()?;
+        let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let cmd = LaunchCommand {
+            program: self.exe.clone(),
+            args: vec!["__isolate".into()],
+            env: Vec::new(),
+            cwd: workdir.path().to_path_buf(),
+            grace: Duration::ZERO,
+        };
+        let child = self.launcher.exec(&cmd, in_r, out_w, err_w).await?;
+        Ok(Spare {
+            child,
+            stdin: pipe::Sender::from_owned_fd(in_w)?,
+            stdout: pipe::Receiver::from_owned_fd(out_r)?,
+            stderr: pipe::Receiver::from_owned_fd(err_r)?,
+            workdir,
+        })
+    }
+}
 
 /// Beyond the script's own timeout (enforced inside the engine), how long the worker may
 /// stay silent before it is killed.
@@ -29,15 +109,6 @@ pub async fn run(
     out: mpsc::Sender<Vec<RawLine>>,
     memory_limit_bytes: usize,
 ) -> (RunOutcome, Option<serde_json::Value>) {
-    let Ok(workdir) = tempfile::Builder::new()
-        .prefix("scriptd-isolate-")
-        .tempdir()
-    else {
-        return (
-            RunOutcome::failed("cannot create the worker's empty directory"),
-            None,
-        );
-    };
     let job = Job {
         script: ctx.script.script.clone(),
         input: ctx.input.clone(),
@@ -56,49 +127,45 @@ pub async fn run(
             .find(|e| cfg!(debug_assertions) && e.key == "__SCRIPTD_PROBE")
             .map(|e| e.value.clone()),
     };
-    let mut child = match Command::new(&ctx.supervisor_exe)
-        .arg("__isolate")
-        .env_clear()
-        .current_dir(workdir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                RunOutcome::failed(format!("cannot start the isolated worker: {e}")),
-                None,
-            )
+    let body = serde_json::to_vec(&job).unwrap_or_default();
+    // A spare can die between the check that it waits and the job reaching it: a second
+    // worker gets the job then.
+    let mut attempts = 0;
+    let Spare {
+        mut child,
+        stdin,
+        stdout,
+        stderr,
+        workdir,
+    } = loop {
+        attempts += 1;
+        let mut spare = match ctx.isolates.take().await {
+            Ok(spare) => spare,
+            Err(e) => {
+                return (
+                    RunOutcome::failed(format!("cannot start the isolated worker: {e}")),
+                    None,
+                )
+            }
+        };
+        if spare.stdin.write_all(&body).await.is_ok() {
+            break spare;
         }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let body = serde_json::to_vec(&job).unwrap_or_default();
-        if stdin.write_all(&body).await.is_err() {
-            let _ = child.kill().await;
+        if attempts == 2 {
             return (
                 RunOutcome::failed("the isolated worker did not accept its job"),
                 None,
             );
         }
-    }
-    let stderr = child.stderr.take().map(|s| {
-        tokio::spawn(read_lines(
-            s,
-            LogStream::Stderr,
-            out.clone(),
-            ctx.masker.clone(),
-        ))
-    });
-    let Some(stdout) = child.stdout.take() else {
-        return (
-            RunOutcome::failed("the isolated worker has no output"),
-            None,
-        );
     };
+    // The worker reads its job to the end of its stdin.
+    drop(stdin);
+    let stderr = tokio::spawn(read_lines(
+        stderr,
+        LogStream::Stderr,
+        out.clone(),
+        ctx.masker.clone(),
+    ));
     let mut messages = BufReader::new(stdout).lines();
     let deadline = tokio::time::sleep(ctx.timeout + KILL_AFTER);
     tokio::pin!(deadline);
@@ -133,11 +200,9 @@ pub async fn run(
             }
         }
     }
-    let _ = child.start_kill();
+    child.signal(Signal::SIGKILL);
     let status = child.wait().await.ok();
-    if let Some(reader) = stderr {
-        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), stderr).await;
     drop(workdir);
     let (mut outcome, result) = outcome(end, stop, status, ctx, memory_limit_bytes);
     // What the script returned or threw is output too: masked and bounded like its log.

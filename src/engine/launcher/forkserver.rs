@@ -95,14 +95,16 @@ impl Launcher {
         match request {
             Request::Spawn(spawn) => {
                 // Descriptors arrive with the first bytes of their request, so by the time a
-                // request is whole, its two are at the front of the queue.
-                let (Some(out), Some(err)) = (received.pop_front(), received.pop_front()) else {
+                // request is whole, its own are at the front of the queue.
+                let count = if spawn.supervised { 2 } else { 3 };
+                let fds: Vec<OwnedFd> = (0..count).filter_map(|_| received.pop_front()).collect();
+                if fds.len() != count {
                     fail("a spawn request came without its descriptors");
-                };
+                }
                 let id = spawn.id;
                 // SAFETY: this process is single-threaded.
                 match unsafe { fork() } {
-                    Ok(ForkResult::Child) => supervise(spawn, out, err),
+                    Ok(ForkResult::Child) => start(spawn, fds),
                     Ok(ForkResult::Parent { child }) => {
                         self.by_pid.insert(child.as_raw(), id);
                         self.by_id.insert(id, child.as_raw());
@@ -205,26 +207,34 @@ fn reply(socket: &OwnedFd, reply: &Reply) {
     }
 }
 
-/// In the forked child: becomes the run's supervisor, with the run's pipes as stdout and
-/// stderr and nothing else of the launcher's.
-fn supervise(spawn: Spawn, out: OwnedFd, err: OwnedFd) -> ! {
+/// In the forked child: with the given descriptors as its stdio (a run's supervisor gets
+/// /dev/null as stdin) and nothing else of the launcher's, becomes the run's supervisor or
+/// execs the program.
+fn start(spawn: Spawn, fds: Vec<OwnedFd>) -> ! {
     // Its own process group: a signal to the server's group (a `kill -9 -PGID`, a terminal's
     // Ctrl-C) must not reach it before it has ended the tree.
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    let null = std::fs::File::open("/dev/null");
-    let moved = null.is_ok_and(|null| {
-        dup_onto(null.as_fd(), 0) && dup_onto(out.as_fd(), 1) && dup_onto(err.as_fd(), 2)
-    });
+    let mut stdio = fds;
+    if spawn.supervised {
+        match std::fs::File::open("/dev/null") {
+            Ok(null) => stdio.insert(0, OwnedFd::from(null)),
+            Err(_) => std::process::exit(125),
+        }
+    }
+    let moved = stdio
+        .iter()
+        .zip(0..)
+        .all(|(fd, target)| dup_onto(fd.as_fd(), target));
     if !moved {
         std::process::exit(125);
     }
-    drop((out, err));
+    drop(stdio);
     close_from(3);
     // The launcher's blocked SIGCHLD would be inherited by the script.
     let _ = SigSet::empty().thread_set_mask();
     use std::os::unix::ffi::OsStringExt;
     let os = |b: Vec<u8>| std::ffi::OsString::from_vec(b);
-    let env = spawn
+    let env: Vec<_> = spawn
         .env
         .into_iter()
         .map(|entry| match entry.iter().position(|&b| b == b'=') {
@@ -232,13 +242,31 @@ fn supervise(spawn: Spawn, out: OwnedFd, err: OwnedFd) -> ! {
             None => (os(entry), std::ffi::OsString::new()),
         })
         .collect();
-    crate::engine::supervise::main(
-        Duration::from_millis(spawn.grace_ms),
-        os(spawn.program),
-        spawn.args.into_iter().map(os).collect(),
-        env,
-        std::path::PathBuf::from(os(spawn.cwd)),
-    )
+    let program = os(spawn.program);
+    let args: Vec<_> = spawn.args.into_iter().map(os).collect();
+    let cwd = std::path::PathBuf::from(os(spawn.cwd));
+    if spawn.supervised {
+        crate::engine::supervise::main(
+            Duration::from_millis(spawn.grace_ms),
+            program,
+            args,
+            env,
+            cwd,
+        )
+    }
+    use std::os::unix::process::CommandExt;
+    let error = std::process::Command::new(&program)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .current_dir(cwd)
+        .exec();
+    let _ = writeln!(
+        std::io::stderr(),
+        "scriptd: cannot start {}: {error}",
+        program.to_string_lossy()
+    );
+    std::process::exit(127)
 }
 
 fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> bool {

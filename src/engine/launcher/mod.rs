@@ -49,13 +49,14 @@ pub struct Launcher {
     link: Mutex<Option<Arc<Link>>>,
 }
 
-/// A supervisor started for one run.
+/// A process the launcher started: a run's supervisor, or an isolated worker.
 pub struct Supervised {
     link: Arc<Link>,
     id: u64,
     pub pid: Pid,
     exited: oneshot::Receiver<i32>,
     status: Option<ExitStatus>,
+    kill_on_drop: bool,
 }
 
 /// The connection to one launcher process.
@@ -87,8 +88,33 @@ impl Launcher {
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> std::io::Result<Supervised> {
+        self.start(cmd, true, vec![stdout, stderr]).await
+    }
+
+    /// Starts `cmd` itself, with no supervisor (an isolated worker, which cannot fork), on
+    /// the given stdin, stdout and stderr. It is killed if the handle is dropped before it
+    /// has ended.
+    pub async fn exec(
+        &self,
+        cmd: &LaunchCommand,
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> std::io::Result<Supervised> {
+        let mut child = self.start(cmd, false, vec![stdin, stdout, stderr]).await?;
+        child.kill_on_drop = true;
+        Ok(child)
+    }
+
+    async fn start(
+        &self,
+        cmd: &LaunchCommand,
+        supervised: bool,
+        fds: Vec<OwnedFd>,
+    ) -> std::io::Result<Supervised> {
         let mut request = Spawn {
             id: 0,
+            supervised,
             grace_ms: cmd.grace.as_millis() as u64,
             program: cmd.program.as_os_str().as_bytes().to_vec(),
             cwd: cmd.cwd.as_os_str().as_bytes().to_vec(),
@@ -113,7 +139,8 @@ impl Launcher {
                     exited: exited_tx,
                 },
             );
-            match link.send(&request.encode(), &[&stdout, &stderr]) {
+            let borrowed: Vec<&OwnedFd> = fds.iter().collect();
+            match link.send(&request.encode(), &borrowed) {
                 Ok(()) => break (link, started_rx, exited_rx),
                 Err(e) => {
                     lock(&link.waiters).remove(&request.id);
@@ -127,7 +154,7 @@ impl Launcher {
         };
         // The launcher holds its own copies now; ours must close so that the pipes end when
         // the run's tree is gone.
-        drop((stdout, stderr));
+        drop(fds);
         match started_rx.await {
             Ok(Ok(pid)) => Ok(Supervised {
                 link,
@@ -135,6 +162,7 @@ impl Launcher {
                 pid: Pid::from_raw(pid),
                 exited: exited_rx,
                 status: None,
+                kill_on_drop: false,
             }),
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Err(std::io::Error::other("the launcher stopped")),
@@ -188,6 +216,21 @@ impl Supervised {
         }
     }
 
+    /// Whether its end has been reported (without waiting for it).
+    pub fn has_ended(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        match self.exited.try_recv() {
+            Ok(raw) => {
+                self.status = Some(ExitStatus::from_raw(raw));
+                true
+            }
+            Err(oneshot::error::TryRecvError::Empty) => false,
+            Err(oneshot::error::TryRecvError::Closed) => true,
+        }
+    }
+
     /// Signals the supervisor, unless it has already ended.
     pub fn signal(&self, signal: Signal) {
         let request = Request::Signal {
@@ -195,6 +238,14 @@ impl Supervised {
             signal: signal as i32,
         };
         let _ = self.link.send(&request.encode(), &[]);
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if self.kill_on_drop && self.status.is_none() {
+            self.signal(Signal::SIGKILL);
+        }
     }
 }
 

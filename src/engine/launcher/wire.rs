@@ -6,11 +6,13 @@
 /// 64 KiB travel in files).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
-/// Start a supervisor for one run. Travels with two descriptors: the write ends of the run's
-/// stdout and stderr pipes.
+/// Start a process. Supervised: a run's supervisor, which starts the program as the script;
+/// travels with two descriptors, the write ends of the run's stdout and stderr pipes.
+/// Otherwise the program itself (an isolated worker), with three: its stdin, stdout, stderr.
 #[derive(Debug, PartialEq)]
 pub struct Spawn {
     pub id: u64,
+    pub supervised: bool,
     pub grace_ms: u64,
     pub program: Vec<u8>,
     pub cwd: Vec<u8>,
@@ -51,6 +53,7 @@ impl Spawn {
         let mut w = Writer::default();
         w.u8(1);
         w.u64(self.id);
+        w.u8(u8::from(self.supervised));
         w.u64(self.grace_ms);
         w.bytes(&self.program);
         w.bytes(&self.cwd);
@@ -79,6 +82,7 @@ impl Request {
         let request = match r.u8()? {
             1 => Request::Spawn(Spawn {
                 id: r.u64()?,
+                supervised: r.u8()? == 1,
                 grace_ms: r.u64()?,
                 program: r.bytes()?,
                 cwd: r.bytes()?,
@@ -234,6 +238,7 @@ mod tests {
     fn requests_and_replies_survive_the_wire_byte_for_byte() {
         let spawn = Request::Spawn(Spawn {
             id: 7,
+            supervised: true,
             grace_ms: 5000,
             program: b"/bin/bash".to_vec(),
             cwd: vec![b'/', 0xff, b'x'],
@@ -274,6 +279,7 @@ mod tests {
         let mut w = Writer::default();
         w.u8(1);
         w.u64(1);
+        w.u8(1);
         w.u64(1);
         w.bytes(b"p");
         w.bytes(b"/");
