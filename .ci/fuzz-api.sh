@@ -79,9 +79,21 @@ fuzz() {
     failed=1
   fi
   # Each finding as "CODE METHOD PATH", from the "____ METHOD PATH ____" headers and the
-  # "- CODE title" lines under them.
+  # "- CODE title" lines under them; a finding of a stateful sequence as
+  # "CODE stateful METHOD PATH" of the sequence's last request, ids written as {}.
   local findings
-  findings=$(awk '/^_+ [A-Z]+ \/.* _+$/ { op = $2 " " $3 } /^- ST[0-9]+ / { print $2 " " op }' "$out" | sort -u)
+  findings=$(awk '
+    function flush() { if (pending != "") print pending " stateful " last; pending = "" }
+    /^_+ Stateful tests _+$/ { flush(); stateful = 1; next }
+    /^_+ [A-Z]+ \/.* _+$/ { flush(); stateful = 0; op = $2 " " $3; next }
+    /^- ST[0-9]+ / { flush(); if (stateful) pending = $2; else print $2 " " op; next }
+    stateful && /^ +curl -X / {
+      url = $NF; gsub(/\047/, "", url); sub(/^https?:\/\/[^\/]*/, "", url); sub(/\?.*$/, "", url)
+      gsub(/\/[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+/, "/{}", url)
+      last = $3 " " url
+    }
+    /^=+ / { flush() }
+    END { flush() }' "$out" | sort -u)
   while read -r finding; do
     [ -z "$finding" ] && continue
     if ! grep -qxF "$finding" <(sed -e 's/[[:space:]]*#.*$//' -e '/^$/d' .ci/fuzz-exceptions.txt); then

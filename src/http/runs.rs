@@ -48,9 +48,9 @@ pub async fn start(
 }
 
 /// An empty body, or `{"input": …}` sent as JSON (a form or text/plain body is what a
-/// cross-site form could send, so it is refused).
+/// cross-site form could send, so it is refused). Whitespace is not empty: it is not JSON.
 fn parse_run_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         return Ok(None);
     }
     if body.len() > MAX_INPUT_BYTES {

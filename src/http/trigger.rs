@@ -176,9 +176,9 @@ fn is_too_large(e: &axum::Error) -> bool {
     false
 }
 
-/// The body is the run's input: any JSON value, or nothing.
+/// The body is the run's input: any JSON value, or nothing (an empty body).
 fn parse_input(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         return Ok(None);
     }
     if body.len() > MAX_INPUT_BYTES {

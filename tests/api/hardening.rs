@@ -391,3 +391,32 @@ async fn unknown_query_parameters_are_refused_by_name() {
         .await;
     assert_eq!(known.status(), 200, "known parameters still work");
 }
+
+/// No body means no input; a body must be JSON, and whitespace alone is not.
+#[tokio::test]
+async fn an_empty_body_starts_a_run_and_a_blank_one_is_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let id = app.bash("true", json!({"concurrency": "parallel"})).await;
+    let path = format!("/api/admin/scripts/{id}/run");
+    let empty = app.admin(Method::POST, &path).send().await.unwrap();
+    assert_eq!(empty.status(), 202);
+    let blank = app
+        .admin(Method::POST, &path)
+        .header("content-type", "application/json")
+        .body("\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), 400);
+    let (code, token) = triggered_script(&app, "true").await;
+    let blank = app
+        .client
+        .post(app.url(&format!("/api/scripts/{code}/run")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(" ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), 400);
+}
