@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 
 command -v st >/dev/null || python3 -m pip install -q --disable-pip-version-check schemathesis </dev/null
 command -v st >/dev/null || export PATH="$HOME/.local/bin:$PATH"
+python3 -c 'import openapi_spec_validator' 2>/dev/null ||
+  python3 -m pip install -q --disable-pip-version-check openapi-spec-validator </dev/null
 
 work="$(mktemp -d)"
 servers=()
@@ -103,9 +105,16 @@ fuzz() {
   done <<<"$findings"
 }
 
-# 1. Everything, with host runners off: generated scripts only ever run isolated.
+# 1. Everything, with host runners off: generated scripts only ever run isolated. The served
+#    document must first be valid OpenAPI.
 start broad --allowed-runners isolated,browser
 broad="$base"
+curl -fsS "$base/api/openapi.json" | python3 -c '
+import json, sys
+from openapi_spec_validator import validate
+validate(json.load(sys.stdin))
+print("fuzz: the served document is valid OpenAPI")'
+
 fuzz broad run "$base/api/openapi.json" --auth "admin:$PASSWORD"
 
 # 2. The public trigger with a real token, on an isolated script that echoes its input.
