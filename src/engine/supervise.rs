@@ -31,15 +31,16 @@ use nix::unistd::{getpid, getppid, Pid};
 use signal_hook::consts::{SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// Runs the supervisor; never returns. `env` is the script's whole environment.
+/// Runs the supervisor; never returns. `parent` is the launcher that forked it; `env` is the
+/// script's whole environment.
 pub fn main(
     grace: Duration,
+    parent: Pid,
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     cwd: PathBuf,
 ) -> ! {
-    let parent = getppid();
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
 
@@ -137,6 +138,16 @@ fn kill_tree(sig: Signal) {
     for pid in descendants(getpid().as_raw()) {
         let _ = kill(Pid::from_raw(pid), sig);
     }
+}
+
+/// The processes whose parent is `parent`, read from `/proc`.
+pub fn children(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(parent))
+        .collect()
 }
 
 /// Every process whose parent chain leads to `root`, read from `/proc`.

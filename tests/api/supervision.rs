@@ -144,6 +144,7 @@ async fn a_script_that_kills_its_supervisor_leaves_no_background_child(b: Backen
         .bash(
             &format!(
                 "(exec -a {m}-bg sleep 300) &\n(trap '' TERM; exec -a {m}-stubborn sleep 300) &\n\
+                 setsid bash -c 'exec -a {m}-escaped sleep 300' </dev/null >/dev/null 2>&1 &\n\
                  sleep 0.3; echo killing; kill -9 $PPID; sleep 300"
             ),
             json!({}),

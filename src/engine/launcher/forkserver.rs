@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{IoSlice, IoSliceMut, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -33,6 +33,8 @@ pub fn main() -> ! {
     // process may not be read by ptrace or core-dumped. (A script's exec resets it for the
     // script.)
     let _ = nix::sys::prctl::set_dumpable(false);
+    // Orphans of a supervisor that was killed come here rather than to init (see `sweep`).
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     // SIGCHLD is read from a signalfd, so it must not be delivered as a signal.
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
@@ -54,7 +56,12 @@ pub fn main() -> ! {
                 PollFd::new(socket.as_fd(), PollFlags::POLLIN),
                 PollFd::new(children.as_fd(), PollFlags::POLLIN),
             ];
-            match poll(&mut fds, PollTimeout::NONE) {
+            // While orphans of a killed supervisor may still be arriving, look for them often.
+            let timeout = match launcher.sweep_until {
+                Some(until) if until > Instant::now() => PollTimeout::from(SWEEP_EVERY_MS),
+                _ => PollTimeout::NONE,
+            };
+            match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(_) => fail("poll failed"),
             }
@@ -64,6 +71,9 @@ pub fn main() -> ! {
         if reaped {
             while let Ok(Some(_)) = children.read_signal() {}
             launcher.reap(&socket);
+        }
+        if launcher.sweep_until.is_some() {
+            launcher.sweep();
         }
         if readable {
             if !receive(&socket, &mut inbox, &mut received) {
@@ -84,10 +94,16 @@ pub fn main() -> ! {
     }
 }
 
+/// How long after a supervisor was killed its orphans are looked for, and how often.
+const SWEEP_FOR: Duration = Duration::from_secs(5);
+const SWEEP_EVERY_MS: u16 = 100;
+
 #[derive(Default)]
 struct Launcher {
     by_pid: HashMap<i32, u64>,
     by_id: HashMap<u64, i32>,
+    /// Until when to look for processes orphaned by a killed supervisor.
+    sweep_until: Option<Instant>,
 }
 
 impl Launcher {
@@ -102,9 +118,10 @@ impl Launcher {
                     fail("a spawn request came without its descriptors");
                 }
                 let id = spawn.id;
+                let launcher = nix::unistd::getpid();
                 // SAFETY: this process is single-threaded.
                 match unsafe { fork() } {
-                    Ok(ForkResult::Child) => start(spawn, fds),
+                    Ok(ForkResult::Child) => start(spawn, fds, launcher),
                     Ok(ForkResult::Parent { child }) => {
                         self.by_pid.insert(child.as_raw(), id);
                         self.by_id.insert(id, child.as_raw());
@@ -149,6 +166,34 @@ impl Launcher {
             if let Some(id) = self.by_pid.remove(&pid.as_raw()) {
                 self.by_id.remove(&id);
                 reply(socket, &Reply::Exited { id, status: raw });
+                // A supervisor killed by a signal (a script's `kill -9 $PPID`) could not end
+                // its tree: what is left of it is reparented here, the nearest subreaper.
+                if raw & 0x7f != 0 {
+                    self.sweep_until = Some(Instant::now() + SWEEP_FOR);
+                }
+            }
+        }
+    }
+
+    /// Kills every child of this process that is neither a supervisor nor a worker it
+    /// started, with all its descendants: they can only be what a killed supervisor left.
+    fn sweep(&mut self) {
+        if self
+            .sweep_until
+            .is_some_and(|until| until <= Instant::now())
+        {
+            self.sweep_until = None;
+        }
+        let me = nix::unistd::getpid().as_raw();
+        for orphan in crate::engine::supervise::children(me) {
+            if self.by_pid.contains_key(&orphan) {
+                continue;
+            }
+            for pid in crate::engine::supervise::descendants(orphan)
+                .into_iter()
+                .chain([orphan])
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
     }
@@ -171,15 +216,21 @@ fn receive(socket: &OwnedFd, inbox: &mut Vec<u8>, received: &mut VecDeque<OwnedF
         Err(_) => return false,
     };
     let n = msg.bytes;
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for cmsg in cmsgs {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                // SAFETY: the kernel just installed these descriptors for us.
-                received.extend(
-                    fds.into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
+    // Descriptors cut off (this process is out of them) would leave the queue short, and a
+    // later run would take another's pipes: better to stop; the server starts a new launcher.
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        fail("descriptors were cut off (out of file descriptors?)");
+    }
+    let Ok(cmsgs) = msg.cmsgs() else {
+        fail("unreadable control message");
+    };
+    for cmsg in cmsgs {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            // SAFETY: the kernel just installed these descriptors for us.
+            received.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
     if n == 0 {
@@ -210,7 +261,14 @@ fn reply(socket: &OwnedFd, reply: &Reply) {
 /// In the forked child: with the given descriptors as its stdio (a run's supervisor gets
 /// /dev/null as stdin) and nothing else of the launcher's, becomes the run's supervisor or
 /// execs the program.
-fn start(spawn: Spawn, fds: Vec<OwnedFd>) -> ! {
+fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
+    // Dies with the launcher; checked against the pid read before the fork, since a launcher
+    // that died in between has already handed this process to another parent. (The signal
+    // survives exec, so an isolated worker keeps it; a supervisor asks for SIGTERM instead.)
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid() != launcher {
+        std::process::exit(125);
+    }
     // Its own process group: a signal to the server's group (a `kill -9 -PGID`, a terminal's
     // Ctrl-C) must not reach it before it has ended the tree.
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -248,6 +306,7 @@ fn start(spawn: Spawn, fds: Vec<OwnedFd>) -> ! {
     if spawn.supervised {
         crate::engine::supervise::main(
             Duration::from_millis(spawn.grace_ms),
+            launcher,
             program,
             args,
             env,
@@ -276,11 +335,20 @@ fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> bool {
 /// Closes every descriptor from `first` up: the socket, the signalfd and other runs' pipes
 /// must not stay open in this run's tree.
 fn close_from(first: RawFd) {
+    // SAFETY: close_range only closes descriptors; nothing of this process uses them after.
+    if unsafe { nix::libc::syscall(nix::libc::SYS_close_range, first, u32::MAX, 0) } == 0 {
+        return;
+    }
+    // Kernels before 5.9: the open ones, or every number up to the descriptor limit.
     let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect(),
-        Err(_) => (first..1024).collect(),
+        Err(_) => {
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(1024, |(soft, _)| soft.min(1 << 20) as RawFd);
+            (first..limit).collect()
+        }
     };
     for fd in open.into_iter().filter(|fd| *fd >= first) {
         let _ = nix::unistd::close(fd);

@@ -13,7 +13,7 @@ mod wire;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::{IoSlice, Read, Write};
+use std::io::{IoSlice, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -132,7 +132,7 @@ impl Launcher {
             request.id = link.next_id.fetch_add(1, Ordering::Relaxed);
             let (started_tx, started_rx) = oneshot::channel();
             let (exited_tx, exited_rx) = oneshot::channel();
-            lock(&link.waiters).insert(
+            let registered = link.register(
                 request.id,
                 Waiter {
                     started: Some(started_tx),
@@ -140,7 +140,12 @@ impl Launcher {
                 },
             );
             let borrowed: Vec<&OwnedFd> = fds.iter().collect();
-            match link.send(&request.encode(), &borrowed) {
+            let sent = if registered {
+                link.send(&request.encode(), &borrowed)
+            } else {
+                Err(std::io::Error::other("the launcher stopped"))
+            };
+            match sent {
                 Ok(()) => break (link, started_rx, exited_rx),
                 Err(e) => {
                     lock(&link.waiters).remove(&request.id);
@@ -186,6 +191,8 @@ impl Launcher {
         if slot.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
             *slot = None;
         }
+        // Its launcher and reader thread end with the socket.
+        let _ = lock(&link.socket).shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -286,9 +293,13 @@ impl Link {
                     }
                 };
                 replies.read_replies(reader);
-                replies.alive.store(false, Ordering::Release);
-                // Every waiter left learns that its supervisor's end will not be reported.
-                lock(&replies.waiters).clear();
+                {
+                    // Under the lock `register` takes, so no waiter joins a dead link.
+                    let mut waiters = lock(&replies.waiters);
+                    replies.alive.store(false, Ordering::Release);
+                    // Every waiter left learns that its process's end will not be reported.
+                    waiters.clear();
+                }
                 let _ = child.kill();
                 let _ = child.wait();
             })?;
@@ -299,20 +310,42 @@ impl Link {
         }
     }
 
+    /// Adds a waiter, unless the link has died (then its waiters are gone for good).
+    fn register(&self, id: u64, waiter: Waiter) -> bool {
+        let mut waiters = lock(&self.waiters);
+        if !self.alive.load(Ordering::Acquire) {
+            return false;
+        }
+        waiters.insert(id, waiter);
+        true
+    }
+
     fn send(&self, frame: &[u8], fds: &[&OwnedFd]) -> std::io::Result<()> {
         let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-        let mut socket = lock(&self.socket);
-        // The descriptors ride with the first bytes of the frame.
+        let socket = lock(&self.socket);
+        // The descriptors ride with the first bytes of the frame. MSG_NOSIGNAL: a launcher
+        // gone must be an error here, not a SIGPIPE to a host that did not ignore it.
         let cmsgs = [ControlMessage::ScmRights(&raw)];
-        let sent = sendmsg::<()>(
-            socket.as_raw_fd(),
-            &[IoSlice::new(frame)],
-            if raw.is_empty() { &[] } else { &cmsgs },
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(std::io::Error::from)?;
-        socket.write_all(&frame[sent..])
+        let mut sent = 0;
+        while sent < frame.len() {
+            let attach: &[ControlMessage] = if sent == 0 && !raw.is_empty() {
+                &cmsgs
+            } else {
+                &[]
+            };
+            match sendmsg::<()>(
+                socket.as_raw_fd(),
+                &[IoSlice::new(&frame[sent..])],
+                attach,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(n) => sent += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Dispatches the launcher's replies until it closes the socket.
@@ -321,8 +354,10 @@ impl Link {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match socket.read(&mut buf) {
-                Ok(0) | Err(_) => return,
+                Ok(0) => return,
                 Ok(n) => inbox.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
             }
             loop {
                 let body = match wire::take_frame(&mut inbox) {
