@@ -24,6 +24,10 @@ const BATCH_BYTES: usize = 128 * 1024;
 /// after a quiet spell at least this long is stored and sent at once.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 const TAIL_EVERY: Duration = Duration::from_secs(2);
+/// Attempts to store a batch, the first retry after `STORE_RETRY_FIRST`, doubling: about
+/// 6 s in all before a batch is given up.
+const STORE_ATTEMPTS: u32 = 7;
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
 
 /// A line as a reader produced it, before numbering.
 #[derive(Debug)]
@@ -184,11 +188,7 @@ impl LogSink {
         };
         let stored_to = match to_store.last() {
             None => None,
-            Some(last) => match self
-                .store
-                .append_log(&self.run_id, &self.lease, to_store)
-                .await
-            {
+            Some(last) => match self.store_batch(to_store).await {
                 Ok(true) => Some(last.seq),
                 Ok(false) => {
                     self.fence(p);
@@ -208,6 +208,31 @@ impl LogSink {
                 to_seq,
             };
             self.feed.publish(&signal).await;
+        }
+    }
+}
+
+impl LogSink {
+    /// Stores a batch, retrying a failing store a few times with backoff (which also holds
+    /// the script back): a database that is briefly unavailable leaves no gap in the log.
+    /// A retry after a commit whose answer was lost stores nothing twice (the chunk's key).
+    async fn store_batch(&self, lines: &[LogLine]) -> crate::store::StoreResult<bool> {
+        let mut delay = STORE_RETRY_FIRST;
+        let mut attempt = 1;
+        loop {
+            match self
+                .store
+                .append_log(&self.run_id, &self.lease, lines)
+                .await
+            {
+                Err(e) if attempt < STORE_ATTEMPTS => {
+                    tracing::warn!(run_id = %self.run_id, error = %e, attempt, "could not store log lines; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                done => return done,
+            }
         }
     }
 }

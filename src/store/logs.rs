@@ -52,7 +52,7 @@ macro_rules! impl_log_store {
                 if let (Some(first), Some(last)) = (lines.first(), lines.last()) {
                     sqlx::query(
                         "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
-                         VALUES ($1, $2, $3, $4)",
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, last_seq) DO NOTHING",
                     )
                     .bind(run_id)
                     .bind(first.seq)

@@ -19,6 +19,7 @@ both_backends!(
     the_log_is_cut_at_the_cap_and_old_runs_are_pruned,
     deleting_a_script_cancels_its_runs,
     a_graceful_shutdown_cancels_running_runs_and_leaves_queued_ones_for_the_next_start,
+    lines_written_while_the_log_table_is_unavailable_are_stored_once_it_is_back,
 );
 
 async fn each_way_a_script_ends_is_recorded(b: Backend) {
@@ -512,4 +513,64 @@ async fn another_node_fails_the_runs_of_a_node_that_died() {
         .await;
     assert_eq!(node_b.wait_run(&live).await["status"], "succeeded");
     drop(node_a);
+}
+
+/// The database refuses log writes for a moment (a trigger that aborts every insert into the
+/// log, added under the running server and dropped again): the batches are retried, and the
+/// stored log is whole, in order, without repeats.
+async fn lines_written_while_the_log_table_is_unavailable_are_stored_once_it_is_back(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash(
+            "for i in $(seq 1 40); do echo line $i; sleep 0.02; done",
+            json!({}),
+        )
+        .await;
+    let run = app.run(&id).await;
+    app.wait_status(&run, "running").await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let outage = Duration::from_millis(400);
+    match b {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse BEFORE INSERT ON run_log_chunks \
+                 BEGIN SELECT RAISE(ABORT, 'log storage down'); END",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            tokio::time::sleep(outage).await;
+            sqlx::query("DROP TRIGGER refuse")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+            sqlx::query(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'log storage down'; END $$",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse BEFORE INSERT ON run_log_chunks \
+                 FOR EACH ROW EXECUTE FUNCTION refuse()",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            tokio::time::sleep(outage).await;
+            sqlx::query("DROP TRIGGER refuse ON run_log_chunks")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let expected: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(app.log(&run).await, expected);
 }
