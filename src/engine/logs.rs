@@ -152,7 +152,7 @@ impl LogSink {
             p.batch.clear();
             return;
         }
-        let batch = std::mem::take(&mut p.batch);
+        let mut batch = std::mem::take(&mut p.batch);
         p.batch_bytes = 0;
         p.flushed_at = std::time::Instant::now();
         p.tail.extend(&batch);
@@ -163,8 +163,10 @@ impl LogSink {
                 let size = line.line.len() as u64 + 1;
                 if p.stored_bytes + size > self.cap {
                     p.truncated = true;
+                    // A number of its own, after the batch: the lines it replaces in the store
+                    // keep theirs for those who saw them live.
                     marker = Some(LogLine {
-                        seq: line.seq,
+                        seq: p.next_seq,
                         stream: LogStream::Stderr,
                         line: format!(
                             "[scriptd] log cut at {} bytes; later output was streamed live but not stored",
@@ -182,7 +184,9 @@ impl LogSink {
         let to_store: &[LogLine] = match marker {
             None => &batch[..keep],
             Some(m) => {
+                p.next_seq += 1;
                 with_marker = [&batch[..keep], std::slice::from_ref(&m)].concat();
+                batch.push(m);
                 &with_marker
             }
         };

@@ -48,8 +48,11 @@ macro_rules! impl_log_store {
                 if held.rows_affected() == 0 {
                     return Ok(false);
                 }
-                // One row per batch. The sink numbers a batch's lines consecutively.
-                if let (Some(first), Some(last)) = (lines.first(), lines.last()) {
+                // One row per run of consecutive numbers: a chunk's lines are numbered from
+                // its first seq (the log-cap marker comes after a gap).
+                for chunk in lines.chunk_by(|a, b| b.seq == a.seq + 1) {
+                    // `chunk_by` yields no empty slice.
+                    let (first, last) = (&chunk[0], &chunk[chunk.len() - 1]);
                     sqlx::query(
                         "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
                          VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, last_seq) DO NOTHING",
@@ -57,7 +60,7 @@ macro_rules! impl_log_store {
                     .bind(run_id)
                     .bind(first.seq)
                     .bind(last.seq)
-                    .bind($crate::store::logs::encode_chunk(lines))
+                    .bind($crate::store::logs::encode_chunk(chunk))
                     .execute(&mut *tx)
                     .await?;
                 }

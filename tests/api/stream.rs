@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{both_backends, log_lines, parse_sse, Backend, TestApp};
+use crate::helpers::{both_backends, log_lines, parse_sse, Backend, Options, TestApp};
 
 both_backends!(
     a_finished_run_replays_its_log_then_done_and_closes,
@@ -13,6 +13,7 @@ both_backends!(
     resume_by_last_event_id_or_since_skips_and_repeats_nothing,
     many_subscribers_all_get_every_line,
     a_subscriber_that_disconnects_is_let_go_at_once,
+    past_the_log_cap_no_line_changes_its_number,
 );
 
 async fn read_all(
@@ -216,4 +217,37 @@ async fn a_subscriber_that_disconnects_is_let_go_at_once(b: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     app.cancel(&run).await;
+}
+
+/// Output past the log cap is streamed live but not stored, and a marker says so: the marker
+/// takes a number of its own, so a line a live watcher saw under seq N is under N in the
+/// store too (or not stored at all).
+async fn past_the_log_cap_no_line_changes_its_number(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            max_log_bytes: Some(2_000),
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = app
+        .bash("sleep 0.3; seq 1 2000", json!({"concurrency": "parallel"}))
+        .await;
+    let run = app.run(&id).await;
+    let mut live = app.open_stream(&run).await;
+    live.read_until(|t| t.contains("event: done")).await;
+    let seen = log_lines(&parse_sse(&live.text));
+    assert_eq!(seen.len(), 2001, "every line and the marker streamed live");
+    let stored = log_lines(&parse_sse(&read_all(&app, &run, None, None).await));
+    let marker = stored.last().unwrap();
+    assert!(marker.2.contains("not stored"), "{marker:?}");
+    for (seq, stream, line) in &stored {
+        let live_line = seen.iter().find(|l| l.0 == *seq).unwrap();
+        assert_eq!(
+            (&live_line.1, &live_line.2),
+            (stream, line),
+            "seq {seq} is the same line live and stored"
+        );
+    }
 }
