@@ -236,17 +236,17 @@ impl Follower {
             self.last_ts = Some((line.ts, time(line.ts)));
         }
         let ts = self.last_ts.as_ref().map_or("", |(_, text)| text.as_str());
-        let data = LogData {
-            seq: line.seq,
-            stream: line.stream.as_str(),
-            line: &line.line,
-            ts,
-        };
-        // Framed in place: this runs once per line of output.
+        // Framed in place, field by field: this runs once per line of output. Only the line
+        // needs escaping; the other fields are numbers and fixed words.
         use std::io::Write;
-        let _ = write!(self.buf, "id: {}\nevent: log\ndata: ", line.seq);
-        let _ = serde_json::to_writer(&mut self.buf, &data);
-        self.buf.extend_from_slice(b"\n\n");
+        let seq = line.seq;
+        let _ = write!(
+            self.buf,
+            "id: {seq}\nevent: log\ndata: {{\"seq\":{seq},\"stream\":\"{}\",\"line\":",
+            line.stream.as_str()
+        );
+        let _ = serde_json::to_writer(&mut self.buf, &line.line);
+        let _ = write!(self.buf, ",\"ts\":\"{ts}\"}}\n\n");
         self.last = line.seq;
         if self.buf.len() >= CHUNK {
             self.flush().await?;
@@ -280,14 +280,6 @@ impl Follower {
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
         self.tx.send(chunk).await.map_err(|_| Gone)
     }
-}
-
-#[derive(Serialize)]
-struct LogData<'a> {
-    seq: i64,
-    stream: &'static str,
-    line: &'a str,
-    ts: &'a str,
 }
 
 #[derive(Serialize)]

@@ -14,6 +14,7 @@ both_backends!(
     many_subscribers_all_get_every_line,
     a_subscriber_that_disconnects_is_let_go_at_once,
     past_the_log_cap_no_line_changes_its_number,
+    lines_come_back_exactly_whatever_they_contain,
 );
 
 async fn read_all(
@@ -250,4 +251,26 @@ async fn past_the_log_cap_no_line_changes_its_number(b: Backend) {
             "seq {seq} is the same line live and stored"
         );
     }
+}
+
+/// Quotes, backslashes, control characters and non-ASCII text survive the event framing.
+async fn lines_come_back_exactly_whatever_they_contain(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash(
+            r#"printf 'say "hi" \\ back\ttab \001 é </script>\n'"#,
+            json!({}),
+        )
+        .await;
+    let run = app.run(&id).await;
+    app.wait_run(&run).await;
+    let events = parse_sse(&read_all(&app, &run, None, None).await);
+    assert_eq!(
+        log_lines(&events),
+        vec![(
+            1,
+            "stdout".into(),
+            "say \"hi\" \\ back\ttab \u{1} é </script>".into()
+        )]
+    );
 }
