@@ -137,6 +137,29 @@ impl LogSink {
         p.next_seq += 1;
     }
 
+    /// Stores a batch, retrying a failing store a few times with backoff (which also holds
+    /// the script back): a database that is briefly unavailable leaves no gap in the log.
+    /// A retry after a commit whose answer was lost stores nothing twice (the chunk's key).
+    async fn store_batch(&self, lines: &[LogLine]) -> crate::store::StoreResult<bool> {
+        let mut delay = STORE_RETRY_FIRST;
+        let mut attempt = 1;
+        loop {
+            match self
+                .store
+                .append_log(&self.run_id, &self.lease, lines)
+                .await
+            {
+                Err(e) if attempt < STORE_ATTEMPTS => {
+                    tracing::warn!(run_id = %self.run_id, error = %e, attempt, "could not store log lines; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// The store refused a write: another node ended this run after its lease ran out.
     fn fence(&self, p: &mut Progress) {
         if !p.fenced {
@@ -212,31 +235,6 @@ impl LogSink {
                 to_seq,
             };
             self.feed.publish(&signal).await;
-        }
-    }
-}
-
-impl LogSink {
-    /// Stores a batch, retrying a failing store a few times with backoff (which also holds
-    /// the script back): a database that is briefly unavailable leaves no gap in the log.
-    /// A retry after a commit whose answer was lost stores nothing twice (the chunk's key).
-    async fn store_batch(&self, lines: &[LogLine]) -> crate::store::StoreResult<bool> {
-        let mut delay = STORE_RETRY_FIRST;
-        let mut attempt = 1;
-        loop {
-            match self
-                .store
-                .append_log(&self.run_id, &self.lease, lines)
-                .await
-            {
-                Err(e) if attempt < STORE_ATTEMPTS => {
-                    tracing::warn!(run_id = %self.run_id, error = %e, attempt, "could not store log lines; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                done => return done,
-            }
         }
     }
 }

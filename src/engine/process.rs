@@ -2,18 +2,15 @@
 //! launcher), read its output, and end in one `select!` that says why it stopped.
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
 use super::context::RunContext;
-use super::launcher::LaunchCommand;
+use super::launcher::{pipe_from_child, LaunchCommand};
 use super::logs::RawLine;
 use super::output::read_lines;
 use crate::domain::{LogStream, RunOutcome, RunStatus, ScriptType};
@@ -116,10 +113,11 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         cwd,
         grace: ctx.kill_grace,
     };
-    let (out_r, out_w, err_r, err_w) = match output_pipes() {
-        Ok(p) => p,
-        Err(e) => return RunOutcome::failed(format!("cannot create the output pipes: {e}")),
-    };
+    let ((out_r, out_w), (err_r, err_w)) =
+        match pipe_from_child().and_then(|out| Ok((out, pipe_from_child()?))) {
+            Ok(p) => p,
+            Err(e) => return RunOutcome::failed(format!("cannot create the output pipes: {e}")),
+        };
     let mut child = match ctx.launcher.spawn(&cmd, out_w, err_w).await {
         Ok(c) => c,
         Err(e) => return RunOutcome::failed(format!("cannot start {interpreter}: {e}")),
@@ -209,19 +207,6 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         Stop::Exited(status) => outcome_of(status),
         Stop::Lost(e) => RunOutcome::failed(format!("lost track of the process: {e}")),
     }
-}
-
-/// The run's stdout and stderr pipes: our read ends, ready for tokio, and the write ends the
-/// launcher hands to the supervisor.
-fn output_pipes() -> std::io::Result<(pipe::Receiver, OwnedFd, pipe::Receiver, OwnedFd)> {
-    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    Ok((
-        pipe::Receiver::from_owned_fd(out_r)?,
-        out_w,
-        pipe::Receiver::from_owned_fd(err_r)?,
-        err_w,
-    ))
 }
 
 /// Waits up to `bound` for the output readers to reach EOF; true if they all did.

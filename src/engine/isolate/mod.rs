@@ -13,7 +13,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -23,7 +22,7 @@ use tokio::sync::mpsc;
 
 use self::protocol::{End, Job, Message};
 use super::context::RunContext;
-use super::launcher::{LaunchCommand, Launcher, Supervised};
+use super::launcher::{pipe_from_child, pipe_to_child, LaunchCommand, Launcher, Supervised};
 use super::logs::RawLine;
 use super::output::read_lines;
 use crate::domain::{LogStream, RunOutcome, RunStatus};
@@ -57,11 +56,11 @@ impl Spares {
 
     /// A waiting worker (or a new one if none is ready), and a new spare for the next run.
     pub async fn take(self: &Arc<Self>) -> std::io::Result<Spare> {
+        // A spare that died while waiting refuses its job; `run` then takes another.
         let ready = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
-        // A spare that died while waiting (killed by someone) is no use.
-        let spare = match ready.map(|mut s| (s.child.has_ended(), s)) {
-            Some((false, spare)) => spare,
-            _ => self.start().await?,
+        let spare = match ready {
+            Some(spare) => spare,
+            None => self.start().await?,
         };
         let spares = self.clone();
         tokio::spawn(async move {
@@ -79,9 +78,9 @@ impl Spares {
         let workdir = tempfile::Builder::new()
             .prefix("scriptd-isolate-")
             .tempdir()?;
-        let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let (stdin, in_r) = pipe_to_child()?;
+        let (stdout, out_w) = pipe_from_child()?;
+        let (stderr, err_w) = pipe_from_child()?;
         let cmd = LaunchCommand {
             program: self.exe.clone(),
             args: vec!["__isolate".into()],
@@ -92,9 +91,9 @@ impl Spares {
         let child = self.launcher.exec(&cmd, in_r, out_w, err_w).await?;
         Ok(Spare {
             child,
-            stdin: pipe::Sender::from_owned_fd(in_w)?,
-            stdout: pipe::Receiver::from_owned_fd(out_r)?,
-            stderr: pipe::Receiver::from_owned_fd(err_r)?,
+            stdin,
+            stdout,
+            stderr,
             workdir,
         })
     }
@@ -128,8 +127,7 @@ pub async fn run(
             .map(|e| e.value.clone()),
     };
     let body = serde_json::to_vec(&job).unwrap_or_default();
-    // A spare can die between the check that it waits and the job reaching it: a second
-    // worker gets the job then.
+    // A spare that died while it waited (or since) refuses its job: a second worker gets it.
     let mut attempts = 0;
     let Spare {
         mut child,

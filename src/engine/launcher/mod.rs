@@ -223,21 +223,6 @@ impl Supervised {
         }
     }
 
-    /// Whether its end has been reported (without waiting for it).
-    pub fn has_ended(&mut self) -> bool {
-        if self.status.is_some() {
-            return true;
-        }
-        match self.exited.try_recv() {
-            Ok(raw) => {
-                self.status = Some(ExitStatus::from_raw(raw));
-                true
-            }
-            Err(oneshot::error::TryRecvError::Empty) => false,
-            Err(oneshot::error::TryRecvError::Closed) => true,
-        }
-    }
-
     /// Signals the supervisor, unless it has already ended.
     pub fn signal(&self, signal: Signal) {
         let request = Request::Signal {
@@ -396,6 +381,21 @@ impl Link {
             }
         }
     }
+}
+
+/// A pipe a child writes to: our end, ready for tokio, and the end the launcher hands it.
+pub fn pipe_from_child() -> std::io::Result<(tokio::net::unix::pipe::Receiver, OwnedFd)> {
+    let (ours, theirs) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((
+        tokio::net::unix::pipe::Receiver::from_owned_fd(ours)?,
+        theirs,
+    ))
+}
+
+/// A pipe a child reads from: our end, ready for tokio, and the end the launcher hands it.
+pub fn pipe_to_child() -> std::io::Result<(tokio::net::unix::pipe::Sender, OwnedFd)> {
+    let (theirs, ours) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((tokio::net::unix::pipe::Sender::from_owned_fd(ours)?, theirs))
 }
 
 /// A poisoned lock only means another thread panicked while holding it; the maps it guards
