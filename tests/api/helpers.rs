@@ -60,6 +60,24 @@ pub fn pg_url() -> Option<String> {
     None
 }
 
+/// Runs statements, in order, on the test database `url` names (SQLite or PostgreSQL), as
+/// another client of it would.
+pub async fn execute_sql(url: &str, statements: &[&str]) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        for sql in statements {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        for sql in statements {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+}
+
 /// A fresh schema for one test, as a URL whose connections use it.
 pub async fn pg_schema_url() -> String {
     use sqlx::Connection;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{both_backends, Backend, Options, TestApp};
+use crate::helpers::{both_backends, execute_sql, Backend, Options, TestApp};
 
 both_backends!(
     each_way_a_script_ends_is_recorded,
@@ -529,46 +529,25 @@ async fn lines_written_while_the_log_table_is_unavailable_are_stored_once_it_is_
     let run = app.run(&id).await;
     app.wait_status(&run, "running").await;
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let outage = Duration::from_millis(400);
-    match b {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse BEFORE INSERT ON run_log_chunks \
-                 BEGIN SELECT RAISE(ABORT, 'log storage down'); END",
-            )
-            .execute(&pool)
-            .await
-            .unwrap();
-            tokio::time::sleep(outage).await;
-            sqlx::query("DROP TRIGGER refuse")
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
-            sqlx::query(
+    let (refuse, allow): (&[&str], &[&str]) = match b {
+        Backend::Sqlite => (
+            &["CREATE TRIGGER refuse BEFORE INSERT ON run_log_chunks \
+               BEGIN SELECT RAISE(ABORT, 'log storage down'); END"],
+            &["DROP TRIGGER refuse"],
+        ),
+        Backend::Postgres => (
+            &[
                 "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
                  $$ BEGIN RAISE EXCEPTION 'log storage down'; END $$",
-            )
-            .execute(&pool)
-            .await
-            .unwrap();
-            sqlx::query(
                 "CREATE TRIGGER refuse BEFORE INSERT ON run_log_chunks \
                  FOR EACH ROW EXECUTE FUNCTION refuse()",
-            )
-            .execute(&pool)
-            .await
-            .unwrap();
-            tokio::time::sleep(outage).await;
-            sqlx::query("DROP TRIGGER refuse ON run_log_chunks")
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-    }
+            ],
+            &["DROP TRIGGER refuse ON run_log_chunks"],
+        ),
+    };
+    execute_sql(&app.database_url, refuse).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    execute_sql(&app.database_url, allow).await;
     let done = app.wait_run(&run).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let expected: String = (1..=40).map(|i| format!("line {i}\n")).collect();

@@ -4,7 +4,9 @@ use std::str::FromStr;
 
 use sqlx::migrate::Migrator;
 
-use crate::helpers::{both_backends, parse_sse, pg_schema_url, Backend, Options, TestApp};
+use crate::helpers::{
+    both_backends, execute_sql, parse_sse, pg_schema_url, Backend, Options, TestApp,
+};
 
 both_backends!(logs_stored_line_by_line_by_an_older_version_survive_the_upgrade);
 
@@ -44,6 +46,7 @@ const OLD_ROWS: [&str; 5] = [
 
 async fn logs_stored_line_by_line_by_an_older_version_survive_the_upgrade(b: Backend) {
     let data_dir = tempfile::tempdir().unwrap();
+    // The schema an older version had, then its rows.
     let url = match b {
         Backend::Sqlite => {
             let url = format!("sqlite://{}/scriptd.db", data_dir.path().display());
@@ -55,9 +58,6 @@ async fn logs_stored_line_by_line_by_an_older_version_survive_the_upgrade(b: Bac
                 .run(&pool)
                 .await
                 .unwrap();
-            for sql in OLD_ROWS {
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
             pool.close().await;
             url
         }
@@ -68,13 +68,11 @@ async fn logs_stored_line_by_line_by_an_older_version_survive_the_upgrade(b: Bac
                 .run(&pool)
                 .await
                 .unwrap();
-            for sql in OLD_ROWS {
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
             pool.close().await;
             url
         }
     };
+    execute_sql(&url, &OLD_ROWS).await;
 
     let app = TestApp::start_on(data_dir, url, Options::default()).await;
     assert_eq!(app.log(RUN_ID).await, "first line\na \"quoted\" é\n\n");
