@@ -82,6 +82,15 @@ impl Server {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
     }
 
+    /// CPU time the server process has used, in ms (user + system, from /proc).
+    pub fn cpu_ms(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // /proc counts in USER_HZ, which Linux's ABI fixes at 100 per second.
+        ticks as f64 * 10.0
+    }
+
     fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
@@ -138,11 +147,12 @@ async fn main() {
         median(base),
     );
 
-    // 2. Runs per second at concurrency 1 and 8.
+    // 2. Runs per second at concurrency 1 and 8, and the server's CPU per run at 1.
     for conc in [1usize, 8] {
         let per_task = 12;
         let mut rates = Vec::new();
         let mut raw = Vec::new();
+        let mut cpu = Vec::new();
         for _ in 0..REPS {
             let t = Instant::now();
             let tasks: Vec<_> = (0..conc)
@@ -160,6 +170,7 @@ async fn main() {
             }
             raw.push((conc * per_task) as f64 / t.elapsed().as_secs_f64());
             let t = Instant::now();
+            let cpu_before = server.cpu_ms();
             let futs = (0..conc).map(|_| async {
                 for _ in 0..per_task {
                     let run = server.run(&t_true).await;
@@ -168,13 +179,23 @@ async fn main() {
             });
             futures_util::future::join_all(futs).await;
             rates.push((conc * per_task) as f64 / t.elapsed().as_secs_f64());
+            cpu.push((server.cpu_ms() - cpu_before) / (conc * per_task) as f64);
         }
+        let raw_rate = median(raw);
         row(
             &format!("runs/s at concurrency {conc}"),
             median(rates),
             "runs/s",
-            median(raw),
+            raw_rate,
         );
+        if conc == 1 {
+            row(
+                "server CPU per run at concurrency 1 (vs a raw spawn's time)",
+                median(cpu),
+                "ms",
+                1000.0 / raw_rate,
+            );
+        }
     }
 
     // 3. Streaming `seq 2000000` to an SSE client, against `seq 2000000 > /dev/null`.
@@ -267,5 +288,28 @@ async fn main() {
         format!("{SUBSCRIBERS} SSE subscribers on one run"),
         before as f64 / 1024.0,
         attached as f64 / 1024.0
+    );
+
+    // 6. What an idle keep-alive connection costs the server, to compare with a subscriber.
+    let before = server.rss_kib();
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = conn.read(&mut buf).await.unwrap();
+        idle.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_conn = server.rss_kib().saturating_sub(before) as f64 / SUBSCRIBERS as f64;
+    row(
+        &format!("{SUBSCRIBERS} idle keep-alive connections, RSS each (vs a subscriber)"),
+        per_conn,
+        "KiB",
+        per_sub,
     );
 }
