@@ -167,8 +167,10 @@ impl Launcher {
                 self.by_id.remove(&id);
                 reply(socket, &Reply::Exited { id, status: raw });
                 // A supervisor killed by a signal (a script's `kill -9 $PPID`) could not end
-                // its tree: what is left of it is reparented here, the nearest subreaper.
-                if raw & 0x7f != 0 {
+                // its tree: what is left of it is reparented here, the nearest subreaper, at
+                // its death. (One that passed on its script's death signal left nothing.) If
+                // anything came, more may follow as its intermediate parents exit.
+                if raw & 0x7f != 0 && self.sweep() > 0 {
                     self.sweep_until = Some(Instant::now() + SWEEP_FOR);
                 }
             }
@@ -177,7 +179,8 @@ impl Launcher {
 
     /// Kills every child of this process that is neither a supervisor nor a worker it
     /// started, with all its descendants: they can only be what a killed supervisor left.
-    fn sweep(&mut self) {
+    /// Returns how many orphans it found.
+    fn sweep(&mut self) -> usize {
         if self
             .sweep_until
             .is_some_and(|until| until <= Instant::now())
@@ -185,10 +188,11 @@ impl Launcher {
             self.sweep_until = None;
         }
         let me = nix::unistd::getpid().as_raw();
-        for orphan in crate::engine::supervise::children(me) {
-            if self.by_pid.contains_key(&orphan) {
-                continue;
-            }
+        let orphans: Vec<i32> = crate::engine::supervise::children(me)
+            .into_iter()
+            .filter(|pid| !self.by_pid.contains_key(pid))
+            .collect();
+        for &orphan in &orphans {
             for pid in crate::engine::supervise::descendants(orphan)
                 .into_iter()
                 .chain([orphan])
@@ -196,6 +200,7 @@ impl Launcher {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
+        orphans.len()
     }
 }
 
