@@ -2,7 +2,8 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::ValidationError;
 use crate::engine::EngineError;
@@ -57,39 +58,109 @@ impl ApiError {
         ApiError::Internal(err.into())
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, Option<&str>) {
+    fn parts(&self) -> (StatusCode, ErrorCode, Option<&str>) {
         match self {
             ApiError::Validation(v) if v.too_large => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 Some(&v.field),
             ),
-            ApiError::Validation(v) => {
-                (StatusCode::BAD_REQUEST, "validation_failed", Some(&v.field))
-            }
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", None),
+            ApiError::Validation(v) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ValidationFailed,
+                Some(&v.field),
+            ),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest, None),
             ApiError::Unauthorized | ApiError::BadToken => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", None)
+                (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None)
             }
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
             ApiError::Conflict { field, .. } => {
-                (StatusCode::CONFLICT, "conflict", field.as_deref())
+                (StatusCode::CONFLICT, ErrorCode::Conflict, field.as_deref())
             }
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
-            ApiError::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
                 None,
             ),
-            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
-            ApiError::QueueFull => (StatusCode::TOO_MANY_REQUESTS, "queue_full", None),
-            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", None),
-            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                None,
+            ),
+            ApiError::Unprocessable(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidBody,
+                None,
+            ),
+            ApiError::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, None)
+            }
+            ApiError::QueueFull => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::QueueFull, None),
+            ApiError::RequestTimeout => {
+                (StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout, None)
+            }
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                None,
+            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, None),
         }
     }
+}
+
+/// What went wrong, for programs; the message says it for people.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A field breaks a rule; `field` names it.
+    ValidationFailed,
+    /// The request is malformed (query string, JSON syntax, body shape).
+    BadRequest,
+    /// Credentials or trigger token missing or wrong.
+    Unauthorized,
+    /// Not allowed here: a cross-origin request, or a runner this server does not allow.
+    Forbidden,
+    /// No such script, run, route or enabled trigger.
+    NotFound,
+    /// The state refuses it: a duplicate codeIdentifier, a `single` script already active, a disabled script, a run that already ended.
+    Conflict,
+    /// The body, or a field of it, is over its limit.
+    PayloadTooLarge,
+    /// The body is not declared as JSON.
+    UnsupportedMediaType,
+    /// The JSON does not have the expected shape (a wrong type, an array for an object).
+    InvalidBody,
+    /// Too many failed attempts from this client; `Retry-After` says when to retry.
+    RateLimited,
+    /// Too many runs are waiting; `Retry-After` says when to retry.
+    QueueFull,
+    /// The body did not arrive in time.
+    RequestTimeout,
+    /// The store is unreachable.
+    Unavailable,
+    /// Something failed on the server; the log has the cause.
+    Internal,
+}
+
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error, example = json!({"error": {"code": "validation_failed", "field": "cron",
+    "message": "invalid cron expression: Invalid pattern: Pattern must have 5 or 6 fields"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The request field at fault, when there is one (`env[2].key`, `cron`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
 }
 
 impl IntoResponse for ApiError {
@@ -99,10 +170,13 @@ impl IntoResponse for ApiError {
             // The cause chain goes to the log once; the client sees nothing of it.
             tracing::error!(error = format!("{err:#}"), "request failed");
         }
-        let mut body = json!({"error": {"code": code, "message": self.to_string()}});
-        if let Some(f) = field {
-            body["error"]["field"] = json!(f);
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                field: field.map(str::to_string),
+            },
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         match &self {
             ApiError::Unauthorized => {

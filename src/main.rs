@@ -28,6 +28,9 @@ enum Command {
         #[arg(long, env = "SCRIPTD_NEW_MASTER_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
+    /// Print the API's OpenAPI 3.1 document (what `/api/openapi.json` serves), for client
+    /// generators and reviews; needs no server or database
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::RotateMasterKey { settings, new_key } => rotate(settings, new_key),
+        Command::Openapi => {
+            println!("{}", scriptd::http::api_doc::json());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -33,7 +33,7 @@ impl CodeIdentifier {
         if out.is_empty() {
             return Err(ValidationError::new(
                 "codeIdentifier",
-                "must contain at least one letter, digit, '-' or '_'",
+                "must contain at least one letter, digit or '_' ('-' and other separators are only kept between them)",
             ));
         }
         if out.len() > Self::MAX_LEN {

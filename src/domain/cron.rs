@@ -161,6 +161,17 @@ pub fn parse_timezone(name: &str) -> Result<Tz, ValidationError> {
         .map_err(|_| ValidationError::new("timezone", format!("unknown IANA time zone '{name}'")))
 }
 
+/// The time zone names `parse_timezone` accepts, for the API's schema: every IANA name, and
+/// blank for UTC.
+pub fn timezone_names() -> utoipa::openapi::schema::Object {
+    let names = std::iter::once("").chain(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names))
+        .description(Some("An IANA time zone; blank means UTC."))
+        .build()
+}
+
 /// The hour field of a 5- or 6-field expression; `None` for shorthands like `@daily`.
 fn hour_field(expr: &str) -> Option<&str> {
     let fields: Vec<&str> = expr.split_whitespace().collect();

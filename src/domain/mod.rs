@@ -8,7 +8,7 @@ mod script;
 mod script_input;
 
 pub use code_identifier::CodeIdentifier;
-pub use cron::CronSchedule;
+pub use cron::{timezone_names, CronSchedule};
 pub use run::{LogLine, LogStream, Run, RunOutcome, RunStatus, Trigger};
 pub use script::{Concurrency, EnvVar, Runner, ScheduleSettings, ScriptDefinition, ScriptType};
 pub use script_input::{ApiTriggerInput, EnvVarInput, ScheduleInput, ScriptDraft, ScriptInput};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CodeIdentifier, CronSchedule};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScriptType {
     Bash,
@@ -14,6 +14,8 @@ pub enum ScriptType {
 }
 
 impl ScriptType {
+    pub const ALL: [ScriptType; 3] = [ScriptType::Bash, ScriptType::Node, ScriptType::Browser];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ScriptType::Bash => "bash",
@@ -41,7 +43,7 @@ impl ScriptType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Runner {
     Host,
@@ -69,7 +71,7 @@ impl Runner {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Concurrency {
     Single,

@@ -2,55 +2,165 @@
 //! (SPEC §2). Every field error names its field.
 
 use serde::Deserialize;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::ToSchema;
 
 use super::script::{Concurrency, EnvVar, Runner, ScheduleSettings, ScriptType};
 use super::{CodeIdentifier, CronSchedule, ValidationError};
 
 /// The body of a create or update request, before any rule is checked. Read-only fields a
-/// client echoes back (`id`, `createdAt`, `nextRunAt`, …) are ignored.
-#[derive(Debug, Default, Deserialize)]
+/// client echoes back (`id`, `createdAt`, `nextRunAt`, …) are ignored. The schema states what
+/// the rules below enforce; the rules that tie fields together are in its description.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(
+    as = ScriptInput,
+    description = "A script to create, or the whole new version of one (PUT replaces every field; \
+        a field left out takes its default). Rules that tie fields together, refused with 400 \
+        naming the field: `runner` must suit `type` (bash: host; node: host or isolated, `vm2` \
+        being an alias of isolated; browser: browser) and be allowed by the server's \
+        `--allowed-runners` (else 400 on save, 403 on run); a browser script can be neither \
+        scheduled nor triggered; an enabled schedule needs a `cron` that fires at least once; \
+        a new env entry needs a `value` unless it is a secret that already has one.",
+    example = json!({
+        "name": "Nightly backup",
+        "codeIdentifier": "nightly-backup",
+        "description": "Dumps the database to /var/backups",
+        "type": "bash",
+        "runner": "host",
+        "script": "pg_dump app > /var/backups/app.sql\necho done",
+        "defaultWorkingDirectory": "/var/backups",
+        "env": [
+            {"key": "PGHOST", "value": "db.internal"},
+            {"key": "PGPASSWORD", "value": "s3cret", "secret": true}
+        ],
+        "timeoutMs": 600000,
+        "concurrency": "single",
+        "schedule": {"enabled": true, "cron": "0 3 * * *", "timezone": "Europe/Berlin"},
+        "apiTrigger": {"enabled": false}
+    })
+)]
 pub struct ScriptInput {
+    /// Trimmed; must contain a visible character and no NUL.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub name: Option<String>,
+    /// Normalised before it is stored: lower-cased, whitespace and `.`, `/`, `:` turned into
+    /// `-`, other characters dropped, runs of `-` collapsed and `-` trimmed at the ends
+    /// (`Sync Project!` becomes `sync-project`). What remains must be 1–100 characters of
+    /// `[a-z0-9_-]` and unique among scripts (409 otherwise).
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[A-Za-z0-9_]"
+    )]
     pub code_identifier: Option<String>,
+    #[schema(nullable = false, max_length = 10000)]
     pub description: Option<String>,
     #[serde(rename = "type")]
+    #[schema(required = true, nullable = false, value_type = ScriptType)]
     pub script_type: Option<String>,
+    /// Defaults to the first runner the type allows (bash and node: host; browser: browser).
+    #[schema(nullable = false, schema_with = runner_names)]
     pub runner: Option<String>,
+    /// The script body: at most 1 MiB, no NUL byte, at least one visible character.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     pub script: Option<String>,
+    /// An absolute path (at most 4096 bytes, no NUL); blank or null means the run's own
+    /// temporary directory.
+    #[schema(max_length = 4096, pattern = r"^(/|\s*$)")]
     pub default_working_directory: Option<String>,
+    /// At most 200 entries, keys unique.
+    #[schema(nullable = false, max_items = 200)]
     pub env: Option<Vec<EnvVarInput>>,
+    /// Defaults to 300000 (5 minutes).
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(nullable = false, minimum = 1000, maximum = 86400000)]
     pub timeout_ms: Option<i64>,
+    /// For isolated runs: the JS heap limit. Null: the server's default.
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(minimum = 8, maximum = 4096)]
     pub memory_limit_mb: Option<i64>,
+    /// Defaults to true. A disabled script neither runs nor fires (409 on run).
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
+    /// Defaults to `single`: at most one active run (409 for another); `queue`: runs wait
+    /// their turn in order; `parallel`: no limit.
+    #[schema(nullable = false, value_type = Option<Concurrency>)]
     pub concurrency: Option<String>,
+    #[schema(nullable = false)]
     pub schedule: Option<ScheduleInput>,
+    #[schema(nullable = false)]
     pub api_trigger: Option<ApiTriggerInput>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// An environment variable of a script. Keys starting with `SCRIPTD_` are reserved.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = EnvVar)]
 pub struct EnvVarInput {
+    #[schema(max_length = 256, pattern = "^[A-Za-z_][A-Za-z0-9_]*$")]
     pub key: String,
-    /// `null` on a secret keeps the stored value.
+    /// At most 64 KiB, no NUL. `null` on a secret keeps the stored value; required otherwise.
+    #[schema(max_length = 65536)]
     pub value: Option<String>,
+    /// A secret is stored encrypted, never shown again, and masked in output.
     #[serde(default)]
     pub secret: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = Schedule)]
 pub struct ScheduleInput {
     #[serde(default)]
     pub enabled: bool,
+    /// A 5- or 6-field cron expression (seconds optional) or a shorthand such as `@daily`;
+    /// required when `enabled`. An expression that never fires (30 February) is refused.
     #[serde(default)]
     pub cron: String,
     #[serde(default)]
+    #[schema(schema_with = super::cron::timezone_names)]
     pub timezone: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = ApiTrigger)]
 pub struct ApiTriggerInput {
+    /// Whether `POST /api/scripts/{codeIdentifier}/run` with the script's token starts it.
     #[serde(default)]
     pub enabled: bool,
+}
+
+/// An integer as JSON Schema counts them: `600000.0` is the integer 600000, as any JSON number
+/// with no fractional part is.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        // Past ±2^53 a float no longer tells integers apart, and every limit is far below.
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid number {n}: expected an integer"
+        ))),
+    }
+}
+
+/// The runner names a request may use, `vm2` being the plan's name for `isolated`.
+fn runner_names() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["host", "isolated", "vm2", "browser"]))
+        .build()
 }
 
 /// A script that passed every rule; secrets sent as `null` are still to be filled from the

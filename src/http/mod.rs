@@ -1,8 +1,10 @@
 //! HTTP: the admin API, the public trigger, the dashboard and the health endpoints. Handlers
 //! are thin; the rules live in `domain`, the work in `engine`, the data in `store`.
 
+pub mod api_doc;
 mod conn;
 mod extract;
+mod ops;
 mod runs;
 mod schedule;
 mod scripts;
@@ -20,11 +22,12 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::routing::get;
+use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use state::AppState;
 
@@ -104,37 +107,49 @@ async fn resolve_client(State(state): State<AppState>, mut req: Request, next: N
     next.run(req).await
 }
 
+/// The admin API: every route behind the admin login. Each `routes!` entry is a handler with
+/// its `#[utoipa::path]`, so what is served here is what the document describes.
+fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(scripts::list, scripts::create))
+        .routes(routes!(schedule::preview))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(stream::stream))
+        .routes(routes!(runs::log))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(scripts::get, scripts::update, scripts::delete))
+        .routes(routes!(runs::start))
+        .routes(routes!(trigger::create_token, trigger::revoke_token))
+}
+
+fn metrics_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ops::metrics))
+}
+
+/// Routes anyone may call: the trigger checks its own token.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(trigger::run))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::openapi))
+}
+
 /// The Scripts module's router: mount it in a host application, or serve it alone.
 pub fn router(state: AppState) -> Router {
     let admin_path = state.settings.admin_path.clone();
-    let admin_api = Router::new()
-        .route("/", get(scripts::list).post(scripts::create))
-        .route("/schedule-preview", get(schedule::preview))
-        .route("/runs", get(runs::list))
-        .route("/runs/{run_id}", get(runs::get))
-        .route("/runs/{run_id}/stream", get(stream::stream))
-        .route("/runs/{run_id}/log", get(runs::log))
-        .route("/runs/{run_id}/cancel", post(runs::cancel))
-        .route(
-            "/{id}",
-            get(scripts::get)
-                .put(scripts::update)
-                .delete(scripts::delete),
-        )
-        .route("/{id}/run", post(runs::start))
-        .route(
-            "/{id}/api-token",
-            post(trigger::create_token).delete(trigger::revoke_token),
-        );
-    let admin = Router::new()
-        .nest("/api/admin/scripts", admin_api)
+    // The dashboard's pages are not API operations: they are the only routes outside the
+    // document.
+    let pages = Router::new()
         .route(&admin_path, get(ui::dashboard))
         .route(&format!("{admin_path}/"), get(ui::dashboard))
-        .route(&format!("{admin_path}/scripts"), get(ui::scripts_page))
+        .route(&format!("{admin_path}/scripts"), get(ui::scripts_page));
+    let admin = Router::from(admin_routes())
+        .merge(pages)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
 
     // Metrics tell what runs and when: admin-only unless the operator opens them up.
-    let metrics_route = Router::new().route("/metrics", get(metrics));
+    let metrics_route = Router::from(metrics_routes());
     let metrics_route = if state.settings.public_metrics {
         metrics_route
     } else {
@@ -144,9 +159,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(admin)
         .merge(metrics_route)
-        .route("/api/scripts/{code}/run", post(trigger::run))
-        .route("/healthz", get(healthz))
-        .route("/api/openapi.json", get(openapi))
+        .merge(Router::from(public_routes()))
         .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -249,43 +262,6 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(req).await
-}
-
-async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({
-            "status": "ok",
-            "node": state.engine.node_id(),
-            "isolation": state.isolation,
-        }))
-        .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: store unreachable");
-            ApiError::Unavailable.into_response()
-        }
-    }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    let (running, queued) = state.engine.load().await;
-    let body = state
-        .metrics
-        .render(running, queued, state.engine.hub().subscriber_count());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
-}
-
-/// The API description, kept in step with the router by a test.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -5,21 +5,65 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
+use super::api_doc::blank_or;
 use super::extract::ApiQuery;
 use super::state::AppState;
 use super::views::RunView;
 use super::{AdminUser, ClientAddr};
 use crate::domain::{RunStatus, Trigger};
 use crate::engine::RunRequest;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::RunFilter;
 
 /// Largest `input` a trigger may pass.
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
 
+/// The body of a manual run: optional, and when sent, a JSON object.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"input": {"dryRun": true}}))]
+pub struct RunBody {
+    /// Any JSON: the script reads it as `SCRIPTD_INPUT` (host), `input` (isolated and browser).
+    input: Option<Value>,
+}
+
+/// A run accepted: it is queued, and starts as soon as a node has room for it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStarted {
+    pub run_id: String,
+}
+
+/// Start a run
+///
+/// The body is optional; without one (or with `null`) the script gets no input.
+#[utoipa::path(post, path = "/api/admin/scripts/{id}/run", operation_id = "runScript", tag = "runs",
+    params(("id" = String, Path, description = "The script's id")),
+    request_body(content = Option<RunBody>, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued", body = RunStarted, links(
+            ("GetRun" = (operation_id = "getRun", description = "The run just started.",
+                parameters(("runId" = "$response.body#/runId")))),
+            ("StreamRun" = (operation_id = "streamRun", description = "Its live output.",
+                parameters(("runId" = "$response.body#/runId")))),
+            ("GetRunLog" = (operation_id = "getRunLog", description = "Its stored log.",
+                parameters(("runId" = "$response.body#/runId")))),
+            ("CancelRun" = (operation_id = "cancelRun", description = "Cancel it.",
+                parameters(("runId" = "$response.body#/runId")))),
+        )),
+        (status = 400, description = "The body is not JSON, or not an object; or a browser script (it runs in the page)", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 403, description = "A cross-origin request, or a runner this server does not allow", body = ErrorBody),
+        (status = 404, description = "No such script", body = ErrorBody),
+        (status = 409, description = "The script is disabled, or `single` and already active", body = ErrorBody),
+        (status = 413, description = "The input is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "A body not declared as JSON", body = ErrorBody),
+        (status = 429, description = "Too many failed logins, or too many runs waiting", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -27,7 +71,7 @@ pub async fn start(
     client: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     let input = parse_run_body(&headers, &body)?;
     let script = state.store.get_script(&id).await?;
     let meta = json!({
@@ -44,10 +88,10 @@ pub async fn start(
             input,
         })
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id }))))
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
 }
 
-/// An empty body, or `{"input": …}` sent as JSON (a form or text/plain body is what a
+/// An empty body or `null`, or `{"input": …}` sent as JSON (a form or text/plain body is what a
 /// cross-site form could send, so it is refused). Whitespace is not empty: it is not JSON.
 fn parse_run_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiError> {
     if body.is_empty() {
@@ -63,12 +107,17 @@ fn parse_run_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, Api
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-    match value {
-        Value::Object(mut map) => Ok(map.remove("input").filter(|v| !v.is_null())),
-        _ => Err(ApiError::BadRequest(
-            "the body must be a JSON object like {\"input\": …}".into(),
-        )),
+    if value.is_null() {
+        return Ok(None);
     }
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object like {\"input\": …}".into(),
+        ));
+    }
+    let body: RunBody =
+        serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(body.input)
 }
 
 /// Whether the body is declared as JSON.
@@ -93,20 +142,53 @@ pub fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(300).collect())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this script's runs; empty means every script.
     script_id: Option<String>,
+    #[param(schema_with = run_statuses)]
     status: Option<String>,
+    /// At most this many runs (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Only runs older than this run id: the `nextBefore` of the previous page.
     before: Option<String>,
 }
 
+fn run_statuses() -> utoipa::openapi::schema::Object {
+    blank_or(
+        RunStatus::ALL.map(RunStatus::as_str),
+        "Only runs in this status; empty means every status.",
+    )
+}
+
+/// A page of runs, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunList {
+    pub runs: Vec<RunView>,
+    /// Pass as `before` for the next page; null on the last one.
+    #[schema(required = true)]
+    pub next_before: Option<String>,
+}
+
+/// Recent runs, newest first
+#[utoipa::path(get, path = "/api/admin/scripts/runs", operation_id = "listRuns", tag = "runs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of runs (without their output tails)", body = RunList),
+        (status = 400, description = "A filter out of range or unknown", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     let status = q.status.filter(|s| !s.is_empty());
     if let Some(s) = &status {
         if RunStatus::parse(s).is_none() {
@@ -135,10 +217,22 @@ pub async fn list(
     let next = (runs.len() as i64 == limit)
         .then(|| runs.last().map(|r| r.id.clone()))
         .flatten();
-    let views: Vec<RunView> = runs.iter().map(RunView::summary).collect();
-    Ok(Json(json!({ "runs": views, "nextBefore": next })))
+    Ok(Json(RunList {
+        runs: runs.iter().map(RunView::summary).collect(),
+        next_before: next,
+    }))
 }
 
+/// A run's snapshot
+#[utoipa::path(get, path = "/api/admin/scripts/runs/{runId}", operation_id = "getRun", tag = "runs",
+    params(("runId" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run, with its output tail", body = RunView),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
@@ -147,18 +241,56 @@ pub async fn get(
     Ok(Json(RunView::full(&run)))
 }
 
+/// A cancel accepted: a queued run never starts; a running one is stopped (TERM, then KILL
+/// after the grace period) by the node that runs it, and ends `canceled`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelAccepted {
+    pub run_id: String,
+    #[schema(value_type = bool, example = true)]
+    pub canceling: bool,
+}
+
+/// Cancel a queued or running run
+#[utoipa::path(post, path = "/api/admin/scripts/runs/{runId}/cancel", operation_id = "cancelRun", tag = "runs",
+    params(("runId" = String, Path, description = "The run's id")),
+    responses(
+        (status = 202, description = "Canceling; the stream's `done` tells when it ended", body = CancelAccepted),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 403, description = "A cross-origin request", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run has already ended", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
     state.engine.cancel(&run_id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "runId": run_id, "canceling": true })),
+        Json(CancelAccepted {
+            run_id,
+            canceling: true,
+        }),
     ))
 }
 
-/// The stored log as a text download, streamed page by page from the store.
+/// The stored log as a text download
+///
+/// Every stored line, in order, each ending with a newline; streamed page by page from the
+/// store, so any size is fine.
+#[utoipa::path(get, path = "/api/admin/scripts/runs/{runId}/log", operation_id = "getRunLog", tag = "runs",
+    params(("runId" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The log, as an attachment named `run-<id>.log`",
+            body = String, content_type = "text/plain"),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn log(
     State(state): State<AppState>,
     Path(run_id): Path<String>,

@@ -6,23 +6,47 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::IntoParams;
 
+use super::api_doc::blank_or;
 use super::extract::{ApiJson, ApiQuery};
 use super::state::AppState;
 use super::views::ScriptView;
 
 use crate::domain::{ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::ScriptFilter;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only scripts whose name, codeIdentifier or description contains this text (any case).
     q: Option<String>,
     #[serde(rename = "type")]
+    #[param(schema_with = script_types)]
     script_type: Option<String>,
 }
 
+fn script_types() -> utoipa::openapi::schema::Object {
+    blank_or(
+        ScriptType::ALL.map(ScriptType::as_str),
+        "Only scripts of this type; empty means every type.",
+    )
+}
+
+/// List scripts
+///
+/// Every script with its newest run, without bodies and env: the editor reads one script.
+#[utoipa::path(get, path = "/api/admin/scripts", operation_id = "listScripts", tag = "scripts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The scripts, by name", body = [ScriptView]),
+        (status = 400, description = "A filter is not one the server knows", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -46,6 +70,18 @@ pub async fn list(
     Ok(Json(views))
 }
 
+/// One script
+///
+/// The whole definition, its body and env included (secret values are never shown).
+#[utoipa::path(get, path = "/api/admin/scripts/{id}", operation_id = "getScript", tag = "scripts",
+    params(("id" = String, Path, description = "The script's id")),
+    responses(
+        (status = 200, description = "The script", body = ScriptView),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 404, description = "No such script", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -92,6 +128,32 @@ fn runner_allowed(state: &AppState, runner: crate::domain::Runner) -> Result<(),
     .into())
 }
 
+/// Create a script
+#[utoipa::path(post, path = "/api/admin/scripts", operation_id = "createScript", tag = "scripts",
+    request_body = ScriptInput,
+    responses(
+        (status = 201, description = "Created", body = ScriptView, links(
+            ("GetScript" = (operation_id = "getScript", description = "The script just created.",
+                parameters(("id" = "$response.body#/id")))),
+            ("UpdateScript" = (operation_id = "updateScript", description = "Edit it.",
+                parameters(("id" = "$response.body#/id")))),
+            ("RunScript" = (operation_id = "runScript", description = "Start a run of it.",
+                parameters(("id" = "$response.body#/id")))),
+            ("CreateTriggerToken" = (operation_id = "createTriggerToken",
+                description = "Issue its trigger token.", parameters(("id" = "$response.body#/id")))),
+            ("DeleteScript" = (operation_id = "deleteScript", description = "Delete it.",
+                parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "A field breaks a rule; `field` names it", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 403, description = "A cross-origin request", body = ErrorBody),
+        (status = 409, description = "The codeIdentifier is taken", body = ErrorBody),
+        (status = 413, description = "The body or the script is too large", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "The JSON is not a script object", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
@@ -107,6 +169,26 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(ScriptView::from(&script))))
 }
 
+/// Replace a script
+///
+/// Every field is replaced (a field left out takes its default); a secret sent with a `null`
+/// value keeps its stored value.
+#[utoipa::path(put, path = "/api/admin/scripts/{id}", operation_id = "updateScript", tag = "scripts",
+    params(("id" = String, Path, description = "The script's id")),
+    request_body = ScriptInput,
+    responses(
+        (status = 200, description = "The script as now stored", body = ScriptView),
+        (status = 400, description = "A field breaks a rule; `field` names it", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 403, description = "A cross-origin request", body = ErrorBody),
+        (status = 404, description = "No such script", body = ErrorBody),
+        (status = 409, description = "The codeIdentifier is taken by another script", body = ErrorBody),
+        (status = 413, description = "The body or the script is too large", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "The JSON is not a script object", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -129,6 +211,19 @@ pub async fn update(
     Ok(Json(ScriptView::from(&script)))
 }
 
+/// Delete a script
+///
+/// Cancels its runs and removes its run history.
+#[utoipa::path(delete, path = "/api/admin/scripts/{id}", operation_id = "deleteScript", tag = "scripts",
+    params(("id" = String, Path, description = "The script's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 403, description = "A cross-origin request", body = ErrorBody),
+        (status = 404, description = "No such script", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

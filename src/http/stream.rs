@@ -16,13 +16,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::ApiQuery;
 use super::state::AppState;
 use super::views::time;
 use crate::domain::{LogLine, Run, RunStatus};
 use crate::engine::{HubEvent, Subscription};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{DynStore, StoreError};
 
 const PAGE: i64 = 2000;
@@ -34,12 +35,42 @@ const CLIENT_BUFFER: usize = 16;
 /// Events are gathered up to this size before a write.
 const CHUNK: usize = 32 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Replay stored lines after this seq (0, the default, replays the whole log).
+    /// `Last-Event-ID`, which browsers send on reconnect, takes precedence.
+    #[param(minimum = 0)]
     since: Option<i64>,
 }
 
+/// Live output over Server-Sent Events
+///
+/// Events, in order: `log` for each stored line after `since` (or `Last-Event-ID`), then for
+/// each live one, with `id: <seq>` so a reconnect resumes without loss or repeat; `status`
+/// when the run's status changes; one final `done`, after which the stream ends. Each event's
+/// data is compact JSON on one `data:` line: `log` is an `SseLog`, `status` an `SseStatus`,
+/// `done` an `SseDone`. Comment lines (`: ping`) keep an idle connection open, and
+/// `retry: 1000` asks browsers to reconnect after a second. Any node serves any run's stream.
+#[utoipa::path(get, path = "/api/admin/scripts/runs/{runId}/stream", operation_id = "streamRun",
+    tag = "runs",
+    params(
+        ("runId" = String, Path, description = "The run's id"),
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, nullable = false,
+            description = "The seq of the last event received; set by browsers on reconnect"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", body = String,
+            content_type = "text/event-stream",
+            example = "retry: 1000\n\nid: 1\nevent: log\ndata: {\"seq\":1,\"stream\":\"stdout\",\"line\":\"hello\",\"ts\":\"2026-11-25T09:14:00.031Z\"}\n\nevent: status\ndata: {\"status\":\"succeeded\",\"ts\":\"2026-11-25T09:14:00.040Z\"}\n\nevent: done\ndata: {\"status\":\"succeeded\",\"exitCode\":0,\"signal\":null,\"error\":null,\"ts\":\"2026-11-25T09:14:00.040Z\"}\n\n"),
+        (status = 400, description = "`since` is not a number of 0 or more", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
@@ -231,22 +262,24 @@ impl Follower {
         }
     }
 
+    /// Frames a `log` event, whose data is an `SseLog`.
     async fn line(&mut self, line: &LogLine) -> Result<(), Gone> {
         if self.last_ts.as_ref().is_none_or(|(ts, _)| *ts != line.ts) {
             self.last_ts = Some((line.ts, time(line.ts)));
         }
         let ts = self.last_ts.as_ref().map_or("", |(_, text)| text.as_str());
-        // Framed in place, field by field: this runs once per line of output. Only the line
-        // needs escaping; the other fields are numbers and fixed words.
+        // Written straight into the buffer: this runs once per line of output.
         use std::io::Write;
         let seq = line.seq;
-        let _ = write!(
-            self.buf,
-            "id: {seq}\nevent: log\ndata: {{\"seq\":{seq},\"stream\":\"{}\",\"line\":",
-            line.stream.as_str()
-        );
-        let _ = serde_json::to_writer(&mut self.buf, &line.line);
-        let _ = write!(self.buf, ",\"ts\":\"{ts}\"}}\n\n");
+        let _ = write!(self.buf, "id: {seq}\nevent: log\ndata: ");
+        let data = LogData {
+            seq,
+            stream: line.stream,
+            line: &line.line,
+            ts,
+        };
+        let _ = serde_json::to_writer(&mut self.buf, &data);
+        self.buf.extend_from_slice(b"\n\n");
         self.last = line.seq;
         if self.buf.len() >= CHUNK {
             self.flush().await?;
@@ -282,19 +315,46 @@ impl Follower {
     }
 }
 
-#[derive(Serialize)]
-struct StatusData {
+/// The data of a `log` event: one line of output.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SseLog)]
+pub struct LogData<'a> {
+    /// The line's number in the run's log, from 1; also the event's `id`.
+    #[schema(minimum = 1)]
+    seq: i64,
+    stream: crate::domain::LogStream,
+    /// The line without its newline; a line over 64 KiB is split.
+    #[schema(value_type = String)]
+    line: &'a str,
+    #[schema(value_type = String, format = DateTime)]
+    ts: &'a str,
+}
+
+/// The data of a `status` event.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SseStatus)]
+pub struct StatusData {
+    #[schema(value_type = RunStatus)]
     status: &'static str,
+    #[schema(format = DateTime)]
     ts: String,
 }
 
-#[derive(Serialize)]
+/// The data of the final `done` event.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DoneData<'a> {
+#[schema(as = SseDone)]
+pub struct DoneData<'a> {
+    #[schema(value_type = RunStatus)]
     status: &'static str,
+    #[schema(required = true)]
     exit_code: Option<i32>,
+    #[schema(required = true)]
     signal: Option<i32>,
+    #[schema(required = true, value_type = Option<String>)]
     error: Option<&'a str>,
+    /// When it ended; null for a run that ended without starting.
+    #[schema(required = true, format = DateTime)]
     ts: Option<String>,
 }
 

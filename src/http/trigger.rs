@@ -9,8 +9,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::ApiQuery;
 use super::runs::{is_json, user_agent, MAX_INPUT_BYTES};
@@ -18,18 +19,55 @@ use super::state::AppState;
 use super::views::{time, RunView};
 use super::ClientAddr;
 use crate::auth;
-use crate::domain::{ScriptType, Trigger};
+use crate::domain::{RunStatus, ScriptType, Trigger};
 use crate::engine::RunRequest;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
+/// A new trigger token: shown here once, only its hash is stored.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "token": "sdt_Bc55kNb5hF-y7dw8K0OsAqqaF_VB2Dsl92Aa43C_9QY",
+    "tokenCreatedAt": "2026-11-25T09:20:41.502Z",
+    "url": "http://scripts.example.com/api/scripts/nightly-backup/run",
+    "curl": "curl -X POST -H 'Authorization: Bearer sdt_Bc55kNb5hF-y7dw8K0OsAqqaF_VB2Dsl92Aa43C_9QY' -H 'Content-Type: application/json' -d '{}' http://scripts.example.com/api/scripts/nightly-backup/run",
+    "note": "This is the only time the token is shown; only its hash is stored."
+}))]
+pub struct TokenIssued {
+    pub token: String,
+    #[schema(format = DateTime)]
+    pub token_created_at: String,
+    /// The trigger's URL, built from the request's Host.
+    pub url: String,
+    /// A command that starts the script with this token.
+    pub curl: String,
+    pub note: &'static str,
+}
+
+/// Create or rotate the trigger token
+///
+/// Issues a new token (the old one stops working at once) and shows it this once. The trigger
+/// also needs `apiTrigger.enabled` on the script.
+#[utoipa::path(post, path = "/api/admin/scripts/{id}/api-token", operation_id = "createTriggerToken",
+    tag = "trigger",
+    params(("id" = String, Path, description = "The script's id")),
+    responses(
+        (status = 201, description = "Issued", body = TokenIssued),
+        (status = 400, description = "A browser script: it cannot be triggered", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 403, description = "A cross-origin request", body = ErrorBody),
+        (status = 404, description = "No such script", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TokenIssued>), ApiError> {
     let script = state.store.get_script(&id).await?;
     if script.script_type == ScriptType::Browser {
         return Err(ApiError::BadRequest(
@@ -47,18 +85,30 @@ pub async fn create_token(
     let url = format!("http://{host}/api/scripts/{}/run", script.code_identifier);
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "token": token,
-            "tokenCreatedAt": time(now),
-            "url": url,
-            "curl": format!(
+        Json(TokenIssued {
+            curl: format!(
                 "curl -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{}}' {url}"
             ),
-            "note": "This is the only time the token is shown; only its hash is stored.",
-        })),
+            token,
+            token_created_at: time(now),
+            url,
+            note: "This is the only time the token is shown; only its hash is stored.",
+        }),
     ))
 }
 
+/// Revoke the trigger token
+#[utoipa::path(delete, path = "/api/admin/scripts/{id}/api-token", operation_id = "revokeTriggerToken",
+    tag = "trigger",
+    params(("id" = String, Path, description = "The script's id")),
+    responses(
+        (status = 204, description = "Revoked (or there was none)"),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 403, description = "A cross-origin request", body = ErrorBody),
+        (status = 404, description = "No such script", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -68,23 +118,68 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct TriggerQuery {
+    /// Wait for the run to end (up to `timeoutMs`) and answer with the whole run.
     wait: Option<bool>,
-    timeout_ms: Option<u64>,
+    /// How long `wait` waits (default 30000; at most 300000 is used).
+    #[param(minimum = 0)]
+    timeout_ms: Option<i64>,
 }
 
-/// The public trigger. The failure limit and the token are checked from the headers alone,
-/// before anything of the body is read, and a missing script costs the same work as a wrong
-/// token, so neither the answer nor its timing tells which scripts exist.
+/// Still going when the wait ran out: the answer a start without `wait` gives, with the status.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerAccepted {
+    pub run_id: String,
+    /// With `wait=true`: where the run was when the wait ran out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RunStatus>, nullable = false)]
+    pub status: Option<&'static str>,
+}
+
+/// Run a script with its trigger token
+///
+/// The body, when there is one, is the run's input: any JSON. Without `wait` the answer comes
+/// at once (202). With `wait=true` it comes when the run ends (200, the whole run) or when
+/// `timeoutMs` runs out (202, like without `wait`). A wrong token and an unknown script get
+/// the same 401.
+#[utoipa::path(post, path = "/api/scripts/{codeIdentifier}/run", operation_id = "triggerScript",
+    tag = "trigger",
+    params(
+        ("codeIdentifier" = String, Path, description = "The script's codeIdentifier"),
+        TriggerQuery,
+    ),
+    request_body(content = Option<Value>, content_type = "application/json",
+        description = "The run's input (any JSON, at most 1 MiB); empty for none",
+        example = json!({"since": "2026-11-24", "dryRun": false})),
+    responses(
+        (status = 200, description = "Finished (with `wait=true`)", body = RunView),
+        (status = 202, description = "Queued (or, with `wait=true`, not finished in time)",
+            body = TriggerAccepted, example = json!({"runId": "019a5f1d-0c41-7a3e-b2f0-6d9e4c8a1b27"})),
+        (status = 400, description = "The body or the query is not valid", body = ErrorBody),
+        (status = 401, description = "The token is missing or wrong, or no such script", body = ErrorBody),
+        (status = 403, description = "A runner this server does not allow", body = ErrorBody),
+        (status = 404, description = "The script's trigger is disabled", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 409, description = "The script is disabled, or `single` and already active", body = ErrorBody),
+        (status = 413, description = "The input is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "A body declared as something other than JSON", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts from this client, or too many runs waiting", body = ErrorBody),
+    ),
+    security(("bearerAuth" = [])))]
 pub async fn run(
     State(state): State<AppState>,
     Path(code): Path<String>,
     client: ClientAddr,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // The failure limit and the token are checked from the headers alone, before anything of
+    // the body is read, and a missing script costs the same work as a wrong token, so neither
+    // the answer nor its timing tells which scripts exist.
     if let Some(secs) = state.trigger_failures.retry_after(client.0) {
         return Err(ApiError::RateLimited {
             retry_after_secs: secs,
@@ -113,6 +208,9 @@ pub async fn run(
         return Err(ApiError::NotFound("trigger"));
     }
     let ApiQuery(q) = ApiQuery::<TriggerQuery>::from_request_parts(&mut parts, &()).await?;
+    if q.timeout_ms.is_some_and(|ms| ms < 0) {
+        return Err(crate::domain::ValidationError::new("timeoutMs", "must be 0 or more").into());
+    }
     let body = match tokio::time::timeout(
         state.settings.body_read_timeout,
         to_bytes(body, MAX_INPUT_BYTES),
@@ -145,11 +243,18 @@ pub async fn run(
         })
         .await?;
     if !q.wait.unwrap_or(false) {
-        return Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id }))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(TriggerAccepted {
+                run_id,
+                status: None,
+            }),
+        )
+            .into_response());
     }
     let bound = q
         .timeout_ms
-        .map(Duration::from_millis)
+        .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or_default()))
         .unwrap_or(DEFAULT_WAIT)
         .min(MAX_WAIT);
     let run = state.engine.wait_finished(&run_id, bound).await?;
@@ -159,7 +264,10 @@ pub async fn run(
     // Still going when the wait ran out: the same answer as without `wait`.
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "runId": run_id, "status": run.status.as_str() })),
+        Json(TriggerAccepted {
+            run_id,
+            status: Some(run.status.as_str()),
+        }),
     )
         .into_response())
 }

@@ -3,51 +3,94 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::domain::{Run, ScriptDefinition};
+use crate::domain::{Concurrency, Run, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger};
 
 pub fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Serialize)]
+/// A script. `script` and `env` are present when one script is read, created or updated, and
+/// left out of list entries; `lastRun` is present in list entries of scripts that have run.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Script, example = json!({
+    "id": "019a5f0c-3b7e-7d21-9a4c-5e0f2b1c7d88",
+    "name": "Nightly backup",
+    "codeIdentifier": "nightly-backup",
+    "description": "Dumps the database to /var/backups",
+    "type": "bash",
+    "runner": "host",
+    "script": "pg_dump app > /var/backups/app.sql\necho done",
+    "defaultWorkingDirectory": "/var/backups",
+    "env": [
+        {"key": "PGHOST", "value": "db.internal", "secret": false},
+        {"key": "PGPASSWORD", "value": null, "secret": true}
+    ],
+    "timeoutMs": 600000,
+    "memoryLimitMb": null,
+    "enabled": true,
+    "concurrency": "single",
+    "schedule": {"enabled": true, "cron": "0 3 * * *", "timezone": "Europe/Berlin",
+                 "nextRunAt": "2026-11-26T02:00:00.000Z"},
+    "apiTrigger": {"enabled": false, "hasToken": false, "tokenCreatedAt": null},
+    "createdAt": "2026-11-25T09:12:03.118Z",
+    "updatedAt": "2026-11-25T09:12:03.118Z"
+}))]
 pub struct ScriptView {
     pub id: String,
     pub name: String,
     pub code_identifier: String,
     pub description: String,
     #[serde(rename = "type")]
+    #[schema(value_type = ScriptType)]
     pub script_type: &'static str,
+    #[schema(value_type = Runner)]
     pub runner: &'static str,
     /// Left out of lists, which stay small however large the scripts are.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub script: Option<String>,
+    #[schema(required = true)]
     pub default_working_directory: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub env: Option<Vec<EnvView>>,
     pub timeout_ms: i64,
+    #[schema(required = true)]
     pub memory_limit_mb: Option<i64>,
     pub enabled: bool,
+    #[schema(value_type = Concurrency)]
     pub concurrency: &'static str,
     pub schedule: ScheduleView,
     pub api_trigger: ApiTriggerView,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub last_run: Option<LastRunView>,
 }
 
-/// What a list shows of a script's newest run.
-#[derive(Serialize)]
+/// The newest run of a script, as a list entry shows it.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LastRun)]
 pub struct LastRunView {
     pub id: String,
+    #[schema(value_type = RunStatus)]
     pub status: &'static str,
+    #[schema(value_type = Trigger)]
     pub trigger: &'static str,
+    #[schema(format = DateTime)]
     pub queued_at: String,
+    #[schema(required = true, format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
     pub finished_at: Option<String>,
+    #[schema(required = true)]
     pub exit_code: Option<i32>,
 }
 
@@ -65,28 +108,36 @@ impl From<&Run> for LastRunView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = EnvVarView)]
 pub struct EnvView {
     pub key: String,
     /// `null` for secrets: they are write-only.
+    #[schema(required = true)]
     pub value: Option<String>,
     pub secret: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ScheduleView)]
 pub struct ScheduleView {
     pub enabled: bool,
     pub cron: String,
     pub timezone: String,
+    /// The next tick, when the schedule is enabled and the script too.
+    #[schema(required = true, format = DateTime)]
     pub next_run_at: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ApiTriggerView)]
 pub struct ApiTriggerView {
     pub enabled: bool,
+    /// Whether a token has been issued; the token itself is shown once, when issued.
     pub has_token: bool,
+    #[schema(required = true, format = DateTime)]
     pub token_created_at: Option<String>,
 }
 
@@ -145,28 +196,71 @@ impl From<&ScriptDefinition> for ScriptView {
     }
 }
 
-#[derive(Serialize)]
+/// A run. `outputTail` (the last 64 KiB of output) is present when one run is read, and left
+/// out of lists.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Run, example = json!({
+    "id": "019a5f1d-0c41-7a3e-b2f0-6d9e4c8a1b27",
+    "scriptId": "019a5f0c-3b7e-7d21-9a4c-5e0f2b1c7d88",
+    "status": "succeeded",
+    "trigger": "manual",
+    "meta": {"user": "admin", "clientAddress": "192.0.2.10", "userAgent": "curl/8.5.0"},
+    "input": {"dryRun": true},
+    "queuedAt": "2026-11-25T09:14:00.021Z",
+    "startedAt": "2026-11-25T09:14:00.023Z",
+    "finishedAt": "2026-11-25T09:14:02.410Z",
+    "durationMs": 2387,
+    "exitCode": 0,
+    "signal": null,
+    "error": null,
+    "outputTail": "done\n",
+    "result": null,
+    "logBytes": 5,
+    "logTruncated": false,
+    "node": "node-7f3a"
+}))]
 pub struct RunView {
     pub id: String,
     pub script_id: String,
+    #[schema(value_type = RunStatus)]
     pub status: &'static str,
+    #[schema(value_type = Trigger)]
     pub trigger: &'static str,
+    /// Who or what started it: the admin user, the client address and user agent of a manual
+    /// or triggered run, the tick of a scheduled one.
+    #[schema(value_type = Object)]
     pub meta: serde_json::Value,
+    /// The input it was started with (any JSON), or null.
+    #[schema(required = true)]
     pub input: Option<serde_json::Value>,
+    #[schema(format = DateTime)]
     pub queued_at: String,
+    #[schema(required = true, format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
     pub finished_at: Option<String>,
+    #[schema(required = true)]
     pub duration_ms: Option<i64>,
+    #[schema(required = true)]
     pub exit_code: Option<i32>,
+    /// The signal that ended the script, if one did.
+    #[schema(required = true)]
     pub signal: Option<i32>,
+    /// Why it failed without an exit code of its own (it could not start, its node died, …).
+    #[schema(required = true)]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub output_tail: Option<String>,
+    /// What an isolated script's last expression evaluated to (any JSON), or null.
+    #[schema(required = true)]
     pub result: Option<serde_json::Value>,
     pub log_bytes: i64,
     pub log_truncated: bool,
-    /// The node that ran (or runs) it; null while queued.
+    /// The id of the node that claimed the run (its data directory's node-id); null while
+    /// the run is queued.
+    #[schema(required = true)]
     pub node: Option<String>,
 }
 

@@ -282,7 +282,7 @@ async fn api_contract_edge_cases_get_the_documented_answers() {
     let resp = app
         .client
         .post(app.url(&format!("/api/scripts/{code}/run?wait=true&timeoutMs=0")))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -317,6 +317,66 @@ async fn api_contract_edge_cases_get_the_documented_answers() {
         )
         .await;
     assert_eq!(resp.status(), 400);
+
+    // A codeIdentifier of separators only is refused with a message that does not ask for one.
+    let resp = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .json(&json!({"name": "n", "codeIdentifier": "---", "type": "bash", "script": "true"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["field"], "codeIdentifier");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("letter, digit or '_'"), "{message}");
+
+    // Integers as JSON Schema counts them: 600000.0 is an integer, 600000.5 is not.
+    let created = app
+        .create_script(
+            json!({"name": "f", "codeIdentifier": "float-int", "type": "bash",
+                              "script": "true", "timeoutMs": 600000.0, "memoryLimitMb": 64.0}),
+        )
+        .await;
+    assert_eq!(created["timeoutMs"], 600000);
+    assert_eq!(created["memoryLimitMb"], 64);
+    let resp = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .json(
+            &json!({"name": "f", "codeIdentifier": "float-frac", "type": "bash",
+                      "script": "true", "timeoutMs": 600000.5}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+
+    // The trigger's wait refuses a negative timeout instead of reading it as unsigned.
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/scripts/{code}/run?wait=true&timeoutMs=-1")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["field"], "timeoutMs");
+
+    // A JSON `null` body starts a run without input, as the document allows.
+    let script = app.bash("true", json!({"concurrency": "parallel"})).await;
+    let resp = app
+        .admin(Method::POST, &format!("/api/admin/scripts/{script}/run"))
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let run: Value = resp.json().await.unwrap();
+    let done = app.wait_run(run["runId"].as_str().unwrap()).await;
+    assert_eq!(done["input"], Value::Null);
+    assert_eq!(done["status"], "succeeded");
 }
 
 #[tokio::test]

@@ -313,7 +313,7 @@ fn outcome(
 
 /// The sandbox layers an isolated worker can turn on here, found by starting one: logged at
 /// startup and shown by `/healthz`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct IsolationLayers {
     pub active: Vec<String>,
     pub unavailable: Vec<String>,
