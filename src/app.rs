@@ -50,7 +50,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         );
     }
     let node_id = crate::fsutil::node_id(&settings.data_dir)?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(&node_id));
     let engine = Engine::start(
         store.clone(),
         EngineConfig::from_settings(&settings, node_id)?,

@@ -14,6 +14,17 @@ use scriptd::config::{ServeArgs, Settings};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people (coloured only on a terminal),
+    /// `json` for log shippers (one JSON object a line, with the request's and the run's span
+    /// fields, such as `run_id` and `script`)
+    #[arg(long, global = true, env = "SCRIPTD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -36,12 +47,18 @@ enum Command {
 fn main() -> std::process::ExitCode {
     scriptd::run_supervisor_if_requested();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        // Escape codes only where a terminal turns them into colours, not into a log file.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::RotateMasterKey { settings, new_key } => rotate(settings, new_key),

@@ -144,7 +144,8 @@ impl Scheduler {
         };
         match self.engine.submit(request).await {
             Ok(run_id) => {
-                self.metrics.schedule_fired();
+                self.metrics
+                    .schedule_fired((Utc::now() - tick).to_std().unwrap_or_default());
                 tracing::info!(script = %code, tick = %tick, run_id = %run_id, "scheduler: fired");
             }
             Err(EngineError::AlreadyRunning) => {

@@ -25,6 +25,7 @@ pub struct RunContext {
     pub launcher: Arc<Launcher>,
     /// Isolated workers ready for the next isolated run.
     pub isolates: Arc<Spares>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl RunContext {

@@ -2,9 +2,9 @@
 //! to watchers, and its end recorded, fenced by this node's lease.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -12,8 +12,26 @@ use tokio_util::sync::CancellationToken;
 use super::context::RunContext;
 use super::logs::{LogSink, LogSummary};
 use super::{isolate, process, Engine, Masker};
-use crate::domain::{Run, RunOutcome, RunStatus, Runner, ScriptDefinition};
+use crate::domain::{Run, RunOutcome, RunStatus, Runner, ScriptDefinition, Trigger};
+use crate::metrics::StoreCall;
 use crate::store::{RunFinish, Signal};
+
+/// What recording a run's end needs to know of the run.
+struct RunEnd<'a> {
+    run_id: &'a str,
+    trigger: Trigger,
+    started_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> RunEnd<'a> {
+    fn new(run_id: &'a str, trigger: Trigger, started_at: Option<DateTime<Utc>>) -> Self {
+        Self {
+            run_id,
+            trigger,
+            started_at,
+        }
+    }
+}
 
 impl Engine {
     /// Executes a claimed run in the background; frees its place here when it is recorded.
@@ -22,6 +40,7 @@ impl Engine {
         self.inner.tasks.spawn(async move {
             let run_id = run.id.clone();
             let script_id = run.script_id.clone();
+            let (trigger, started_at) = (run.trigger, run.started_at);
             let ran = std::panic::AssertUnwindSafe(engine.execute(run, stop))
                 .catch_unwind()
                 .await;
@@ -30,8 +49,9 @@ impl Engine {
                 Err(_) => {
                     tracing::error!(run_id = %run_id, "run supervision panicked");
                     let outcome = RunOutcome::failed("internal error while supervising the run");
+                    let end = RunEnd::new(&run_id, trigger, started_at);
                     engine
-                        .record_end(&run_id, outcome, LogSummary::default(), None)
+                        .record_end(end, outcome, LogSummary::default(), None)
                         .await
                 }
             };
@@ -83,18 +103,21 @@ impl Engine {
     }
 
     /// Runs the script to its end. Returns the final status if it was recorded.
-    #[tracing::instrument(skip_all, fields(run_id = %run.id))]
+    #[tracing::instrument(skip_all, fields(run_id = %run.id, script = tracing::field::Empty))]
     async fn execute(&self, run: Run, stop: CancellationToken) -> Option<RunStatus> {
         let inner = &self.inner;
+        let end = RunEnd::new(&run.id, run.trigger, run.started_at);
         let script = match inner.store.get_script(&run.script_id).await {
             Ok(s) => s,
             Err(e) => {
+                inner.metrics.start_failed();
                 let outcome = RunOutcome::failed(format!("could not start: {e}"));
                 return self
-                    .record_end(&run.id, outcome, LogSummary::default(), None)
+                    .record_end(end, outcome, LogSummary::default(), None)
                     .await;
             }
         };
+        tracing::Span::current().record("script", script.code_identifier.as_str());
         let started = run.started_at.unwrap_or_else(Utc::now);
         self.announce(Signal::Status {
             run_id: run.id.clone(),
@@ -116,6 +139,7 @@ impl Engine {
             masker: masker.clone(),
             cap: inner.config.max_log_bytes,
             stop: stop.clone(),
+            metrics: inner.metrics.clone(),
         };
         let sink_task = tokio::spawn(sink.run(rx));
         let ctx = RunContext {
@@ -130,6 +154,7 @@ impl Engine {
             script,
             cancel: stop,
             masker,
+            metrics: inner.metrics.clone(),
         };
         let (outcome, result) = match ctx.script.runner {
             Runner::Host => (process::run(&ctx, tx).await, None),
@@ -150,13 +175,13 @@ impl Engine {
         };
         let summary = sink_task.await.unwrap_or_default();
         tracing::info!(status = outcome.status.as_str(), exit_code = ?outcome.exit_code, "run ended");
-        self.record_end(&ctx.run_id, outcome, summary, result).await
+        self.record_end(end, outcome, summary, result).await
     }
 
     /// Records how a run ended, if this node still holds it. Returns the status recorded.
     async fn record_end(
         &self,
-        run_id: &str,
+        end: RunEnd<'_>,
         outcome: RunOutcome,
         summary: LogSummary,
         result: Option<serde_json::Value>,
@@ -170,14 +195,22 @@ impl Engine {
             log_truncated: summary.truncated,
         };
         let inner = &self.inner;
+        let run_id = end.run_id;
         inner.active.finishing(run_id);
-        match inner
+        let asked = Instant::now();
+        let recorded = inner
             .store
             .finish_run(run_id, &inner.owner.lease, &finish)
-            .await
-        {
+            .await;
+        inner.metrics.store_call(StoreCall::Finish, asked.elapsed());
+        match recorded {
             Ok(true) => {
-                inner.metrics.run_finished(finish.outcome.status);
+                let ran = end
+                    .started_at
+                    .and_then(|s| (finish.finished_at - s).to_std().ok());
+                inner
+                    .metrics
+                    .run_finished(finish.outcome.status, end.trigger, ran);
                 Some(finish.outcome.status)
             }
             Ok(false) => {

@@ -98,7 +98,9 @@ impl Engine {
             "ended the runs of a node whose lease ran out"
         );
         for (run_id, status) in ended {
-            inner.metrics.run_finished(status);
+            if let Ok(run) = inner.store.get_run(&run_id).await {
+                inner.metrics.run_finished(status, run.trigger, None);
+            }
             self.announce(Signal::Status { run_id, status }).await;
         }
         self.announce(Signal::Work).await;

@@ -55,6 +55,7 @@ pub struct LogSink {
     pub cap: u64,
     /// Stops the run when the store says this node no longer holds it.
     pub stop: CancellationToken,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What the sink tracks while it runs.
@@ -144,11 +145,14 @@ impl LogSink {
         let mut delay = STORE_RETRY_FIRST;
         let mut attempt = 1;
         loop {
-            match self
+            let asked = std::time::Instant::now();
+            let stored = self
                 .store
                 .append_log(&self.run_id, &self.lease, lines)
-                .await
-            {
+                .await;
+            self.metrics
+                .store_call(crate::metrics::StoreCall::AppendLog, asked.elapsed());
+            match stored {
                 Err(e) if attempt < STORE_ATTEMPTS => {
                     tracing::warn!(run_id = %self.run_id, error = %e, attempt, "could not store log lines; retrying");
                     tokio::time::sleep(delay).await;
@@ -156,6 +160,24 @@ impl LogSink {
                     attempt += 1;
                 }
                 done => return done,
+            }
+        }
+    }
+
+    /// Counts a batch's lines and bytes (newlines included) by stream, once per batch.
+    fn count_output(&self, batch: &[LogLine]) {
+        let mut counts = [(0u64, 0u64); 2];
+        for line in batch {
+            let c = &mut counts[usize::from(line.stream == LogStream::Stderr)];
+            c.0 += 1;
+            c.1 += line.line.len() as u64 + 1;
+        }
+        for (stream, (lines, bytes)) in [LogStream::Stdout, LogStream::Stderr]
+            .into_iter()
+            .zip(counts)
+        {
+            if lines > 0 {
+                self.metrics.output_read(stream, lines, bytes);
             }
         }
     }
@@ -177,6 +199,7 @@ impl LogSink {
         }
         let mut batch = std::mem::take(&mut p.batch);
         p.batch_bytes = 0;
+        self.count_output(&batch);
         p.flushed_at = std::time::Instant::now();
         p.tail.extend(&batch);
         let mut keep = 0;
@@ -216,7 +239,11 @@ impl LogSink {
         let stored_to = match to_store.last() {
             None => None,
             Some(last) => match self.store_batch(to_store).await {
-                Ok(true) => Some(last.seq),
+                Ok(true) => {
+                    let bytes = to_store.iter().map(|l| l.line.len() as u64 + 1).sum();
+                    self.metrics.log_stored(bytes);
+                    Some(last.seq)
+                }
                 Ok(false) => {
                     self.fence(p);
                     return;

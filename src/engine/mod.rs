@@ -203,7 +203,12 @@ impl Engine {
     pub async fn cancel(&self, run_id: &str) -> Result<(), EngineError> {
         match self.inner.store.request_cancel(run_id, Utc::now()).await? {
             CancelRequest::Canceled => {
-                self.inner.metrics.run_finished(RunStatus::Canceled);
+                // Rare enough that reading the run back for its trigger costs nothing.
+                if let Ok(run) = self.inner.store.get_run(run_id).await {
+                    self.inner
+                        .metrics
+                        .run_finished(RunStatus::Canceled, run.trigger, None);
+                }
                 self.announce(Signal::Status {
                     run_id: run_id.to_string(),
                     status: RunStatus::Canceled,

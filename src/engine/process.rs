@@ -120,7 +120,10 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         };
     let mut child = match ctx.launcher.spawn(&cmd, out_w, err_w).await {
         Ok(c) => c,
-        Err(e) => return RunOutcome::failed(format!("cannot start {interpreter}: {e}")),
+        Err(e) => {
+            ctx.metrics.start_failed();
+            return RunOutcome::failed(format!("cannot start {interpreter}: {e}"));
+        }
     };
     let pid = child.pid;
     let stdout = tokio::spawn(read_lines(

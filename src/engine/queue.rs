@@ -77,9 +77,17 @@ impl Engine {
         }
         let now = Utc::now();
         let until = now + inner.config.lease_span();
-        let Some(run) = inner.store.claim_next(&inner.owner, now, until).await? else {
+        let asked = std::time::Instant::now();
+        let claimed = inner.store.claim_next(&inner.owner, now, until).await;
+        inner
+            .metrics
+            .store_call(crate::metrics::StoreCall::Claim, asked.elapsed());
+        let Some(run) = claimed? else {
             return Ok(None);
         };
+        if let Ok(waited) = (now - run.queued_at).to_std() {
+            inner.metrics.run_claimed(waited);
+        }
         let stop = inner.active.register(&run.id);
         let id = run.id.clone();
         self.launch(run, stop);

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,6 +33,7 @@ pub use state::AppState;
 
 use crate::auth::Verdict;
 use crate::error::ApiError;
+use crate::metrics::AuthKind;
 use crate::slow_hash::Verification;
 
 /// Request bodies above this are refused with 413 before they are read in full.
@@ -197,7 +198,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             resolve_client,
         ))
-        .layer(TraceLayer::new_for_http())
+        // A span per request (method, path), so what a request logs can be told apart.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }
 
@@ -224,6 +229,7 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
                 return limited(secs).into_response();
             }
             state.admin_failures.record_failure(client);
+            state.metrics.auth_failed(AuthKind::Admin);
             return ApiError::Unauthorized.into_response();
         }
         Verdict::NeedsHash(password) => {
@@ -233,7 +239,10 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
             }
             match state.auth.verify(password).await {
                 Verification::Matches => state.admin_failures.forgive(client),
-                Verification::DoesNotMatch => return ApiError::Unauthorized.into_response(),
+                Verification::DoesNotMatch => {
+                    state.metrics.auth_failed(AuthKind::Admin);
+                    return ApiError::Unauthorized.into_response();
+                }
                 Verification::Busy => return limited(1).into_response(),
             }
         }

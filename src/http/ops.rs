@@ -49,8 +49,8 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
 /// Needs the admin credentials unless the server runs with `--public-metrics`.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops",
     responses(
-        (status = 200, description = "Prometheus text format", body = String,
-            content_type = "text/plain"),
+        (status = 200, description = "OpenMetrics text format (which Prometheus reads)",
+            body = String, content_type = "application/openmetrics-text"),
         (status = 401, description = "Admin credentials missing or wrong (the server does not run with --public-metrics)", body = ErrorBody),
         (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
     ),
@@ -60,14 +60,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state
         .metrics
         .render(running, queued, state.engine.hub().subscriber_count());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// This document

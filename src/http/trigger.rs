@@ -202,6 +202,7 @@ pub async fn run(
     );
     let Some(script) = script.filter(|_| matches && presented.is_some() && stored.is_some()) else {
         state.trigger_failures.record_failure(client.0);
+        state.metrics.auth_failed(crate::metrics::AuthKind::Trigger);
         return Err(ApiError::BadToken);
     };
     if !script.api_trigger_enabled {

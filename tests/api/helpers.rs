@@ -361,6 +361,22 @@ impl Drop for TestApp {
     }
 }
 
+/// The value of one series in a `/metrics` exposition: the line of `name` whose labels
+/// include every one of `labels` (given as `key="value"`).
+pub fn metric(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let found: Vec<&str> = series_labels.split(',').collect();
+        (series_name == name && labels.iter().all(|l| found.contains(l)))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
 pub fn merge(base: &mut Value, extra: Value) {
     if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
         for (k, v) in e {

@@ -9,6 +9,7 @@ mod embed;
 mod hardening;
 mod isolate;
 mod nodes;
+mod observability;
 mod process;
 mod runs;
 mod schedule;

@@ -197,12 +197,7 @@ async fn a_subscriber_that_disconnects_is_let_go_at_once(b: Backend) {
             .text()
             .await
             .unwrap();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("scriptd_stream_subscribers "))
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
+        crate::helpers::metric(&metrics, "scriptd_stream_subscribers", &[]).unwrap() as u64
     };
     let mut stream = app.open_stream(&run).await;
     stream.read_until(|t| t.contains("event: status")).await;

@@ -140,16 +140,18 @@ pub async fn run(
         let mut spare = match ctx.isolates.take().await {
             Ok(spare) => spare,
             Err(e) => {
+                ctx.metrics.start_failed();
                 return (
                     RunOutcome::failed(format!("cannot start the isolated worker: {e}")),
                     None,
-                )
+                );
             }
         };
         if spare.stdin.write_all(&body).await.is_ok() {
             break spare;
         }
         if attempts == 2 {
+            ctx.metrics.start_failed();
             return (
                 RunOutcome::failed("the isolated worker did not accept its job"),
                 None,
