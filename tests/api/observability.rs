@@ -1,13 +1,11 @@
 //! What operators watch: the Prometheus metrics after real runs and refusals, and the logs a
 //! real `scriptd serve` process writes in each format.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{both_backends, metric, Backend, TestApp, PASSWORD};
+use crate::helpers::{both_backends, metric, Backend, TestApp};
+use crate::process::Server;
 
 both_backends!(metrics_count_runs_output_store_calls_and_refusals);
 
@@ -105,118 +103,24 @@ async fn metrics_count_runs_output_store_calls_and_refusals(b: Backend) {
     assert_eq!(value("scriptd_run_start_failures_total", &[]), 0.0);
 }
 
-/// A `scriptd serve` process with stderr to a file; stopped with SIGTERM on `stop`.
-struct LoggingServer {
-    child: std::process::Child,
-    base: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl LoggingServer {
-    async fn start(format: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("stderr.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scriptd"));
-        if let Some(f) = format {
-            cmd.args(["--log-format", f]);
-        }
-        let child = cmd
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--admin-password", PASSWORD])
-            .env("HOME", dir.path())
-            .env("RUST_LOG", "info")
-            .env_remove("SCRIPTD_LOG_FORMAT")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{}/healthz", server.base))
-            .await
-            .map_or(true, |r| r.status() != 200)
-        {
-            assert!(Instant::now() < deadline, "the server did not start");
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-        server
-    }
-
-    /// Creates a script, runs it to its end; returns the run id.
-    async fn run_one(&self, code: &str) -> String {
-        let client = reqwest::Client::new();
-        let admin = |m: Method, path: &str| {
-            client
-                .request(m, format!("{}{path}", self.base))
-                .basic_auth("admin", Some(PASSWORD))
-        };
-        let script: Value = admin(Method::POST, "/api/admin/scripts")
-            .json(
-                &json!({"name": code, "codeIdentifier": code, "type": "bash", "script": "echo hi"}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = script["id"].as_str().unwrap();
-        let started: Value = admin(Method::POST, &format!("/api/admin/scripts/{id}/run"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let run_id = started["runId"].as_str().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let run: Value = admin(Method::GET, &format!("/api/admin/scripts/runs/{run_id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if run["status"] == "succeeded" {
-                return run_id;
-            }
-            assert!(Instant::now() < deadline, "the run did not end: {run}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stops the server and returns what it logged.
-    fn stop(mut self) -> String {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        self.child.wait().unwrap();
-        std::fs::read_to_string(&self.log).unwrap()
-    }
+/// Runs one script on a real `scriptd serve` with `args`, stops it, and returns its stderr
+/// with the run's id.
+async fn log_of_one_run(args: &[&str], code: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut server = Server::start_logging_to(dir.path(), args, &log).await;
+    let script = server
+        .create(json!({"name": code, "codeIdentifier": code, "type": "bash", "script": "echo hi"}))
+        .await;
+    let run = server.run(&script).await;
+    assert_eq!(server.wait_finished(&run).await["status"], "succeeded");
+    server.stop();
+    (std::fs::read_to_string(&log).unwrap(), run)
 }
 
 #[tokio::test]
 async fn json_logs_are_one_object_a_line_with_the_run_in_their_span() {
-    let server = LoggingServer::start(Some("json")).await;
-    let run_id = server.run_one("logged").await;
-    let log = server.stop();
+    let (log, run_id) = log_of_one_run(&["--log-format", "json"], "logged").await;
     let events: Vec<Value> = log
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -234,9 +138,7 @@ async fn json_logs_are_one_object_a_line_with_the_run_in_their_span() {
 
 #[tokio::test]
 async fn text_logs_written_to_a_file_carry_no_colour_codes() {
-    let server = LoggingServer::start(None).await;
-    server.run_one("plain").await;
-    let log = server.stop();
+    let (log, _) = log_of_one_run(&[], "plain").await;
     assert!(log.contains("run started"), "{log}");
     assert!(
         !log.contains('\u{1b}'),

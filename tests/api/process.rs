@@ -20,6 +20,8 @@ pub struct Server {
     args: Vec<String>,
     /// The admin password; `None` lets the server generate one (printed on its first start).
     password: Option<String>,
+    /// Where stderr goes, logging at `info`; `None`: inherited, at `warn`.
+    log: Option<PathBuf>,
     client: reqwest::Client,
 }
 
@@ -57,6 +59,14 @@ impl Server {
         (s, password)
     }
 
+    /// Starts a server whose stderr, logging at `info`, goes to `log`.
+    pub async fn start_logging_to(dir: &Path, args: &[&str], log: &Path) -> Self {
+        let mut s = Self::new(dir, args, Some(PASSWORD.to_string()));
+        s.log = Some(log.to_path_buf());
+        s.launch().await;
+        s
+    }
+
     fn new(dir: &Path, args: &[&str], password: Option<String>) -> Self {
         Self {
             child: None,
@@ -64,6 +74,7 @@ impl Server {
             dir: dir.to_path_buf(),
             args: args.iter().map(|a| a.to_string()).collect(),
             password,
+            log: None,
             client: reqwest::Client::new(),
         }
     }
@@ -80,10 +91,15 @@ impl Server {
             .args(&self.args)
             // An empty HOME keeps `bash -l` out of root's slow profile (ARCHITECTURE.md).
             .env("HOME", &self.dir)
-            .env("RUST_LOG", "warn")
+            .env_remove("SCRIPTD_LOG_FORMAT")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .process_group(0);
+        match &self.log {
+            Some(path) => cmd
+                .env("RUST_LOG", "info")
+                .stderr(std::fs::File::create(path).unwrap()),
+            None => cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit()),
+        };
         match &self.password {
             Some(p) => {
                 cmd.args(["--admin-password", p]);
@@ -136,6 +152,14 @@ impl Server {
 
     pub fn signal(&self, sig: Signal) {
         kill(self.pid(), sig).unwrap();
+    }
+
+    /// A graceful stop (SIGTERM), waiting for the process to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+            let _ = c.wait();
+        }
     }
 
     /// `kill -9` of the server alone.
