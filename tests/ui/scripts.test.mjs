@@ -124,6 +124,11 @@ test("run history is paginated, newest first, with older runs loaded on demand",
   await more.click();
   await until(async () => (await rows.count()) === 23, { what: "the older runs" });
   assert.ok(await more.isHidden(), "nothing more to load");
+  // A refresh (the button, or the page's periodic one) keeps the older runs in view.
+  const refreshed = page.waitForResponse((r) => r.url().includes(`/runs?scriptId=${s.id}`));
+  await page.getByRole("button", { name: "Refresh run history" }).click();
+  assert.match((await refreshed).url(), /[?&]limit=23(&|$)/);
+  await until(async () => (await rows.count()) === 23, { what: "the runs after a refresh" });
   const shown = await rows.evaluateAll((els) => els.map((e) => e.dataset.runId));
   assert.equal(new Set(shown).size, 23, "no run listed twice");
   assert.deepEqual([...shown].sort(), [...ids].sort());

@@ -28,7 +28,9 @@ export class RunHistory {
       return;
     }
     try {
-      const res = await api.listRuns(this.scriptId, null, PAGE);
+      // A refresh keeps the older pages the user loaded (up to the API's 200) in view.
+      const limit = Math.min(200, Math.max(PAGE, this.runs.length));
+      const res = await api.listRuns(this.scriptId, null, limit);
       this.runs = res.runs;
       this.next = res.nextBefore;
       this.render();
