@@ -39,6 +39,27 @@ enum Command {
         #[arg(long, env = "SCRIPTD_NEW_MASTER_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
+    /// Copy the SQLite database to a new FILE while the server runs (a consistent snapshot,
+    /// readable by its owner only). Keep <data-dir>/master.key with it: the secrets in it are
+    /// sealed with that key. For PostgreSQL use pg_dump.
+    ///
+    /// Example: scriptd backup --data-dir /var/lib/scriptd /backups/scriptd-$(date +%F).db
+    Backup {
+        #[command(flatten)]
+        settings: ServeArgs,
+        /// The file to write; it must not exist yet
+        file: std::path::PathBuf,
+    },
+    /// Put a backup made by `scriptd backup` in place of the SQLite database. Stop the server
+    /// first: a database still in use is refused. The next start upgrades an older backup.
+    ///
+    /// Example: scriptd restore --data-dir /var/lib/scriptd /backups/scriptd-2026-11-25.db
+    Restore {
+        #[command(flatten)]
+        settings: ServeArgs,
+        /// The backup to restore
+        file: std::path::PathBuf,
+    },
     /// Print the API's OpenAPI 3.1 document (what `/api/openapi.json` serves), for client
     /// generators and reviews; needs no server or database
     Openapi,
@@ -62,6 +83,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::RotateMasterKey { settings, new_key } => rotate(settings, new_key),
+        Command::Backup { settings, file } => backup(settings, &file),
+        Command::Restore { settings, file } => restore(settings, &file),
         Command::Openapi => {
             println!("{}", scriptd::http::api_doc::json());
             Ok(())
@@ -92,6 +115,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(address = %listener.local_addr()?, "listening");
         scriptd::app::serve(app, listener, shutdown_signal()).await
     })
+}
+
+fn backup(args: ServeArgs, file: &std::path::Path) -> anyhow::Result<()> {
+    let settings = Settings::load(args)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let bytes = runtime.block_on(scriptd::backup::backup(&settings, file))?;
+    println!(
+        "wrote {} ({bytes} bytes); keep {} with it",
+        file.display(),
+        settings.data_dir.join("master.key").display()
+    );
+    Ok(())
+}
+
+fn restore(args: ServeArgs, file: &std::path::Path) -> anyhow::Result<()> {
+    let settings = Settings::load(args)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(scriptd::backup::restore(&settings, file))?;
+    println!("restored {}; start the server to use it", file.display());
+    Ok(())
 }
 
 fn rotate(args: ServeArgs, new_key: Option<String>) -> anyhow::Result<()> {
