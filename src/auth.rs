@@ -208,35 +208,47 @@ pub fn is_cross_origin(
     let Some(source) = origin.or(referer) else {
         return false;
     };
-    if source == "null" {
-        return true;
-    }
-    let Some((scheme, rest)) = source.split_once("://") else {
+    let Some((scheme, _)) = source.split_once("://") else {
         return true;
     };
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+    let (Some(source), Some(host)) = (url_origin(source), host) else {
         return true;
+    };
+    // The addressed host, taken as reached with the source's scheme.
+    source != origin_of(scheme, host, default_port(scheme).unwrap_or(80))
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
     }
+}
+
+/// `scheme://host:port`, lower-cased, with the scheme's default port written out when the
+/// authority has none.
+pub fn origin_of(scheme: &str, authority: &str, default_port: u16) -> String {
+    let authority = authority.to_ascii_lowercase();
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']');
+    let scheme = scheme.to_ascii_lowercase();
+    if has_port {
+        format!("{scheme}://{authority}")
+    } else {
+        format!("{scheme}://{authority}:{default_port}")
+    }
+}
+
+/// The origin of an http(s) URL such as an `Origin` or `Referer` value; `None` for anything
+/// else (`null`, other schemes).
+pub fn url_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let port = default_port(scheme)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let with_port = |a: &str| -> String {
-        let a = a.to_ascii_lowercase();
-        // An authority without a port means the scheme's default one.
-        let has_port = a
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            && !a.ends_with(']');
-        if has_port {
-            a
-        } else if scheme.eq_ignore_ascii_case("https") {
-            format!("{a}:443")
-        } else {
-            format!("{a}:80")
-        }
-    };
-    match host {
-        Some(host) => with_port(authority) != with_port(host),
-        None => true,
-    }
+    Some(origin_of(scheme, authority, port))
 }
 
 #[cfg(test)]
@@ -314,6 +326,20 @@ mod tests {
             host
         ));
         assert!(is_cross_origin(None, Some("null"), None, host));
+    }
+
+    #[test]
+    fn origins_are_compared_with_their_default_ports() {
+        assert_eq!(
+            url_origin("https://Scripts.Example.com/admin/scripts?x=1"),
+            Some("https://scripts.example.com:443".into())
+        );
+        assert_eq!(
+            url_origin("http://127.0.0.1:8080"),
+            Some("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(url_origin("null"), None);
+        assert_eq!(url_origin("file:///etc/passwd"), None);
     }
 
     #[test]

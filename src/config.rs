@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// request comes through that proxy, since clients could otherwise forge it
     #[arg(long, env = "SCRIPTD_CLIENT_IP_HEADER", value_name = "HEADER")]
     pub client_ip_header: Option<String>,
+    /// Behind a reverse proxy: the URL browsers and callers use, e.g.
+    /// https://scripts.example.com. Requests from that origin pass the cross-origin check
+    /// whatever Host the proxy forwards, and trigger URLs are built from it
+    #[arg(long, env = "SCRIPTD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Open connections at most; at the cap the connection idle the longest is closed to make
     /// room [default: from the open-file limit, at most 10000]
     #[arg(long, env = "SCRIPTD_MAX_CONNECTIONS", value_name = "N")]
@@ -127,6 +132,8 @@ pub struct Settings {
     pub auth_failure_limit: u32,
     /// The header a trusted reverse proxy puts the client's address in.
     pub client_ip_header: Option<axum::http::HeaderName>,
+    /// The address clients use, when it is not the one the server sees (a reverse proxy).
+    pub public_url: Option<PublicUrl>,
     pub isolate_memory_mb: u64,
     pub run_lease: Duration,
     /// The window `auth_failure_limit` counts over.
@@ -166,6 +173,7 @@ impl std::fmt::Debug for Settings {
             .field("keep_runs", &self.keep_runs)
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("client_ip_header", &self.client_ip_header)
+            .field("public_url", &self.public_url)
             .field("allowed_runners", &self.allowed_runners)
             .field("isolate_memory_mb", &self.isolate_memory_mb)
             .field("run_lease", &self.run_lease)
@@ -216,6 +224,49 @@ pub fn redact_url(url: &str) -> String {
         out.push_str(&params.join("&"));
     }
     out
+}
+
+/// The URL clients reach the server by: scheme, host and port, no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `scheme://host:port`, lower-cased, the port always written.
+    origin: String,
+    /// The URL as given, without a trailing slash, to build links from.
+    base: String,
+}
+
+impl PublicUrl {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        let bad = |why: &str| anyhow::anyhow!("--public-url {raw:?}: {why}");
+        let base = raw.trim().trim_end_matches('/');
+        let (scheme, authority) = base
+            .split_once("://")
+            .ok_or_else(|| bad("expected http://HOST[:PORT] or https://HOST[:PORT]"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return Err(bad(
+                "give only the scheme, host and port: scriptd serves from the root path",
+            ));
+        }
+        Ok(Self {
+            origin: crate::auth::origin_of(&scheme, authority, default_port),
+            base: base.to_string(),
+        })
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The URL of `path` (which starts with `/`) as clients see it.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
 }
 
 impl Settings {
@@ -307,6 +358,12 @@ impl Settings {
                 .or(file.auth_failure_limit)
                 .unwrap_or(20)
                 .max(1),
+            public_url: args
+                .public_url
+                .or(file.public_url)
+                .filter(|u| !u.is_empty())
+                .map(|u| PublicUrl::parse(&u))
+                .transpose()?,
             client_ip_header: args
                 .client_ip_header
                 .or(file.client_ip_header)
@@ -365,6 +422,28 @@ fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_url_is_an_origin_without_a_path() {
+        let url = PublicUrl::parse("https://Scripts.Example.com/").unwrap();
+        assert_eq!(url.origin(), "https://scripts.example.com:443");
+        assert_eq!(
+            url.join("/api/scripts/x/run"),
+            "https://Scripts.Example.com/api/scripts/x/run"
+        );
+        assert_eq!(
+            PublicUrl::parse("http://10.0.0.5:8443").unwrap().origin(),
+            "http://10.0.0.5:8443"
+        );
+        for bad in [
+            "scripts.example.com",
+            "ftp://x",
+            "https://x/scriptd",
+            "https://",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn database_urls_are_shown_without_credentials() {

@@ -109,7 +109,8 @@ pub async fn stream(
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
+            // `no-transform`: a proxy must not compress (and so hold back) the stream.
+            (header::CACHE_CONTROL, "no-cache, no-transform"),
             (header::HeaderName::from_static("x-accel-buffering"), "no"),
         ],
         body,

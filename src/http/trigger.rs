@@ -78,11 +78,17 @@ pub async fn create_token(
     let now = Utc::now();
     state.store.set_token(&id, Some(&hash), Some(now)).await?;
     tracing::info!(script_id = %id, "trigger token issued");
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8080");
-    let url = format!("http://{host}/api/scripts/{}/run", script.code_identifier);
+    let path = format!("/api/scripts/{}/run", script.code_identifier);
+    let url = match &state.settings.public_url {
+        Some(public) => public.join(&path),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1:8080");
+            format!("http://{host}{path}")
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(TokenIssued {

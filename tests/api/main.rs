@@ -12,6 +12,7 @@ mod isolate;
 mod nodes;
 mod observability;
 mod process;
+mod proxy;
 mod runs;
 mod schedule;
 mod scripts;
