@@ -29,6 +29,15 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Server(Box<ServerCommand>),
+    #[command(flatten)]
+    Client(scriptd::cli::Request),
+}
+
+/// What runs the server or works on its data directory.
+#[derive(Subcommand)]
+enum ServerCommand {
     /// Start the HTTP server (dashboard at <admin-path>, API under /api)
     Serve(ServeArgs),
     /// Re-encrypt every stored secret under a new master key, in one transaction
@@ -39,9 +48,10 @@ enum Command {
         #[arg(long, env = "SCRIPTD_NEW_MASTER_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
-    /// Copy the SQLite database to a new FILE while the server runs (a consistent snapshot,
-    /// readable by its owner only). Keep <data-dir>/master.key with it: the secrets in it are
-    /// sealed with that key. For PostgreSQL use pg_dump.
+    /// Copy the SQLite database to a new file while the server runs
+    ///
+    /// A consistent snapshot, readable by its owner only. Keep <data-dir>/master.key with it:
+    /// the secrets in it are sealed with that key. For PostgreSQL use pg_dump.
     ///
     /// Example: scriptd backup --data-dir /var/lib/scriptd /backups/scriptd-$(date +%F).db
     Backup {
@@ -50,8 +60,10 @@ enum Command {
         /// The file to write; it must not exist yet
         file: std::path::PathBuf,
     },
-    /// Put a backup made by `scriptd backup` in place of the SQLite database. Stop the server
-    /// first: a database still in use is refused. The next start upgrades an older backup.
+    /// Put a backup made by `scriptd backup` in place of the SQLite database
+    ///
+    /// Stop the server first: a database still in use is refused. The next start upgrades an
+    /// older backup.
     ///
     /// Example: scriptd restore --data-dir /var/lib/scriptd /backups/scriptd-2026-11-25.db
     Restore {
@@ -60,32 +72,42 @@ enum Command {
         /// The backup to restore
         file: std::path::PathBuf,
     },
-    /// Print the API's OpenAPI 3.1 document (what `/api/openapi.json` serves), for client
-    /// generators and reviews; needs no server or database
+    /// Print the API's OpenAPI 3.1 document
+    ///
+    /// What `/api/openapi.json` serves, for client generators and reviews; needs no server or
+    /// database.
     Openapi,
 }
 
 fn main() -> std::process::ExitCode {
     scriptd::run_supervisor_if_requested();
     let cli = Cli::parse();
+    match cli.command {
+        // The client prints what it does itself; the logging below is the server's.
+        Command::Client(request) => scriptd::cli::main(request),
+        Command::Server(command) => serve_side(*command, cli.log_format),
+    }
+}
+
+fn serve_side(command: ServerCommand, log_format: LogFormat) -> std::process::ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    match log_format {
         // Escape codes only where a terminal turns them into colours, not into a log file.
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
-    let result = match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::RotateMasterKey { settings, new_key } => rotate(settings, new_key),
-        Command::Backup { settings, file } => backup(settings, &file),
-        Command::Restore { settings, file } => restore(settings, &file),
-        Command::Openapi => {
+    let result = match command {
+        ServerCommand::Serve(args) => serve(args),
+        ServerCommand::RotateMasterKey { settings, new_key } => rotate(settings, new_key),
+        ServerCommand::Backup { settings, file } => backup(settings, &file),
+        ServerCommand::Restore { settings, file } => restore(settings, &file),
+        ServerCommand::Openapi => {
             println!("{}", scriptd::http::api_doc::json());
             Ok(())
         }

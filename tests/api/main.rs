@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod backup;
 mod binary;
+mod cli;
 mod embed;
 mod hardening;
 mod isolate;
