@@ -30,6 +30,36 @@ pub struct App {
     leases_stop: CancellationToken,
 }
 
+/// Where a generated admin password is left when no one is at a terminal to read it.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Shows a first start's generated password once, never to the log: on a terminal, printed;
+/// otherwise (a service, whose stdout goes to the journal) written to a file readable by this
+/// user only, whose place is printed instead.
+fn show_generated_password(settings: &Settings, password: &str) -> anyhow::Result<()> {
+    let hash = settings.data_dir.join("admin-password.argon2");
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        println!(
+            "scriptd: generated an admin password on first start.\n  user:     {}\n  password: {password}\n\
+             Only its hash is stored ({}); this is the only time it is shown.",
+            settings.admin_user,
+            hash.display()
+        );
+        return Ok(());
+    }
+    let file = settings.data_dir.join(INITIAL_PASSWORD_FILE);
+    crate::fsutil::write_private(&file, format!("{password}\n").as_bytes())?;
+    println!(
+        "scriptd: generated an admin password on first start for user {}; it is in {} \
+         (readable by this user only). Delete that file once you have it: only the hash ({}) \
+         is needed.",
+        settings.admin_user,
+        file.display(),
+        hash.display()
+    );
+    Ok(())
+}
+
 /// Opens the store, applies migrations, prepares admin credentials, starts the engine and its
 /// background work, and returns the router to serve or mount.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
@@ -41,13 +71,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         &settings.data_dir,
     )?;
     if let PasswordOrigin::Generated(password) = origin {
-        // Printed once, to the console only (never to the log): only the hash is kept.
-        println!(
-            "scriptd: generated an admin password on first start.\n  user:     {}\n  password: {password}\n\
-             Only its hash is stored ({}); this is the only time it is shown.",
-            settings.admin_user,
-            settings.data_dir.join("admin-password.argon2").display()
-        );
+        show_generated_password(&settings, &password)?;
     }
     let node_id = crate::fsutil::node_id(&settings.data_dir)?;
     let metrics = Arc::new(Metrics::new(&node_id));

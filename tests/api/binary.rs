@@ -63,14 +63,6 @@ fn start(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Server {
     }
 }
 
-fn password_from(lines: &[String]) -> Option<String> {
-    lines.iter().find_map(|l| {
-        l.trim()
-            .strip_prefix("password:")
-            .map(|p| p.trim().to_string())
-    })
-}
-
 fn stop(mut s: Server) {
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -79,18 +71,31 @@ fn stop(mut s: Server) {
     let _ = s.child.wait();
 }
 
+/// Not on a terminal (a service, whose stdout goes to the journal), the first start leaves the
+/// generated password in a private file and prints only where it is.
 #[tokio::test]
-async fn first_start_prints_a_password_once_and_keeps_only_its_hash() {
+async fn first_start_leaves_a_password_once_in_a_private_file_and_keeps_only_its_hash() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let first = start(dir.path(), &[]);
-    let password = password_from(&first.stdout).expect("the first start prints the password");
+    let file = dir.path().join("initial-admin-password");
+    let password = std::fs::read_to_string(&file)
+        .expect("the first start leaves the password in a file")
+        .trim()
+        .to_string();
     assert!(password.len() >= 20);
-    assert!(first
-        .stdout
-        .iter()
-        .any(|l| l.contains("user:") && l.contains("admin")));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the password file is private");
+    let printed = first.stdout.join("\n");
+    assert!(
+        printed.contains("initial-admin-password") && printed.contains("admin"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains(&password),
+        "the password is not printed to a pipe"
+    );
     let stored = std::fs::read_to_string(dir.path().join("admin-password.argon2")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.path().join("admin-password.argon2"))
         .unwrap()
         .permissions()
@@ -107,11 +112,12 @@ async fn first_start_prints_a_password_once_and_keeps_only_its_hash() {
     assert_eq!(ok.status(), 200);
     stop(first);
 
+    std::fs::remove_file(&file).unwrap();
     let second = start(dir.path(), &[]);
-    assert_eq!(
-        password_from(&second.stdout),
-        None,
-        "a later start does not print it again"
+    assert!(
+        !file.exists() && second.stdout.is_empty(),
+        "a later start neither writes nor prints it again: {:?}",
+        second.stdout
     );
     let ok = Admin::new(&second.base, &password)
         .send(Method::GET, "/api/admin/scripts", None)

@@ -43,18 +43,14 @@ impl Server {
     }
 
     /// Starts a server that generates its admin password; returns it with the password it
-    /// printed.
+    /// left in the data directory (its stdout is not a terminal).
     pub async fn start_generating_password(dir: &Path, args: &[&str]) -> (Self, String) {
         let mut s = Self::new(dir, args, None);
-        let stdout = s.launch().await.expect("stdout");
-        let password = std::io::BufRead::lines(std::io::BufReader::new(stdout))
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("password:")
-                    .map(|p| p.trim().to_string())
-            })
-            .expect("the first start prints the password");
+        s.launch().await;
+        let password = std::fs::read_to_string(dir.join("initial-admin-password"))
+            .expect("the first start leaves the password in a file")
+            .trim()
+            .to_string();
         s.password = Some(password.clone());
         (s, password)
     }
@@ -79,8 +75,8 @@ impl Server {
         }
     }
 
-    /// Starts the process and waits until it answers; its stdout when it generates a password.
-    async fn launch(&mut self) -> Option<std::process::ChildStdout> {
+    /// Starts the process and waits until it answers.
+    async fn launch(&mut self) {
         use std::os::unix::process::CommandExt;
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_scriptd"));
@@ -100,23 +96,16 @@ impl Server {
                 .stderr(std::fs::File::create(path).unwrap()),
             None => cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit()),
         };
-        match &self.password {
-            Some(p) => {
-                cmd.args(["--admin-password", p]);
-            }
-            None => {
-                cmd.stdout(Stdio::piped());
-            }
+        if let Some(p) = &self.password {
+            cmd.args(["--admin-password", p]);
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take();
-        self.child = Some(child);
+        self.child = Some(cmd.spawn().unwrap());
         self.base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = self.client.get(self.url("/healthz")).send().await {
                 if r.status() == 200 {
-                    return stdout;
+                    return;
                 }
             }
             assert!(Instant::now() < deadline, "the server did not start");
