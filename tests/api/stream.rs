@@ -37,7 +37,7 @@ async fn read_all(
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    assert_eq!(resp.headers()["cache-control"], "no-cache, no-transform");
     tokio::time::timeout(Duration::from_secs(30), resp.text())
         .await
         .expect("stream closes")
