@@ -72,6 +72,9 @@ enum ServerCommand {
         /// The backup to restore
         file: std::path::PathBuf,
     },
+    /// Print the manual page (roff), as the Debian package installs it: scriptd man | man -l -
+    #[command(hide = true)]
+    Man,
     /// Print the API's OpenAPI 3.1 document
     ///
     /// What `/api/openapi.json` serves, for client generators and reviews; needs no server or
@@ -107,6 +110,9 @@ fn serve_side(command: ServerCommand, log_format: LogFormat) -> std::process::Ex
         ServerCommand::RotateMasterKey { settings, new_key } => rotate(settings, new_key),
         ServerCommand::Backup { settings, file } => backup(settings, &file),
         ServerCommand::Restore { settings, file } => restore(settings, &file),
+        ServerCommand::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map_err(anyhow::Error::from),
         ServerCommand::Openapi => {
             println!("{}", scriptd::http::api_doc::json());
             Ok(())
