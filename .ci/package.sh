@@ -7,8 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
+apt_updated=""
+need() { # need COMMAND PACKAGE: installs PACKAGE from Debian when COMMAND is missing.
+  command -v "$1" >/dev/null && return
+  if [ -z "$apt_updated" ]; then apt-get update -qq </dev/null; apt_updated=1; fi
+  apt-get install -y -qq "$2" </dev/null >/dev/null
+}
+need lintian lintian
+need systemd-analyze systemd
+need adduser adduser
+need runuser util-linux
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet </dev/null
-command -v lintian >/dev/null || apt-get install -y -qq lintian </dev/null >/dev/null
 if dpkg -s scriptd >/dev/null 2>&1; then dpkg -P scriptd >/dev/null; fi
 
 cargo build --release --quiet </dev/null
