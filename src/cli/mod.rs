@@ -84,6 +84,7 @@ pub struct ScriptArgs {
 Examples:
   scriptd run nightly-backup
   scriptd run report --input '{{\"since\": \"2026-11-01\"}}'
+  scriptd run report since=2026-11-01 limit=10 dryRun=true
   scriptd run report --input-file input.json --cancel-on-interrupt
   scriptd run nightly-backup --detach
   SCRIPTD_TOKEN=sdt_… scriptd run nightly-backup     # with the script's trigger token
@@ -101,11 +102,15 @@ pub struct RunArgs {
     /// The script's codeIdentifier (or its id, with admin credentials)
     script: String,
     /// The run's input, as JSON
-    #[arg(long, conflicts_with = "input_file")]
+    #[arg(long, conflicts_with_all = ["input_file", "fields"])]
     input: Option<String>,
     /// A file holding the run's input, as JSON (`-` for standard input)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "fields")]
     input_file: Option<PathBuf>,
+    /// The input as fields of an object: each value is taken as JSON when it is valid JSON
+    /// (10, true, null, "text", [1,2]), else as text
+    #[arg(value_name = "KEY=VALUE")]
+    fields: Vec<String>,
     /// Print the run's id and return without following it
     #[arg(long)]
     detach: bool,
@@ -296,13 +301,28 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
     follow::follow(&client, &run_id, a.cancel_on_interrupt, a.conn.output).await
 }
 
+/// `key=value` arguments as one JSON object.
+fn fields_input(fields: &[String]) -> anyhow::Result<Value> {
+    let mut object = serde_json::Map::new();
+    for field in fields {
+        let (key, raw) = field
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("{field:?}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        object.insert(key.to_string(), value);
+    }
+    Ok(Value::Object(object))
+}
+
 fn read_input(a: &RunArgs) -> anyhow::Result<Option<Value>> {
     let text = match (&a.input, &a.input_file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
-        (None, None) => return Ok(None),
+        (None, None) if a.fields.is_empty() => return Ok(None),
+        (None, None) => return fields_input(&a.fields).map(Some),
     };
     serde_json::from_str(&text)
         .map(Some)

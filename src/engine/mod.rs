@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,6 +33,16 @@ use crate::store::{CancelRequest, DynFeed, DynStore, Owner, Signal, StoreError};
 use active::Active;
 
 pub use config::EngineConfig;
+
+/// A run's status changed.
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub run_id: String,
+    pub status: RunStatus,
+}
+
+/// Status changes kept for a slow reader of `run_events` before it lags.
+const RUN_EVENTS_BUFFER: usize = 1024;
 pub use context::RunContext;
 pub use hub::{Hub, HubEvent, Subscription};
 pub use mask::Masker;
@@ -80,6 +90,8 @@ struct Inner {
     /// This process's claim on the runs it executes.
     owner: Owner,
     hub: Hub,
+    /// Every run's status changes, whichever node made them, for the pages that list runs.
+    run_events: broadcast::Sender<RunEvent>,
     active: Active,
     launcher: Arc<launcher::Launcher>,
     isolates: Arc<isolate::Spares>,
@@ -114,6 +126,7 @@ impl Engine {
                 config,
                 owner,
                 hub: Hub::default(),
+                run_events: broadcast::channel(RUN_EVENTS_BUFFER).0,
                 active: Active::default(),
                 isolates: isolate::Spares::new(exe, launcher.clone()),
                 launcher,
@@ -134,6 +147,12 @@ impl Engine {
 
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// Status changes of every run (queued, running, ended), from this node and the others.
+    /// A receiver that falls behind gets `Lagged` and should re-read what it shows.
+    pub fn run_events(&self) -> broadcast::Receiver<RunEvent> {
+        self.inner.run_events.subscribe()
     }
 
     /// The executable providing the hidden `__launch` and `__isolate` subcommands.
@@ -163,14 +182,31 @@ impl Engine {
         let inner = &self.inner;
         match signal {
             Signal::Work => inner.work.notify_one(),
+            // A queued run is work too; its signal doubles as the one to claim it.
+            Signal::Status {
+                run_id,
+                status: RunStatus::Queued,
+            } => {
+                inner.work.notify_one();
+                let _ = inner.run_events.send(RunEvent {
+                    run_id: run_id.clone(),
+                    status: RunStatus::Queued,
+                });
+            }
             Signal::Schedules => inner.schedules.notify_one(),
             Signal::Cancel { run_id } => inner.active.cancel(run_id),
             Signal::Lines { run_id, to_seq } => {
                 inner.hub.publish(run_id, HubEvent::Stored(*to_seq))
             }
-            Signal::Status { run_id, status } => inner
-                .hub
-                .publish(run_id, HubEvent::Status(*status, Utc::now())),
+            Signal::Status { run_id, status } => {
+                inner
+                    .hub
+                    .publish(run_id, HubEvent::Status(*status, Utc::now()));
+                let _ = inner.run_events.send(RunEvent {
+                    run_id: run_id.clone(),
+                    status: *status,
+                });
+            }
             Signal::Resync => {
                 inner.work.notify_one();
                 inner.schedules.notify_one();

@@ -64,7 +64,11 @@ impl Engine {
             Admission::Full => return Err(EngineError::QueueFull),
         }
         self.inner.metrics.run_submitted(req.trigger);
-        self.announce(Signal::Work).await;
+        self.announce(Signal::Status {
+            run_id: run.id.clone(),
+            status: RunStatus::Queued,
+        })
+        .await;
         Ok(run.id)
     }
 

@@ -7,6 +7,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::events::RunChange;
 use super::stream::{DoneData, LogData, StatusData};
 
 #[derive(OpenApi)]
@@ -24,7 +25,7 @@ use super::stream::{DoneData, LogData, StatusData};
         (name = "trigger", description = "Running a script from another program with its token"),
         (name = "ops", description = "Health, metrics and this document"),
     ),
-    components(schemas(LogData, StatusData, DoneData)),
+    components(schemas(LogData, StatusData, DoneData, RunChange)),
     modifiers(&Security)
 )]
 struct ApiDoc;

@@ -3,6 +3,7 @@
 
 pub mod api_doc;
 mod conn;
+mod events;
 mod extract;
 mod ops;
 mod runs;
@@ -115,6 +116,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scripts::list, scripts::create))
         .routes(routes!(schedule::preview))
         .routes(routes!(runs::list))
+        .routes(routes!(events::run_events))
         .routes(routes!(runs::get))
         .routes(routes!(stream::stream))
         .routes(routes!(runs::log))

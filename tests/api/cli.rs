@@ -65,6 +65,31 @@ async fn run_follows_stdout_and_stderr_apart_and_exits_with_the_scripts_status()
     assert_eq!(run["input"], json!({"a": 1}));
     assert_eq!(run["exitCode"], 3);
 
+    // Fields as KEY=VALUE: JSON where they parse, text otherwise.
+    let o = cli(
+        &base,
+        &[],
+        &[
+            "run",
+            "noisy",
+            "since=2026-11-01",
+            "limit=10",
+            "dry=true",
+            "tags=[1,2]",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    let run: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(
+        run["input"],
+        json!({"since": "2026-11-01", "limit": 10, "dry": true, "tags": [1, 2]})
+    );
+    let o = cli(&base, &[], &["run", "noisy", "oops"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("KEY=VALUE"), "{}", err(&o));
+
     // The password from a file instead of the environment; none at all is a clear error.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("password");

@@ -8,6 +8,7 @@ mod backup;
 mod binary;
 mod cli;
 mod embed;
+mod events;
 mod hardening;
 mod isolate;
 mod nodes;

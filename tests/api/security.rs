@@ -47,7 +47,12 @@ async fn the_openapi_document_describes_every_route_and_nothing_else() {
     for (method, path) in &ops {
         let resp = app.call(method.clone(), path).await;
         let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        // Only a 404 needs reading (the run events stream never ends).
+        let body: Value = if status == 404 {
+            resp.json().await.unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
         assert!(
             !route_missing(status, &body),
             "{method} {path} is documented but not routed: {status} {body}"

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  Browser, api, createScript, until, waitForRunEnd, scratchDir, shot, startProxy, setCode, outputLines, problems,
+  BASE, Browser, api, createScript, until, waitForRunEnd, scratchDir, shot, startProxy, setCode, outputLines, problems,
 } from "./harness.mjs";
 
 const browser = new Browser();
@@ -108,6 +108,28 @@ test("a past run opens from the history and replays its stored output", async ()
   assert.equal(href, `/api/admin/scripts/runs/${first}/log`);
   const log = await page.evaluate(async (u) => (await fetch(u)).text(), href);
   assert.deepEqual(log.split("\n").sort(), ["", "err line", "only once"]);
+  await noProblems(page);
+  await page.close();
+});
+
+test("a run started by the API trigger appears in an open history as it happens", async () => {
+  const s = await createScript({ name: "Triggered", script: "echo from the trigger", concurrency: "parallel",
+                                 apiTrigger: { enabled: true } });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const rows = page.locator(".run-row");
+  await until(async () => (await page.getByText("No runs yet").count()) === 1, { what: "the empty history" });
+  const { token } = await api("POST", `/${s.id}/api-token`);
+  const resp = await fetch(`${BASE}/api/scripts/${s.codeIdentifier}/run`, {
+    method: "POST", headers: { Authorization: `Bearer ${token}` },
+  });
+  const { runId } = await resp.json();
+  // The page polls only every 30 s as a fallback: within this wait only the run events can
+  // have brought the run in.
+  await until(async () => (await page.locator(`.run-row[data-run-id="${runId}"]`).count()) === 1,
+    { timeout: 10000, what: "the triggered run in the history" });
+  await until(async () => (await page.locator(`.run-row[data-run-id="${runId}"]`).getAttribute("data-status")) === "succeeded",
+    { timeout: 10000, what: "the triggered run's end in the history" });
+  assert.equal(await rows.count(), 1);
   await noProblems(page);
   await page.close();
 });

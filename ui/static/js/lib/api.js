@@ -73,3 +73,4 @@ export function fieldMessage(err) {
 
 export const streamUrl = (runId) => `${BASE}/runs/${encodeURIComponent(runId)}/stream`;
 export const logUrl = (runId) => `${BASE}/runs/${encodeURIComponent(runId)}/log`;
+export const eventsUrl = () => `${BASE}/events`;

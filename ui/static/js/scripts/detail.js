@@ -2,6 +2,7 @@
 // the right. Saving, running and opening past runs never reload the page.
 import { h, icon, mount, toast } from "../lib/dom.js";
 import { api, logUrl } from "../lib/api.js";
+import { onRunChange } from "../lib/run-events.js";
 import { isActive, RUNNER_LABEL, TYPE_LABEL } from "../lib/format.js";
 import { ScriptForm } from "./editor.js";
 import { OutputView } from "./output.js";
@@ -45,14 +46,19 @@ export class ScriptDetail {
     const latest = this.history.activeRun() || this.history.runs[0];
     if (this.opts.runId) this.openRun(this.opts.runId, false, true);
     else if (latest && (isActive(latest.status) || latest.logBytes <= AUTO_REPLAY_BYTES)) this.openRun(latest.id);
-    // Runs started elsewhere (schedule, API) show up in the history; one that starts while the
-    // panel only shows an automatically opened, finished run is followed live.
-    this.poll = setInterval(async () => {
-      if (document.hidden || this.stream || this.destroyed) return;
+    // Runs started elsewhere (schedule, API, another node) show up in the history as their
+    // events arrive; one that starts while the panel only shows an automatically opened,
+    // finished run is followed live. A slow poll covers an event stream that is down.
+    const refresh = async () => {
+      if (this.destroyed) return;
       await this.history.load();
       const active = this.history.activeRun();
       if (active && !this.stream && !this.browserRun && !this.userPicked && active.id !== this.activeRunId) this.openRun(active.id);
-    }, 5000);
+    };
+    this.stopEvents = onRunChange((change) => {
+      if (!change || change.run.scriptId === this.id) refresh();
+    });
+    this.poll = setInterval(() => { if (!document.hidden && !this.stream) refresh(); }, 30000);
     if (!this.id) this.form.focusFirst();
   }
 
@@ -312,6 +318,7 @@ export class ScriptDetail {
   destroy() {
     this.destroyed = true;
     clearInterval(this.poll);
+    this.stopEvents?.();
     document.removeEventListener("keydown", this.onKey, true);
     this.stopFollowing();
     this.output?.destroy();

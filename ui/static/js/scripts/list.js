@@ -3,6 +3,7 @@
 // a new script, arrow keys move between rows.
 import { h, icon, mount, debounce, toast } from "../lib/dom.js";
 import { api } from "../lib/api.js";
+import { onRunChange } from "../lib/run-events.js";
 import { absolute, relative, STATUS_LABEL, TYPE_LABEL, RUNNER_LABEL, isActive } from "../lib/format.js";
 
 const TYPE_ICON = { bash: "terminal", node: "brand-nodejs", browser: "world" };
@@ -31,7 +32,10 @@ export class ScriptList {
     this.onKey = (e) => this.keydown(e);
     document.addEventListener("keydown", this.onKey);
     this.load();
-    this.poll = setInterval(() => { if (!document.hidden) this.load(true); }, 5000);
+    // Last runs change as runs move; a slow poll covers an event stream that is down.
+    const refresh = debounce(() => this.load(true), 200);
+    this.stopEvents = onRunChange(() => refresh());
+    this.poll = setInterval(() => { if (!document.hidden) this.load(true); }, 30000);
   }
 
   keydown(e) {
@@ -135,6 +139,7 @@ export class ScriptList {
 
   destroy() {
     clearInterval(this.poll);
+    this.stopEvents?.();
     this.abort?.abort();
     document.removeEventListener("keydown", this.onKey);
   }
