@@ -116,6 +116,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scripts::list, scripts::create))
         .routes(routes!(schedule::preview))
         .routes(routes!(runs::list))
+        .routes(routes!(runs::stats))
         .routes(routes!(events::run_events))
         .routes(routes!(runs::get))
         .routes(routes!(stream::stream))

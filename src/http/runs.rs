@@ -223,6 +223,87 @@ pub async fn list(
     }))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// How many hours back, counting the current one (default 24).
+    #[param(minimum = 1, maximum = 168)]
+    hours: Option<i64>,
+}
+
+/// Runs queued in one hour, by status.
+#[derive(Serialize, ToSchema)]
+pub struct HourCounts {
+    /// The hour's start.
+    #[schema(format = DateTime)]
+    start: String,
+    /// Runs by their status now (statuses with none are left out).
+    counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// What the dashboard shows of all runs.
+#[derive(Serialize, ToSchema)]
+pub struct RunStats {
+    /// One entry per hour, oldest first, the current hour last; empty hours included.
+    hours: Vec<HourCounts>,
+    /// Runs running now, on every node.
+    running: i64,
+    /// Runs waiting in the queue now.
+    queued: i64,
+}
+
+/// Run counts: per hour and status, and what is active now
+#[utoipa::path(get, path = "/api/admin/scripts/runs/stats", operation_id = "runStats", tag = "runs",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The counts", body = RunStats),
+        (status = 400, description = "`hours` out of range", body = ErrorBody),
+        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
+    ),
+    security(("basicAuth" = [])))]
+pub async fn stats(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> Result<Json<RunStats>, ApiError> {
+    const HOUR_MS: i64 = 3_600_000;
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=168).contains(&hours) {
+        return Err(
+            crate::domain::ValidationError::new("hours", "must be between 1 and 168").into(),
+        );
+    }
+    let now_hour = chrono::Utc::now().timestamp_millis() / HOUR_MS;
+    let first = now_hour - hours + 1;
+    let since_ms = first * HOUR_MS;
+    // The smallest UUIDv7 of that millisecond: run ids are UUIDv7s of their queue time.
+    let since_id = format!(
+        "{:08x}-{:04x}-7000-8000-000000000000",
+        since_ms >> 16,
+        since_ms & 0xffff
+    );
+    let counted = state.store.run_counts_by_hour(&since_id).await?;
+    let (running, queued) = state.store.active_counts().await?;
+    let hours = (first..=now_hour)
+        .map(|hour| HourCounts {
+            start: chrono::DateTime::from_timestamp_millis(hour * HOUR_MS)
+                .map(super::views::time)
+                .unwrap_or_default(),
+            counts: counted
+                .iter()
+                .filter(|(h, _, _)| *h == hour)
+                .map(|(_, status, n)| (status.clone(), *n))
+                .collect(),
+        })
+        .collect();
+    Ok(Json(RunStats {
+        hours,
+        running,
+        queued,
+    }))
+}
+
 /// A run's snapshot
 #[utoipa::path(get, path = "/api/admin/scripts/runs/{runId}", operation_id = "getRun", tag = "runs",
     params(("runId" = String, Path, description = "The run's id")),

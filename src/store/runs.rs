@@ -14,6 +14,11 @@ pub trait RunStore: Send + Sync {
     async fn active_runs(&self, script_id: &str) -> StoreResult<i64>;
     /// Runs waiting in the queue, across all nodes.
     async fn queued_runs(&self) -> StoreResult<i64>;
+    /// Runs queued since `since_id` (a run id bound: ids sort by creation time), counted by
+    /// the hour they were queued in (hours since the epoch) and their status.
+    async fn run_counts_by_hour(&self, since_id: &str) -> StoreResult<Vec<(i64, String, i64)>>;
+    /// Runs running and queued now, on every node.
+    async fn active_counts(&self) -> StoreResult<(i64, i64)>;
     /// Deletes the oldest finished runs of a script beyond `keep`, with their logs.
     async fn prune_runs(&self, script_id: &str, keep: u32) -> StoreResult<u64>;
 }
@@ -78,6 +83,31 @@ macro_rules! impl_run_store {
                         .fetch_one(&self.pool)
                         .await?;
                 Ok(n)
+            }
+
+            async fn run_counts_by_hour(
+                &self,
+                since_id: &str,
+            ) -> $crate::store::StoreResult<Vec<(i64, String, i64)>> {
+                // The bound is on the id, so the primary key finds the range.
+                Ok(sqlx::query_as(
+                    "SELECT queued_at / 3600000 AS hour, status, COUNT(*) FROM runs \
+                     WHERE id >= $1 GROUP BY queued_at / 3600000, status",
+                )
+                .bind(since_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn active_counts(&self) -> $crate::store::StoreResult<(i64, i64)> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT status, COUNT(*) FROM runs \
+                     WHERE status IN ('queued', 'running') GROUP BY status",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let count = |s: &str| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1);
+                Ok((count("running"), count("queued")))
             }
 
             async fn prune_runs(

@@ -447,3 +447,47 @@ test("the list shows schedule, next run and last run, searches, opens with the k
   await noProblems(page);
   await page.close();
 });
+
+test("the dashboard shows what runs now and the last 24 hours, and follows runs live", async () => {
+  const ok = await createScript({ name: `Dash ok ${tag}`, script: "echo fine", concurrency: "parallel" });
+  const bad = await createScript({ name: `Dash bad ${tag}`, script: "exit 4", concurrency: "parallel" });
+  const slow = await createScript({ name: `Dash slow ${tag}`, script: "sleep 30" });
+  let lastBad;
+  for (const s of [ok, ok, bad]) {
+    const { runId } = await api("POST", `/${s.id}/run`, {});
+    await waitForRunEnd(runId);
+    lastBad = runId;
+  }
+  const page = await browser.page("");
+  const value = async (id) => (await page.getByTestId(id).locator(".stat-value").textContent()).trim();
+  const stats = await api("GET", "/runs/stats?hours=24");
+  const sum = (...statuses) => stats.hours.reduce((a, hr) => a + statuses.reduce((b, s) => b + (hr.counts[s] || 0), 0), 0);
+  await until(async () => (await value("succeeded-24h")) === String(sum("succeeded")), { what: "the succeeded count" });
+  assert.equal(await value("failed-24h"), String(sum("failed", "timed_out")));
+  assert.equal(await value("running"), String(stats.running));
+  const bars = page.locator('[data-testid="runs-chart"] .bar');
+  assert.equal(await bars.count(), 24, "one bar per hour");
+  const lastHour = stats.hours[23];
+  assert.equal(await bars.nth(23).getAttribute("data-total"),
+    String(Object.values(lastHour.counts).reduce((a, b) => a + b, 0)));
+  assert.ok(await page.getByTestId("failing").getByRole("link", { name: `Dash bad ${tag}` }).isVisible());
+  const recent = page.getByTestId("recent").locator("li");
+  assert.equal(await recent.first().getAttribute("data-run-id"), lastBad, "newest first");
+  assert.equal(await recent.first().getAttribute("data-status"), "failed");
+
+  // Live, from the run events (the page polls only every minute as a fallback).
+  const before = Number(await value("running"));
+  const charted = async () => (await bars.evaluateAll((els) => els.map((e) => Number(e.dataset.total))))
+    .reduce((a, b) => a + b, 0);
+  const chartedBefore = await charted();
+  const { runId } = await api("POST", `/${slow.id}/run`, {});
+  await until(async () => (await value("running")) === String(before + 1), { timeout: 10000, what: "the running count going up" });
+  await until(async () => (await charted()) === chartedBefore + 1, { timeout: 10000, what: "the new run in the chart" });
+  await api("POST", `/runs/${runId}/cancel`);
+  await until(async () => (await value("running")) === String(before), { timeout: 10000, what: "the running count going down" });
+  await until(async () => (await recent.first().getAttribute("data-status")) === "canceled", { timeout: 10000, what: "the canceled run first" });
+  await page.setViewportSize({ width: 400, height: 900 });
+  await shot(page, "dashboard-400");
+  await noProblems(page);
+  await page.close();
+});
