@@ -324,7 +324,7 @@ impl TestApp {
         self.wait_until(run_id, |r| r["status"] == status).await
     }
 
-    async fn wait_until(&self, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_until(&self, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let run = self.get_run(run_id).await;

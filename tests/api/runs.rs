@@ -20,7 +20,56 @@ both_backends!(
     deleting_a_script_cancels_its_runs,
     a_graceful_shutdown_cancels_running_runs_and_leaves_queued_ones_for_the_next_start,
     lines_written_while_the_log_table_is_unavailable_are_stored_once_it_is_back,
+    stats_count_runs_per_hour_by_status_and_what_is_active,
 );
+
+async fn stats_count_runs_per_hour_by_status_and_what_is_active(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let ok = app.bash("true", json!({"concurrency": "parallel"})).await;
+    let bad = app.bash("exit 2", json!({})).await;
+    let slow = app.bash("sleep 30", json!({})).await;
+    for id in [&ok, &ok, &bad] {
+        let run = app.run(id).await;
+        app.wait_run(&run).await;
+    }
+    let running = app.run(&slow).await;
+    app.wait_until(&running, |r| r["status"] == "running").await;
+    let stats = app.get_json("/api/admin/scripts/runs/stats").await;
+    let hours = stats["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24, "{stats}");
+    let total = |status: &str| -> i64 {
+        hours
+            .iter()
+            .map(|h| h["counts"][status].as_i64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(total("succeeded"), 2, "{stats}");
+    assert_eq!(total("failed"), 1, "{stats}");
+    assert_eq!(total("running"), 1, "{stats}");
+    assert_eq!(stats["running"], 1);
+    assert_eq!(stats["queued"], 0);
+    // Hours are consecutive, oldest first, the current one last.
+    let starts: Vec<chrono::DateTime<chrono::Utc>> = hours
+        .iter()
+        .map(|h| h["start"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(starts
+        .windows(2)
+        .all(|w| w[1] - w[0] == chrono::Duration::hours(1)));
+    assert!(chrono::Utc::now() - starts[23] < chrono::Duration::hours(1));
+    let one = app.get_json("/api/admin/scripts/runs/stats?hours=1").await;
+    assert_eq!(one["hours"].as_array().unwrap().len(), 1);
+    for bad_hours in ["0", "169", "x"] {
+        let resp = app
+            .call(
+                Method::GET,
+                &format!("/api/admin/scripts/runs/stats?hours={bad_hours}"),
+            )
+            .await;
+        assert_eq!(resp.status(), 400, "hours={bad_hours}");
+    }
+    app.cancel(&running).await;
+}
 
 async fn each_way_a_script_ends_is_recorded(b: Backend) {
     let app = TestApp::spawn(b).await;
