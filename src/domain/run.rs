@@ -176,9 +176,45 @@ pub struct Run {
 }
 
 impl Run {
+    /// The smallest run id of a millisecond: run ids are UUIDv7s of their queue time, which
+    /// sort as their text does, so a time bound on runs is a bound on the primary key.
+    pub fn first_id_at(unix_ms: i64) -> String {
+        let ms = unix_ms.max(0);
+        format!(
+            "{:08x}-{:04x}-7000-8000-000000000000",
+            (ms >> 16) & 0xffff_ffff,
+            ms & 0xffff
+        )
+    }
+
     pub fn duration_ms(&self) -> Option<i64> {
         let start = self.started_at?;
         let end = self.finished_at?;
         Some((end - start).num_milliseconds())
+    }
+}
+
+#[cfg(test)]
+mod id_bound_tests {
+    use super::Run;
+
+    #[test]
+    fn a_time_bound_sorts_between_the_ids_of_its_millisecond_and_the_next() {
+        // Up to the end of year 9999, the last time RFC 3339 can name.
+        for ms in [
+            0i64,
+            1_764_062_400_123,
+            1_764_062_400_123 + 65_535,
+            253_402_300_799_999,
+        ] {
+            let ts = uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                (ms / 1000) as u64,
+                ((ms % 1000) * 1_000_000) as u32,
+            );
+            let id = uuid::Uuid::new_v7(ts).to_string();
+            assert!(Run::first_id_at(ms) <= id, "{ms}: {id}");
+            assert!(id < Run::first_id_at(ms + 1), "{ms}: {id}");
+        }
     }
 }

@@ -147,7 +147,8 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route(&admin_path, get(ui::dashboard))
         .route(&format!("{admin_path}/"), get(ui::dashboard))
-        .route(&format!("{admin_path}/scripts"), get(ui::scripts_page));
+        .route(&format!("{admin_path}/scripts"), get(ui::scripts_page))
+        .route(&format!("{admin_path}/runs"), get(ui::runs_page));
     let admin = Router::from(admin_routes())
         .merge(pages)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));

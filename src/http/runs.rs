@@ -14,7 +14,7 @@ use super::extract::ApiQuery;
 use super::state::AppState;
 use super::views::RunView;
 use super::{AdminUser, ClientAddr};
-use crate::domain::{RunStatus, Trigger};
+use crate::domain::{Run, RunStatus, Trigger};
 use crate::engine::RunRequest;
 use crate::error::{ApiError, ErrorBody};
 use crate::store::RunFilter;
@@ -151,11 +151,36 @@ pub struct ListQuery {
     script_id: Option<String>,
     #[param(schema_with = run_statuses)]
     status: Option<String>,
+    #[param(schema_with = run_triggers)]
+    trigger: Option<String>,
+    /// Only runs queued at or after this time; empty means no bound.
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// Only runs queued before this time; empty means no bound.
+    #[param(format = DateTime)]
+    to: Option<String>,
     /// At most this many runs (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// Only runs older than this run id: the `nextBefore` of the previous page.
     before: Option<String>,
+}
+
+fn run_triggers() -> utoipa::openapi::schema::Object {
+    blank_or(
+        [Trigger::Manual, Trigger::Schedule, Trigger::Api].map(Trigger::as_str),
+        "Only runs started this way; empty means every trigger.",
+    )
+}
+
+/// A time filter as the run id bound it is; `None` when not given.
+fn time_bound(field: &'static str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let at = chrono::DateTime::parse_from_rfc3339(raw)
+        .map_err(|_| crate::domain::ValidationError::new(field, "must be an RFC 3339 time"))?;
+    Ok(Some(Run::first_id_at(at.timestamp_millis())))
 }
 
 fn run_statuses() -> utoipa::openapi::schema::Object {
@@ -170,7 +195,7 @@ fn run_statuses() -> utoipa::openapi::schema::Object {
 #[serde(rename_all = "camelCase")]
 pub struct RunList {
     pub runs: Vec<RunView>,
-    /// Pass as `before` for the next page; null on the last one.
+    /// Pass as `before` for the next page; null when no run is older.
     #[schema(required = true)]
     pub next_before: Option<String>,
 }
@@ -199,24 +224,48 @@ pub async fn list(
             .into());
         }
     }
+    let trigger = q.trigger.filter(|t| !t.is_empty());
+    if trigger
+        .as_deref()
+        .is_some_and(|t| Trigger::parse(t).is_none())
+    {
+        return Err(crate::domain::ValidationError::new(
+            "trigger",
+            "must be one of: manual, schedule, api",
+        )
+        .into());
+    }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(
             crate::domain::ValidationError::new("limit", "must be between 1 and 200").into(),
         );
     }
-    let runs = state
+    let from_id = time_bound("from", q.from.as_deref())?;
+    let to_id = time_bound("to", q.to.as_deref())?;
+    // The upper time bound and the page cursor are both "ids below": the smaller one holds.
+    let before = [q.before.filter(|s| !s.is_empty()), to_id]
+        .into_iter()
+        .flatten()
+        .min();
+    // One run more than asked tells whether there is a next page.
+    let mut runs = state
         .store
         .list_runs(&RunFilter {
             script_id: q.script_id.filter(|s| !s.is_empty()),
             status,
-            before: q.before.filter(|s| !s.is_empty()),
-            limit,
+            trigger,
+            from_id,
+            before,
+            limit: limit + 1,
         })
         .await?;
-    let next = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = if runs.len() as i64 > limit {
+        runs.truncate(limit as usize);
+        runs.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
     Ok(Json(RunList {
         runs: runs.iter().map(RunView::summary).collect(),
         next_before: next,
@@ -276,14 +325,10 @@ pub async fn stats(
     }
     let now_hour = chrono::Utc::now().timestamp_millis() / HOUR_MS;
     let first = now_hour - hours + 1;
-    let since_ms = first * HOUR_MS;
-    // The smallest UUIDv7 of that millisecond: run ids are UUIDv7s of their queue time.
-    let since_id = format!(
-        "{:08x}-{:04x}-7000-8000-000000000000",
-        since_ms >> 16,
-        since_ms & 0xffff
-    );
-    let counted = state.store.run_counts_by_hour(&since_id).await?;
+    let counted = state
+        .store
+        .run_counts_by_hour(&Run::first_id_at(first * HOUR_MS))
+        .await?;
     let (running, queued) = state.store.active_counts().await?;
     let hours = (first..=now_hour)
         .map(|hour| HourCounts {

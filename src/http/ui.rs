@@ -73,6 +73,13 @@ pub async fn dashboard(State(state): State<AppState>) -> Result<Html<String>, Ap
     )
 }
 
+pub async fn runs_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    state.ui.render(
+        "runs.html",
+        context! { admin_path => state.settings.admin_path, page => "runs" },
+    )
+}
+
 pub async fn scripts_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     state.ui.render(
         "scripts.html",

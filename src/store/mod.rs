@@ -70,6 +70,9 @@ pub struct ScriptFilter {
 pub struct RunFilter {
     pub script_id: Option<String>,
     pub status: Option<String>,
+    pub trigger: Option<String>,
+    /// Only runs with an id at or after this one (a time bound, see `Run::first_id_at`).
+    pub from_id: Option<String>,
     /// Only runs older than this run id (ids sort by creation time).
     pub before: Option<String>,
     pub limit: i64,

@@ -55,6 +55,12 @@ macro_rules! impl_run_store {
                 if let Some(s) = &f.status {
                     qb.push(" AND status = ").push_bind(s.clone());
                 }
+                if let Some(t) = &f.trigger {
+                    qb.push(" AND trigger_kind = ").push_bind(t.clone());
+                }
+                if let Some(from) = &f.from_id {
+                    qb.push(" AND id >= ").push_bind(from.clone());
+                }
                 if let Some(b) = &f.before {
                     qb.push(" AND id < ").push_bind(b.clone());
                 }

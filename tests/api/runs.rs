@@ -21,7 +21,72 @@ both_backends!(
     a_graceful_shutdown_cancels_running_runs_and_leaves_queued_ones_for_the_next_start,
     lines_written_while_the_log_table_is_unavailable_are_stored_once_it_is_back,
     stats_count_runs_per_hour_by_status_and_what_is_active,
+    runs_filter_by_trigger_and_time_range,
 );
+
+async fn runs_filter_by_trigger_and_time_range(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash(
+            "true",
+            json!({"concurrency": "parallel", "apiTrigger": {"enabled": true}}),
+        )
+        .await;
+    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token: Value = app
+        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = app.run(&id).await;
+    app.wait_run(&first).await;
+    let started: Value = app
+        .client
+        .post(app.url(&format!("/api/scripts/{code}/run")))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_run = app.wait_run(started["runId"].as_str().unwrap()).await;
+    let last = app.run(&id).await;
+    app.wait_run(&last).await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let api_id = api_run["id"].as_str().unwrap().to_string();
+    let by_api = app.get_json("/api/admin/scripts/runs?trigger=api").await;
+    assert_eq!(ids(&by_api), std::slice::from_ref(&api_id));
+    let manual = app.get_json("/api/admin/scripts/runs?trigger=manual").await;
+    assert_eq!(ids(&manual), [last.clone(), first.clone()]);
+    // A time range is a range of ids: from is inclusive, to exclusive.
+    let at = api_run["queuedAt"].as_str().unwrap().replace('+', "%2B");
+    let from = app
+        .get_json(&format!("/api/admin/scripts/runs?from={at}"))
+        .await;
+    assert_eq!(ids(&from), [last.clone(), api_id.clone()]);
+    let to = app
+        .get_json(&format!("/api/admin/scripts/runs?to={at}&trigger="))
+        .await;
+    assert_eq!(ids(&to), [first.clone()]);
+    for bad in ["trigger=cron", "from=yesterday", "to=2026-13-01T00:00:00Z"] {
+        let resp = app
+            .call(Method::GET, &format!("/api/admin/scripts/runs?{bad}"))
+            .await;
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+}
 
 async fn stats_count_runs_per_hour_by_status_and_what_is_active(b: Backend) {
     let app = TestApp::spawn(b).await;
@@ -376,6 +441,12 @@ async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
         .collect();
     assert_eq!(got2, vec![ids[1].as_str(), ids[0].as_str()]);
     assert!(page2["nextBefore"].is_null());
+    // A page that ends exactly at the oldest run says there is nothing more.
+    let exact: Value = app
+        .get_json(&format!("/api/admin/scripts/runs?scriptId={id}&limit=5"))
+        .await;
+    assert_eq!(exact["runs"].as_array().unwrap().len(), 5);
+    assert!(exact["nextBefore"].is_null(), "{exact}");
     let by_status: Value = app.get_json("/api/admin/scripts/runs?status=failed").await;
     assert_eq!(by_status["runs"].as_array().unwrap().len(), 1);
     assert_eq!(by_status["runs"][0]["id"], failed.as_str());

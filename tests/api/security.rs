@@ -92,6 +92,7 @@ async fn the_openapi_document_describes_every_route_and_nothing_else() {
             "&admin_path",
             "&format!(\"{admin_path}/\")",
             "&format!(\"{admin_path}/scripts\")",
+            "&format!(\"{admin_path}/runs\")",
             "\"/assets/{*path}\""
         ],
         "a route outside the document"
@@ -240,6 +241,7 @@ async fn every_documented_admin_operation_refuses_missing_credentials() {
     // The dashboard pages are not API operations but sit behind the same login.
     routes.push((Method::GET, "/admin".into()));
     routes.push((Method::GET, "/admin/scripts".into()));
+    routes.push((Method::GET, "/admin/runs".into()));
     for (method, path) in routes {
         let anonymous = app
             .client

@@ -491,3 +491,54 @@ test("the dashboard shows what runs now and the last 24 hours, and follows runs 
   await noProblems(page);
   await page.close();
 });
+
+test("the runs page lists every run with filters, pages, live updates and a link to each run", async () => {
+  const good = await createScript({ name: `All runs ok ${tag}`, script: "echo ok-line", concurrency: "parallel" });
+  const bad = await createScript({ name: `All runs bad ${tag}`, script: "echo bad-line; exit 5", concurrency: "parallel" });
+  const runs = [];
+  for (const s of [good, bad, good]) {
+    const { runId } = await api("POST", `/${s.id}/run`, {});
+    await waitForRunEnd(runId);
+    runs.push(runId);
+  }
+  const page = await browser.page(`/runs?scriptId=${good.id}`);
+  const rows = page.getByTestId("all-runs").locator(".run-row");
+  // The script filter came from the address: its two runs, newest first.
+  await until(async () => (await rows.count()) === 2, { what: "the script's runs" });
+  assert.deepEqual(await rows.evaluateAll((els) => els.map((e) => e.dataset.runId)), [runs[2], runs[0]]);
+  // Status filter, also kept in the address.
+  await page.selectOption("#filter-scriptId", "");
+  await page.selectOption("#filter-status", "failed");
+  await until(async () => (await rows.first().getAttribute("data-run-id")) === runs[1], { what: "the failed run first" });
+  assert.ok((await rows.evaluateAll((els) => els.map((e) => e.dataset.status))).every((s) => s === "failed"));
+  assert.match(page.url(), /status=failed/);
+  // Live: a new failing run appears on top without a reload.
+  const { runId: live } = await api("POST", `/${bad.id}/run`, {});
+  await until(async () => (await rows.first().getAttribute("data-run-id")) === live
+    && (await rows.first().getAttribute("data-status")) === "failed", { timeout: 10000, what: "the new run, live" });
+  // Pages: with no filter and more runs than a page (whatever ran before), older ones load on
+  // demand, none twice.
+  const before = (await api("GET", "/runs?limit=200")).runs.length;
+  const extra = await Promise.all(Array.from({ length: Math.max(0, 55 - before) },
+    async () => (await api("POST", `/${good.id}/run`, {})).runId));
+  await Promise.all(extra.map(waitForRunEnd));
+  await page.getByRole("button", { name: "Clear" }).click();
+  const total = (await api("GET", "/runs?limit=200")).runs.length;
+  assert.ok(total > 50, `more than a page of runs (${total})`);
+  await until(async () => (await rows.count()) === 50, { what: "the first page" });
+  await page.getByRole("button", { name: "Load older runs" }).click();
+  await until(async () => (await rows.count()) === Math.min(total, 100), { what: "the second page" });
+  const ids = await rows.evaluateAll((els) => els.map((e) => e.dataset.runId));
+  assert.equal(new Set(ids).size, ids.length, "no run listed twice");
+  assert.deepEqual(ids, (await api("GET", `/runs?limit=${ids.length}`)).runs.map((r) => r.id), "newest first, as the API");
+  // A row opens its run, with its output, on the script's page.
+  await page.locator(`.run-row[data-run-id="${runs[1]}"]`).click();
+  await page.waitForURL(new RegExp(`/scripts#s/${bad.id}/runs/${runs[1]}$`));
+  await until(async () => (await outputLines(page)).includes("bad-line"), { what: "the run's output" });
+  await page.goto(page.url().replace(/\/scripts#.*$/, "/runs"));
+  await page.setViewportSize({ width: 400, height: 900 });
+  await until(async () => (await page.getByTestId("all-runs").locator(".run-row").count()) > 0, { what: "the runs at 400 px" });
+  await shot(page, "runs-400");
+  await noProblems(page);
+  await page.close();
+});

@@ -55,6 +55,8 @@ export const api = {
   deleteScript: (id) => request("DELETE", `/${encodeURIComponent(id)}`),
   run: (id, input) => request("POST", `/${encodeURIComponent(id)}/run`, input === undefined ? {} : { input }),
   listRuns: (scriptId, before, limit = 20) => request("GET", "/runs" + qs({ scriptId, before, limit })),
+  /** Every run matching `filters` ({scriptId, status, trigger, from, to}), newest first. */
+  searchRuns: (filters, before, limit = 50) => request("GET", "/runs" + qs({ ...filters, before, limit })),
   runStats: (hours) => request("GET", "/runs/stats" + qs({ hours })),
   getRun: (runId) => request("GET", `/runs/${encodeURIComponent(runId)}`),
   cancelRun: (runId) => request("POST", `/runs/${encodeURIComponent(runId)}/cancel`),

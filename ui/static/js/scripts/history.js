@@ -12,6 +12,7 @@ export class RunHistory {
     this.scriptId = scriptId;
     this.onOpen = onOpen;
     this.runs = [];
+    this.ticket = 0;
     this.selected = null;
     this.list = h("div.run-list", { role: "list", "data-testid": "run-history" });
     this.moreBtn = h("button.btn.btn-ghost.btn-sm.more", { type: "button", hidden: true, onclick: () => this.more() }, "Load older runs");
@@ -27,10 +28,14 @@ export class RunHistory {
       mount(this.list, h("div.empty-small", "Runs appear here once the script is saved and run."));
       return;
     }
+    // A refresh started before older runs were loaded would drop them: only the latest
+    // request's answer counts.
+    const ticket = ++this.ticket;
     try {
       // A refresh keeps the older pages the user loaded (up to the API's 200) in view.
       const limit = Math.min(200, Math.max(PAGE, this.runs.length));
       const res = await api.listRuns(this.scriptId, null, limit);
+      if (ticket !== this.ticket) return;
       this.runs = res.runs;
       this.next = res.nextBefore;
       this.render();
@@ -42,8 +47,10 @@ export class RunHistory {
   async more() {
     if (!this.next) return;
     this.moreBtn.disabled = true;
+    const ticket = ++this.ticket;
     try {
       const res = await api.listRuns(this.scriptId, this.next, PAGE);
+      if (ticket !== this.ticket) return;
       this.runs.push(...res.runs);
       this.next = res.nextBefore;
       this.render();
