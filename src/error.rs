@@ -148,7 +148,7 @@ pub enum ErrorCode {
 /// The body of every error answer.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Error, example = json!({"error": {"code": "validation_failed", "field": "cron",
-    "message": "invalid cron expression: Invalid pattern: Pattern must have 5 or 6 fields"}}))]
+    "message": "needs 5 or 6 fields: minute, hour, day of month, month and day of week"}}))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }

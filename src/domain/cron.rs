@@ -27,7 +27,7 @@ impl CronSchedule {
         let cron = Cron::new(trimmed)
             .with_seconds_optional()
             .parse()
-            .map_err(|e| ValidationError::new("cron", format!("invalid cron expression: {e}")))?;
+            .map_err(|e| ValidationError::new("cron", plain_cron_error(&e)))?;
         let every_hour = trimmed.eq_ignore_ascii_case("@hourly")
             || hour_field(trimmed).is_some_and(|h| h == "*");
         Ok(Self {
@@ -159,6 +159,28 @@ pub fn parse_timezone(name: &str) -> Result<Tz, ValidationError> {
     }
     name.parse::<Tz>()
         .map_err(|_| ValidationError::new("timezone", format!("unknown IANA time zone '{name}'")))
+}
+
+/// What is wrong with an expression, in words for the person who typed it rather than the
+/// parser's.
+fn plain_cron_error(e: &croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+    const FIELDS: &str = "minute, hour, day of month, month and day of week, with an optional \
+        seconds field first (e.g. `0 3 * * *` for 03:00 every day)";
+    match e {
+        CronError::InvalidPattern(_) | CronError::EmptyPattern => {
+            format!("needs 5 or 6 fields: {FIELDS}")
+        }
+        CronError::IllegalCharacters(_) => {
+            "may hold only digits, letters of names (MON, JAN), spaces and * , - / ? L W #".into()
+        }
+        CronError::ComponentError(detail) if detail.contains("out of bounds") => {
+            "has a value out of range: seconds and minutes go 0-59, hours 0-23, days 1-31, \
+             months 1-12, days of week 0-7"
+                .into()
+        }
+        _ => format!("is not a valid cron expression ({FIELDS})"),
+    }
 }
 
 /// The time zone names `parse_timezone` accepts, for the API's schema: every IANA name, and

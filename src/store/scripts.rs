@@ -44,7 +44,7 @@ pub fn unique_to_conflict(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
             field: "codeIdentifier",
-            message: "a script with this codeIdentifier already exists".into(),
+            message: "another script already uses this code".into(),
         },
         _ => StoreError::Backend(e),
     }

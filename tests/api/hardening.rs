@@ -363,6 +363,42 @@ async fn api_contract_edge_cases_get_the_documented_answers() {
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["field"], "timeoutMs");
 
+    // Plain words rather than the parser's or a field name.
+    let dup = json!({"name": "d", "codeIdentifier": "dup", "type": "bash", "script": "true"});
+    app.create_script(dup.clone()).await;
+    let resp = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .json(&dup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["field"], "codeIdentifier");
+    assert_eq!(
+        err["error"]["message"],
+        "another script already uses this code"
+    );
+    for (cron, says) in [
+        ("61 * * * *", "out of range"),
+        ("* * *", "needs 5 or 6 fields"),
+    ] {
+        let resp = app
+            .call(
+                Method::GET,
+                &format!(
+                    "/api/admin/scripts/schedule-preview?cron={}",
+                    cron.replace(' ', "%20")
+                ),
+            )
+            .await;
+        assert_eq!(resp.status(), 400);
+        let err: Value = resp.json().await.unwrap();
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{cron}: {message}");
+        assert!(!message.contains("Component") && !message.contains("Invalid pattern"));
+    }
+
     // A JSON `null` body starts a run without input, as the document allows.
     let script = app.bash("true", json!({"concurrency": "parallel"})).await;
     let resp = app

@@ -542,3 +542,43 @@ test("the runs page lists every run with filters, pages, live updates and a link
   await noProblems(page);
   await page.close();
 });
+
+test("Run is disabled with the reason when the script cannot start, and messages are in plain words", async () => {
+  const off = await createScript({ name: `Off ${tag}`, script: "echo never", enabled: false });
+  let page = await browser.page(`/scripts#s/${off.id}`);
+  const run = page.getByTestId("run");
+  const why = page.getByTestId("run-blocked");
+  await until(async () => await run.isDisabled(), { what: "Run disabled for a disabled script" });
+  assert.match(await why.textContent(), /disabled/i);
+  await page.close();
+
+  const busy = await createScript({ name: `Busy ${tag}`, script: "sleep 30", concurrency: "single" });
+  const { runId } = await api("POST", `/${busy.id}/run`, {});
+  page = await browser.page(`/scripts#s/${busy.id}`);
+  await until(async () => await page.getByTestId("run").isDisabled(), { what: "Run disabled while a single run goes on" });
+  assert.match(await page.getByTestId("run-blocked").textContent(), /one at a time/);
+  await api("POST", `/runs/${runId}/cancel`);
+  await until(async () => !(await page.getByTestId("run").isDisabled()), { timeout: 10000, what: "Run enabled again" });
+  assert.ok(await page.getByTestId("run-blocked").isHidden());
+
+  // A missing script says so once, in words.
+  await page.goto(page.url().replace(/#.*$/, "#s/no-such-script"));
+  await until(async () => (await page.getByText("Script not found").count()) === 1, { what: "the not-found page" });
+  assert.equal(await page.getByText("script not found", { exact: true }).count(), 0, "the API's wording is not repeated");
+  await page.close();
+});
+
+test("a new trigger token is brought into view", async () => {
+  const s = await createScript({ name: `Token view ${tag}`, script: "echo t", apiTrigger: { enabled: true } });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  await page.setViewportSize({ width: 1280, height: 520 });
+  await page.getByRole("button", { name: "Generate token" }).click();
+  const token = page.getByTestId("api-token");
+  await until(async () => await token.isVisible(), { what: "the token" });
+  await until(async () => token.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= window.innerHeight;
+  }), { what: "the token scrolled into view" });
+  await noProblems(page);
+  await page.close();
+});

@@ -32,7 +32,7 @@ export class ScriptDetail {
         script = await api.getScript(this.id);
       } catch (e) {
         mount(this.root, h("div.card.empty-state", icon("alert-triangle", "big"), h("h2", e.status === 404 ? "Script not found" : "Could not load the script"),
-          h("p.muted", e.message), h("a.btn", { href: "#" }, icon("arrow-left"), "Back to scripts")));
+          h("p.muted", e.status === 404 ? "It may have been deleted, or the link is wrong." : e.message), h("a.btn", { href: "#" }, icon("arrow-left"), "Back to scripts")));
         return;
       }
     }
@@ -65,13 +65,18 @@ export class ScriptDetail {
   build(script) {
     this.form = new ScriptForm(script, { onChange: (d) => this.setDirty(d), scriptId: () => this.id });
     this.output = new OutputView();
-    this.history = new RunHistory({ scriptId: this.id, onOpen: (runId) => this.openRun(runId, true) });
+    this.history = new RunHistory({
+      scriptId: this.id,
+      onOpen: (runId) => this.openRun(runId, true),
+      onChange: () => this.updateButtons(),
+    });
 
     this.titleEl = h("h1.title");
     this.badges = h("span.badges");
     this.dirtyPill = h("span.pill.pill-dirty", { hidden: true }, icon("circle-dashed"), "Unsaved changes");
     this.saveBtn = h("button.btn", { type: "button", title: `Save (${MOD}+S)`, onclick: () => this.save() }, icon("device-floppy"), "Save", h("kbd.kbd-inline", `${MOD} S`));
     this.runBtn = h("button.btn.btn-primary", { type: "button", "data-testid": "run", onclick: () => this.run() });
+    this.runHint = h("div.run-hint", { hidden: true, role: "status", "data-testid": "run-blocked" });
     this.cancelBtn = h("button.btn.btn-danger", { type: "button", hidden: true, "data-testid": "cancel", onclick: () => this.cancel() }, icon("player-stop"), "Cancel");
     this.deleteBtn = h("button.btn.btn-icon.btn-ghost", { type: "button", title: "Delete script", "aria-label": "Delete script", hidden: !this.id, onclick: () => this.remove() }, icon("trash"));
 
@@ -85,7 +90,7 @@ export class ScriptDetail {
     const head = h("div.page-head.detail-head",
       h("div.crumbs", h("a.crumb", { href: "#" }, icon("arrow-left"), "Scripts"), h("span.sep", "/"), this.titleEl, this.badges, this.dirtyPill),
       h("div.actions", this.deleteBtn, this.saveBtn, this.cancelBtn, this.runBtn));
-    const runCard = h("section.card.run-card", this.inputBox, this.output.el);
+    const runCard = h("section.card.run-card", this.runHint, this.inputBox, this.output.el);
     this.el = h("div.detail", head,
       h("div.detail-grid", this.form.el, h("aside.run-col", runCard, this.history.el)));
     mount(this.root, this.el);
@@ -127,8 +132,20 @@ export class ScriptDetail {
     this.cancelBtn.disabled = !!this.canceling;
     const label = this.browser ? "Run in page" : !this.id ? "Create & run" : this.dirty ? "Save & run" : "Run";
     mount(this.runBtn, icon("player-play"), label, h("kbd.kbd-inline", `${MOD} ↵`));
-    this.runBtn.title = `${label} (${MOD}+Enter)`;
-    this.runBtn.disabled = !!this.browserRun;
+    // A saved script that cannot start now says why, instead of a refusal after the click.
+    const s = this.form?.value() || {};
+    let blocked = null;
+    if (this.id && !this.dirty && !this.browser) {
+      if (s.enabled === false) blocked = "This script is disabled: turn on Enabled and save to run it.";
+      else if (s.concurrency === "single" && this.history?.activeRun()) {
+        blocked = "A run of this script is still going, and it runs one at a time: wait for it or cancel it.";
+      }
+    }
+    this.runBtn.title = blocked || `${label} (${MOD}+Enter)`;
+    this.runBtn.disabled = !!this.browserRun || !!blocked;
+    this.runBtn.dataset.blocked = blocked ? "true" : "";
+    this.runHint.textContent = blocked || "";
+    this.runHint.hidden = !blocked;
   }
 
   keydown(e) {
@@ -215,7 +232,7 @@ export class ScriptDetail {
       }
     } finally {
       this.starting = false;
-      this.runBtn.disabled = false;
+      this.updateButtons();
     }
   }
 

@@ -8,9 +8,10 @@ const PAGE = 20;
 const TRIGGER_ICON = { manual: "player-play", schedule: "calendar-time", api: "api" };
 
 export class RunHistory {
-  constructor({ scriptId, onOpen }) {
+  constructor({ scriptId, onOpen, onChange }) {
     this.scriptId = scriptId;
     this.onOpen = onOpen;
+    this.onChange = onChange;
     this.runs = [];
     this.ticket = 0;
     this.selected = null;
@@ -70,6 +71,7 @@ export class RunHistory {
   }
 
   render() {
+    this.onChange?.();
     this.moreBtn.hidden = !this.next;
     if (!this.runs.length) {
       mount(this.list, h("div.empty-small", "No runs yet. Press Run (Ctrl+Enter) to start one."));

@@ -84,5 +84,7 @@ export class TriggerEditor {
       h("div.copy-label", "Call it with curl"),
       h("div.copy-row", h("code.curl", res.curl), copyBtn(res.curl, "Copy curl command")),
     );
+    // Shown only this once: bring it into view wherever the button was.
+    this.reveal.scrollIntoView({ block: "center", behavior: "smooth" });
   }
 }
