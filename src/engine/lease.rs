@@ -44,7 +44,8 @@ impl Engine {
     /// ends the runs of vanished owners, until `closing`.
     pub async fn keep_leases(&self, closing: CancellationToken) {
         let lease = self.inner.config.run_lease;
-        let mut tick = tokio::time::interval((lease / 6).max(Duration::from_millis(100)));
+        let every = (lease / 6).max(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -52,6 +53,23 @@ impl Engine {
             }
             self.renew().await;
             self.expire_others().await;
+            self.heartbeat(every).await;
+        }
+    }
+
+    /// Tells the other nodes (and the dashboard) this node is up and how busy it is.
+    async fn heartbeat(&self, every: Duration) {
+        let inner = &self.inner;
+        let beat = crate::store::NodeBeat {
+            node_id: inner.owner.node_id.clone(),
+            started_at: inner.started_at,
+            heartbeat_at: Utc::now(),
+            every_ms: every.as_millis() as i64,
+            running: inner.active.len() as i64,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        if let Err(e) = inner.store.heartbeat(&beat).await {
+            tracing::warn!(error = %e, "could not record this node's heartbeat");
         }
     }
 

@@ -90,6 +90,8 @@ struct Inner {
     /// This process's claim on the runs it executes.
     owner: Owner,
     hub: Hub,
+    /// When this process started, as its heartbeats say.
+    started_at: chrono::DateTime<Utc>,
     /// Every run's status changes, whichever node made them, for the pages that list runs.
     run_events: broadcast::Sender<RunEvent>,
     active: Active,
@@ -127,6 +129,7 @@ impl Engine {
                 owner,
                 hub: Hub::default(),
                 run_events: broadcast::channel(RUN_EVENTS_BUFFER).0,
+                started_at: Utc::now(),
                 active: Active::default(),
                 isolates: isolate::Spares::new(exe, launcher.clone()),
                 launcher,

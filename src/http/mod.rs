@@ -5,6 +5,7 @@ pub mod api_doc;
 mod conn;
 mod events;
 mod extract;
+mod nodes;
 mod ops;
 mod runs;
 mod schedule;
@@ -117,6 +118,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schedule::preview))
         .routes(routes!(runs::list))
         .routes(routes!(runs::stats))
+        .routes(routes!(nodes::list))
         .routes(routes!(events::run_events))
         .routes(routes!(runs::get))
         .routes(routes!(stream::stream))

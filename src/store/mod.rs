@@ -8,6 +8,7 @@ mod codec;
 mod feed;
 mod leases;
 mod logs;
+mod nodes;
 mod pg_feed;
 mod postgres;
 mod queue;
@@ -28,6 +29,7 @@ pub use codec::EnvCodec;
 pub use feed::{DynFeed, Feed, Signal};
 pub use leases::LeaseStore;
 pub use logs::LogStore;
+pub use nodes::{NodeBeat, NodeStore};
 pub use postgres::PgStore;
 pub use queue::{Admission, CancelRequest, QueueBounds, QueueStore};
 pub use runs::RunStore;
@@ -100,7 +102,7 @@ pub struct Owner {
 /// Everything the engine and the handlers need from storage.
 #[async_trait]
 pub trait Store:
-    ScriptStore + RunStore + QueueStore + LeaseStore + LogStore + ScheduleStore + 'static
+    ScriptStore + RunStore + QueueStore + LeaseStore + LogStore + ScheduleStore + NodeStore + 'static
 {
     /// Cheap round trip, for `/healthz`.
     async fn ping(&self) -> StoreResult<()>;

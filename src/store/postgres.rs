@@ -39,6 +39,7 @@ super::queue::impl_queue_store!(PgStore, "FOR UPDATE OF q SKIP LOCKED");
 super::leases::impl_lease_store!(PgStore);
 super::logs::impl_log_store!(PgStore, sqlx::Postgres);
 super::schedules::impl_schedule_store!(PgStore);
+super::nodes::impl_node_store!(PgStore);
 
 #[async_trait]
 impl super::Store for PgStore {

@@ -63,6 +63,7 @@ super::queue::impl_queue_store!(SqliteStore, "");
 super::leases::impl_lease_store!(SqliteStore);
 super::logs::impl_log_store!(SqliteStore, sqlx::Sqlite);
 super::schedules::impl_schedule_store!(SqliteStore);
+super::nodes::impl_node_store!(SqliteStore);
 
 #[async_trait]
 impl super::Store for SqliteStore {

@@ -641,3 +641,71 @@ async fn chaos_two_hundred_queue_runs_across_three_nodes_with_one_killed_and_res
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Every node's heartbeat is listed on every node, with its running count; a node that stops
+/// beating is shown late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_listed_with_their_heartbeat_and_running_count() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(2, &["--run-lease-secs", "2"]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let script = a.create(bash("sleep 30".to_string(), json!({}))).await;
+    let run = a.run(&script).await;
+    let running = a
+        .wait_run_until(&run, 10, |r| r["status"] == "running")
+        .await;
+    let owner = cluster.owner_of(&running);
+    let owner_id = cluster.nodes[owner].node_id();
+    let listed = |nodes: &Value, id: &str| -> Value {
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = b.json(Method::GET, "/api/admin/scripts/nodes", None).await;
+        let mine = listed(&nodes, &owner_id);
+        let other = listed(&nodes, &cluster.nodes[1 - owner].node_id());
+        if mine["running"] == 1 && other["running"] == 0 {
+            assert_eq!(mine["late"], false, "{nodes}");
+            assert_eq!(other["late"], false, "{nodes}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both nodes with their counts: {nodes}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A hung node is late on the other's list.
+    let watcher = &cluster.nodes[1 - owner];
+    cluster.nodes[owner].signal(Signal::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = watcher
+            .json(Method::GET, "/api/admin/scripts/nodes", None)
+            .await;
+        if listed(&nodes, &owner_id)["late"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hung node shown late: {nodes}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.nodes[owner].signal(Signal::SIGCONT);
+    a.send(
+        Method::POST,
+        &format!("/api/admin/scripts/runs/{run}/cancel"),
+        None,
+    )
+    .await;
+}

@@ -471,6 +471,10 @@ test("the dashboard shows what runs now and the last 24 hours, and follows runs 
   assert.equal(await bars.nth(23).getAttribute("data-total"),
     String(Object.values(lastHour.counts).reduce((a, b) => a + b, 0)));
   assert.ok(await page.getByTestId("failing").getByRole("link", { name: `Dash bad ${tag}` }).isVisible());
+  const nodes = await api("GET", "/nodes");
+  const shown = page.getByTestId("nodes").locator("li");
+  assert.equal(await shown.count(), nodes.length, "every node");
+  assert.equal(await shown.first().getAttribute("data-node"), nodes[0].node);
   const recent = page.getByTestId("recent").locator("li");
   assert.equal(await recent.first().getAttribute("data-run-id"), lastBad, "newest first");
   assert.equal(await recent.first().getAttribute("data-status"), "failed");
@@ -556,7 +560,7 @@ test("Run is disabled with the reason when the script cannot start, and messages
   const { runId } = await api("POST", `/${busy.id}/run`, {});
   page = await browser.page(`/scripts#s/${busy.id}`);
   await until(async () => await page.getByTestId("run").isDisabled(), { what: "Run disabled while a single run goes on" });
-  assert.match(await page.getByTestId("run-blocked").textContent(), /one at a time/);
+  assert.match(await page.getByTestId("run").getAttribute("title"), /one at a time/);
   await api("POST", `/runs/${runId}/cancel`);
   await until(async () => !(await page.getByTestId("run").isDisabled()), { timeout: 10000, what: "Run enabled again" });
   assert.ok(await page.getByTestId("run-blocked").isHidden());

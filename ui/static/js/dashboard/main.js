@@ -71,10 +71,10 @@ function emptyLine(text) {
 }
 
 async function load() {
-  let stats, scripts, recent;
+  let stats, scripts, recent, nodes;
   try {
-    [stats, scripts, recent] = await Promise.all([
-      api.runStats(HOURS), api.listScripts(), api.listRuns(null, null, 10),
+    [stats, scripts, recent, nodes] = await Promise.all([
+      api.runStats(HOURS), api.listScripts(), api.listRuns(null, null, 10), api.listNodes(),
     ]);
   } catch (e) {
     mount(root, h("div.callout.callout-warn", e.message));
@@ -110,6 +110,12 @@ async function load() {
           h("span.mono", s.schedule.cron),
           h("span.muted", { title: absolute(s.schedule.nextRunAt) }, relative(s.schedule.nextRunAt)))))
           : emptyLine("No schedule is enabled.")),
+      section("Nodes", "box", "nodes",
+        h("ul.dash-list", nodes.map((n) => h("li", { "data-node": n.node, "data-running": n.running },
+          h("span.mono.node-id", { title: `${n.node} · started ${absolute(n.startedAt)} · ${n.version}` }, n.node.slice(-12)),
+          n.late ? h("span.badge.badge-failed", "late") : h("span.badge.badge-succeeded", "up"),
+          h("span.muted", `${n.running} running`),
+          h("span.muted", { title: absolute(n.heartbeatAt) }, relative(n.heartbeatAt)))))),
       section("Latest runs", "history", "recent",
         recent.runs.length ? h("ul.dash-list", recent.runs.map((r) => h("li", { "data-run-id": r.id, "data-status": r.status },
           h("a", { href: runLink(r.scriptId, r.id) }, names.get(r.scriptId) || r.scriptId),

@@ -57,6 +57,7 @@ export const api = {
   listRuns: (scriptId, before, limit = 20) => request("GET", "/runs" + qs({ scriptId, before, limit })),
   /** Every run matching `filters` ({scriptId, status, trigger, from, to}), newest first. */
   searchRuns: (filters, before, limit = 50) => request("GET", "/runs" + qs({ ...filters, before, limit })),
+  listNodes: () => request("GET", "/nodes"),
   runStats: (hours) => request("GET", "/runs/stats" + qs({ hours })),
   getRun: (runId) => request("GET", `/runs/${encodeURIComponent(runId)}`),
   cancelRun: (runId) => request("POST", `/runs/${encodeURIComponent(runId)}/cancel`),

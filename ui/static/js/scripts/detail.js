@@ -135,17 +135,20 @@ export class ScriptDetail {
     // A saved script that cannot start now says why, instead of a refusal after the click.
     const s = this.form?.value() || {};
     let blocked = null;
+    let shown = false;
     if (this.id && !this.dirty && !this.browser) {
+      const active = this.history?.activeRun();
       if (s.enabled === false) blocked = "This script is disabled: turn on Enabled and save to run it.";
-      else if (s.concurrency === "single" && this.history?.activeRun()) {
+      else if (s.concurrency === "single" && active) {
         blocked = "A run of this script is still going, and it runs one at a time: wait for it or cancel it.";
+        // The run on screen says so itself, with its Cancel button.
+        shown = active.id === this.activeRunId;
       }
     }
     this.runBtn.title = blocked || `${label} (${MOD}+Enter)`;
     this.runBtn.disabled = !!this.browserRun || !!blocked;
-    this.runBtn.dataset.blocked = blocked ? "true" : "";
     this.runHint.textContent = blocked || "";
-    this.runHint.hidden = !blocked;
+    this.runHint.hidden = !blocked || shown;
   }
 
   keydown(e) {

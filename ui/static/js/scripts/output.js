@@ -45,6 +45,12 @@ export class OutputView {
     this.scroller.addEventListener("keydown", (e) => {
       if (e.key === "End") { e.preventDefault(); this.toBottom(); }
     });
+    // The panel shrinks when something opens above it (the input box, a notice): the end stays
+    // in view while following.
+    this.resized = new ResizeObserver(() => {
+      if (this.stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+    });
+    this.resized.observe(this.scroller);
   }
 
   /** Clears the panel for a new run or a replay. */
@@ -203,5 +209,6 @@ export class OutputView {
   destroy() {
     cancelAnimationFrame(this.frame);
     clearInterval(this.ticker);
+    this.resized.disconnect();
   }
 }
