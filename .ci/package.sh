@@ -18,6 +18,12 @@ need systemd-analyze systemd
 need adduser adduser
 need runuser util-linux
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet </dev/null
+# The check installs and purges the package: it never touches an installation it did not make.
+if dpkg -s scriptd >/dev/null 2>&1 && [ "${SCRIPTD_PACKAGE_REPLACE:-}" != 1 ]; then
+  echo "package: skipped: a scriptd package is installed here and this check would purge it" \
+    "(SCRIPTD_PACKAGE_REPLACE=1 to run it anyway)" >&2
+  exit 0
+fi
 if dpkg -s scriptd >/dev/null 2>&1; then dpkg -P scriptd >/dev/null; fi
 
 cargo build --release --quiet </dev/null

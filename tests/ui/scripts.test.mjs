@@ -586,3 +586,27 @@ test("a new trigger token is brought into view", async () => {
   await noProblems(page);
   await page.close();
 });
+
+test("a run shows how it was started, its input and its result, and runs again with the same input", async () => {
+  const s = await createScript({ name: `Doubler ${tag}`, type: "node", runner: "isolated",
+                                 script: "({ doubled: input.n * 2 })", concurrency: "parallel" });
+  const { runId } = await api("POST", `/${s.id}/run`, { input: { n: 21 } });
+  await waitForRunEnd(runId);
+  const page = await browser.page(`/scripts#s/${s.id}/runs/${runId}`);
+  const details = page.getByTestId("run-details");
+  await until(async () => await details.isVisible(), { what: "the run's details" });
+  assert.match(await page.getByTestId("run-who").textContent(), /Started by hand \(admin/);
+  assert.deepEqual(JSON.parse(await page.getByTestId("run-input-value").locator("pre").textContent()), { n: 21 });
+  assert.deepEqual(JSON.parse(await page.getByTestId("run-result").locator("pre").textContent()), { doubled: 42 });
+  await page.getByTestId("run-again").click();
+  const again = await until(async () => {
+    const { runs } = await api("GET", `/runs?scriptId=${s.id}`);
+    return runs.length === 2 ? runs[0] : null;
+  }, { what: "the second run" });
+  assert.deepEqual(again.input, { n: 21 }, "the same input");
+  const done = await waitForRunEnd(again.id);
+  assert.deepEqual(done.result, { doubled: 42 });
+  await until(async () => page.url().endsWith(`/runs/${again.id}`), { what: "the new run on screen" });
+  await noProblems(page);
+  await page.close();
+});

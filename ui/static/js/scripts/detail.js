@@ -9,6 +9,7 @@ import { OutputView } from "./output.js";
 import { RunStream } from "./run-stream.js";
 import { BrowserRun } from "./browser-run.js";
 import { RunHistory } from "./history.js";
+import { RunDetails } from "./run-details.js";
 
 const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
 const MOD = isMac ? "⌘" : "Ctrl";
@@ -90,7 +91,8 @@ export class ScriptDetail {
     const head = h("div.page-head.detail-head",
       h("div.crumbs", h("a.crumb", { href: "#" }, icon("arrow-left"), "Scripts"), h("span.sep", "/"), this.titleEl, this.badges, this.dirtyPill),
       h("div.actions", this.deleteBtn, this.saveBtn, this.cancelBtn, this.runBtn));
-    const runCard = h("section.card.run-card", this.runHint, this.inputBox, this.output.el);
+    this.details = new RunDetails({ onRunAgain: (input) => this.runAgain(input) });
+    const runCard = h("section.card.run-card", this.runHint, this.inputBox, this.output.el, this.details.el);
     this.el = h("div.detail", head,
       h("div.detail-grid", this.form.el, h("aside.run-col", runCard, this.history.el)));
     mount(this.root, this.el);
@@ -251,9 +253,11 @@ export class ScriptDetail {
     if (push) this.opts.navigate(`#s/${this.id}/runs/${runId}`, { replace: true });
     const out = this.output;
     out.begin({ title: `Run ${runId.slice(-8)}`, downloadUrl: logUrl(runId) });
+    this.details.clear();
     api.getRun(runId).then((r) => {
       if (this.activeRunId !== runId) return;
       out.setStatus(out.status === "connecting" ? r.status : out.status, { startedAt: r.startedAt });
+      this.details.show(r);
     }).catch(() => {});
     this.stream = new RunStream(runId, {
       onLine: (d) => out.push(d.stream, d.line),
@@ -271,7 +275,10 @@ export class ScriptDetail {
         this.updateButtons();
         try {
           const r = await api.getRun(runId);
-          if (this.activeRunId === runId) out.setStatus(r.status, { durationMs: r.durationMs, exitCode: r.exitCode });
+          if (this.activeRunId === runId) {
+            out.setStatus(r.status, { durationMs: r.durationMs, exitCode: r.exitCode });
+            this.details.show(r);
+          }
         } catch { /* the status line above already says how it ended */ }
         this.history.load();
       },
@@ -281,6 +288,12 @@ export class ScriptDetail {
       },
     });
     this.updateButtons();
+  }
+
+  /** "Run again": a new run with a past run's input, through the usual Run path. */
+  runAgain(input) {
+    this.input.value = input === null ? "" : JSON.stringify(input, null, 2);
+    this.run();
   }
 
   runInPage(input) {

@@ -1,0 +1,48 @@
+// What a run was given and gave back, under its output: how it was started and by whom, its
+// input, an isolated run's result (formatted, with a copy button), and "Run again" with the
+// same input.
+import { h, icon, mount, copyText } from "../lib/dom.js";
+import { absolute } from "../lib/format.js";
+
+const TRIGGER = { manual: "Started by hand", schedule: "Started by the schedule", api: "Started by the API trigger" };
+
+function who(run) {
+  const m = run.meta || {};
+  if (run.trigger === "manual" && m.user) return `${TRIGGER.manual} (${m.user}${m.clientAddress ? ` from ${m.clientAddress}` : ""})`;
+  if (run.trigger === "schedule" && m.tick) return `${TRIGGER.schedule} (tick ${absolute(m.tick)})`;
+  if (run.trigger === "api" && m.clientAddress) return `${TRIGGER.api} (from ${m.clientAddress})`;
+  return TRIGGER[run.trigger] || run.trigger;
+}
+
+function json(label, value, testid) {
+  const text = JSON.stringify(value, null, 2);
+  const copy = h("button.btn.btn-sm.btn-ghost", { type: "button", "aria-label": `Copy ${label.toLowerCase()}` }, icon("copy"), "Copy");
+  copy.addEventListener("click", () => copyText(text, copy));
+  return h("div.run-json", { "data-testid": testid },
+    h("div.run-json-head", h("span.run-json-label", label), h("span.grow"), copy),
+    h("pre.mono", text));
+}
+
+export class RunDetails {
+  /** onRunAgain(input): starts a new run with this run's input. */
+  constructor({ onRunAgain }) {
+    this.onRunAgain = onRunAgain;
+    this.el = h("div.run-details", { hidden: true, "data-testid": "run-details" });
+  }
+
+  clear() {
+    this.el.hidden = true;
+    this.el.replaceChildren();
+  }
+
+  show(run) {
+    const again = h("button.btn.btn-sm", { type: "button", "data-testid": "run-again",
+      title: "Start a new run of this script with the same input" }, icon("rotate"), "Run again");
+    again.addEventListener("click", () => this.onRunAgain(run.input ?? null));
+    mount(this.el,
+      h("div.run-details-head", h("span.run-who", { "data-testid": "run-who" }, who(run)), h("span.grow"), again),
+      run.input !== null && run.input !== undefined ? json("Input", run.input, "run-input-value") : null,
+      run.result !== null && run.result !== undefined ? json("Result", run.result, "run-result") : null);
+    this.el.hidden = false;
+  }
+}
