@@ -69,6 +69,22 @@ pub fn json() -> &'static str {
     })
 }
 
+/// A time parameter that may be left empty: an RFC 3339 time, or nothing.
+pub fn blank_or_time() -> utoipa::openapi::Schema {
+    let one_of = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(
+            utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
+        )))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .description(Some("An RFC 3339 time, or empty for none."))
+        .build();
+    utoipa::openapi::Schema::OneOf(one_of)
+}
+
 /// A query filter's values: one of `names`, or empty for no filter. (A parameter whose schema
 /// is built by a function takes its description from here, not from its doc comment.)
 pub fn blank_or<const N: usize>(names: [&'static str; N], description: &str) -> Object {

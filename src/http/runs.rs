@@ -154,10 +154,10 @@ pub struct ListQuery {
     #[param(schema_with = run_triggers)]
     trigger: Option<String>,
     /// Only runs queued at or after this time; empty means no bound.
-    #[param(format = DateTime)]
+    #[param(schema_with = super::api_doc::blank_or_time)]
     from: Option<String>,
     /// Only runs queued before this time; empty means no bound.
-    #[param(format = DateTime)]
+    #[param(schema_with = super::api_doc::blank_or_time)]
     to: Option<String>,
     /// At most this many runs (default 50).
     #[param(minimum = 1, maximum = 200)]

@@ -21,7 +21,7 @@ pub struct PreviewQuery {
     #[param(schema_with = crate::domain::timezone_names)]
     timezone: Option<String>,
     /// Times after this one (default: now); empty means now.
-    #[param(format = DateTime)]
+    #[param(schema_with = super::api_doc::blank_or_time)]
     from: Option<String>,
     /// How many times (default 5).
     #[param(minimum = 1, maximum = 100)]
