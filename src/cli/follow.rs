@@ -46,10 +46,11 @@ pub async fn follow(
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut last_seq = 0i64;
+    let mut last_status = String::new();
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
         let step = tokio::select! {
-            step = follow_once(client, run_id, &mut last_seq, output) => step,
+            step = follow_once(client, run_id, &mut last_seq, &mut last_status, output) => step,
             _ = &mut interrupted => {
                 if cancel_on_interrupt {
                     client
@@ -91,6 +92,7 @@ async fn follow_once(
     client: &Client,
     run_id: &str,
     last_seq: &mut i64,
+    last_status: &mut String,
     output: Output,
 ) -> anyhow::Result<Step> {
     let mut req = client.request(
@@ -128,9 +130,11 @@ async fn follow_once(
                 };
             }
             "status" if output == Output::Text => {
+                // A stream opens with the run's status; say each one once.
                 if let Some(status) = data["status"].as_str() {
-                    if matches!(status, "queued" | "running") {
+                    if matches!(status, "queued" | "running") && *last_status != status {
                         eprintln!("scriptd: run {run_id} {status}");
+                        *last_status = status.to_string();
                     }
                 }
             }
