@@ -610,3 +610,27 @@ test("a run shows how it was started, its input and its result, and runs again w
   await noProblems(page);
   await page.close();
 });
+
+test("at 400 px the scripts list fits and the history keeps its columns apart", async () => {
+  const s = await createScript({ name: `A rather long script name for a narrow screen ${tag}`, script: "echo narrow" });
+  await waitForRunEnd((await api("POST", `/${s.id}/run`, {})).runId);
+  const page = await browser.page("/scripts");
+  await page.setViewportSize({ width: 400, height: 900 });
+  const table = page.locator(".scripts-table");
+  await until(async () => (await page.getByRole("link", { name: new RegExp(`narrow screen ${tag}`) }).count()) === 1, { what: "the list" });
+  const fits = await table.evaluate((t) => t.scrollWidth <= t.parentElement.clientWidth);
+  assert.ok(fits, "the scripts table fits its card");
+  await shot(page, "narrow-list");
+  await page.goto(page.url().replace(/#.*$/, "") + `#s/${s.id}`);
+  const row = page.locator(".run-row").first();
+  await until(async () => await row.isVisible(), { what: "the history" });
+  const when = row.locator(".when");
+  assert.ok((await when.boundingBox()).width > 20, "the Started value is shown");
+  const boxes = await page.locator(".run-list-head > span").evaluateAll((els) =>
+    els.filter((e) => e.offsetWidth > 0 && e.textContent).map((e) => e.getBoundingClientRect()).map((r) => [r.left, r.right]));
+  for (let i = 1; i < boxes.length; i++) assert.ok(boxes[i][0] >= boxes[i - 1][1] - 1, `header labels apart: ${JSON.stringify(boxes)}`);
+  await page.locator(".history").scrollIntoViewIfNeeded();
+  await shot(page, "narrow-detail");
+  await noProblems(page);
+  await page.close();
+});

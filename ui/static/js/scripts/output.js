@@ -30,7 +30,9 @@ export class OutputView {
     this.capNote = h("div.out-cap", { hidden: true });
     this.jump = h("button.out-jump", { type: "button", hidden: true, onclick: () => this.toBottom() }, icon("arrow-bar-to-down"), h("span", "New output"));
     this.el = h("section.output",
-      h("header.out-head", this.title, this.badge, this.meta, this.conn, h("span.grow"), this.download),
+      h("header.out-head", this.title, this.badge, this.meta, this.conn, h("span.grow"),
+        h("span.out-note", { title: "stdout and stderr come through two pipes: lines a script writes to both at the same instant can show in either order.", "aria-label": "About the order of stdout and stderr", tabindex: "0" }, icon("info-circle")),
+        this.download),
       this.capNote,
       h("div.out-body", this.scroller, this.jump),
     );
