@@ -43,6 +43,10 @@ pub struct StreamQuery {
     /// `Last-Event-ID`, which browsers send on reconnect, takes precedence.
     #[param(minimum = 0)]
     since: Option<i64>,
+    /// Replay only the last this-many stored lines (when neither `since` nor `Last-Event-ID`
+    /// is given): a big log opens at its end; earlier lines stay in the log download.
+    #[param(minimum = 1, maximum = 1000000)]
+    tail: Option<i64>,
 }
 
 /// Live output over Server-Sent Events
@@ -65,7 +69,7 @@ pub struct StreamQuery {
         (status = 200, description = "The event stream", body = String,
             content_type = "text/event-stream",
             example = "retry: 1000\n\nid: 1\nevent: log\ndata: {\"seq\":1,\"stream\":\"stdout\",\"line\":\"hello\",\"ts\":\"2026-11-25T09:14:00.031Z\"}\n\nevent: status\ndata: {\"status\":\"succeeded\",\"ts\":\"2026-11-25T09:14:00.040Z\"}\n\nevent: done\ndata: {\"status\":\"succeeded\",\"exitCode\":0,\"signal\":null,\"error\":null,\"ts\":\"2026-11-25T09:14:00.040Z\"}\n\n"),
-        (status = 400, description = "`since` is not a number of 0 or more", body = ErrorBody),
+        (status = 400, description = "`since` or `tail` out of range", body = ErrorBody),
         (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
@@ -84,7 +88,16 @@ pub async fn stream(
     if q.since.is_some_and(|s| s < 0) {
         return Err(crate::domain::ValidationError::new("since", "must be 0 or more").into());
     }
-    let since = last_event_id.or(q.since).unwrap_or(0).max(0);
+    if q.tail.is_some_and(|t| !(1..=1_000_000).contains(&t)) {
+        return Err(
+            crate::domain::ValidationError::new("tail", "must be between 1 and 1000000").into(),
+        );
+    }
+    let since = match (last_event_id.or(q.since), q.tail) {
+        (Some(since), _) => since.max(0),
+        (None, Some(tail)) => (state.store.last_log_seq(&run_id).await? - tail).max(0),
+        (None, None) => 0,
+    };
     // Subscribe before the first read of the store, so nothing falls between the two.
     let live = state.engine.hub().subscribe(&run_id);
     let run = state.store.get_run(&run_id).await?;

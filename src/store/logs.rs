@@ -20,6 +20,8 @@ pub trait LogStore: Send + Sync {
     /// Lines with `seq > after_seq`, in order, at most `limit`.
     async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64)
         -> StoreResult<Vec<LogLine>>;
+    /// The number of the run's last stored line (0 when none is stored).
+    async fn last_log_seq(&self, run_id: &str) -> StoreResult<i64>;
     /// Saves the output tail of a run `lease` holds; false when it does not.
     async fn update_tail(&self, run_id: &str, lease: &str, tail: &str) -> StoreResult<bool>;
 }
@@ -66,6 +68,16 @@ macro_rules! impl_log_store {
                 }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn last_log_seq(&self, run_id: &str) -> $crate::store::StoreResult<i64> {
+                // The key (run_id, last_seq) answers this from the index alone.
+                let (last,): (Option<i64>,) =
+                    sqlx::query_as("SELECT MAX(last_seq) FROM run_log_chunks WHERE run_id = $1")
+                        .bind(run_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(last.unwrap_or(0))
             }
 
             async fn read_log(

@@ -15,7 +15,50 @@ both_backends!(
     a_subscriber_that_disconnects_is_let_go_at_once,
     past_the_log_cap_no_line_changes_its_number,
     lines_come_back_exactly_whatever_they_contain,
+    a_big_log_can_open_at_its_end,
 );
+
+async fn a_big_log_can_open_at_its_end(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let run = app.run(&app.bash("seq 1 10000", json!({})).await).await;
+    app.wait_run(&run).await;
+    let seqs = |text: &str| -> Vec<i64> {
+        log_lines(&parse_sse(text))
+            .into_iter()
+            .map(|l| l.0)
+            .collect()
+    };
+    let tail = read_all(&app, &run, Some("0&tail=3"), None).await;
+    assert_eq!(
+        seqs(&tail),
+        (1..=10000).collect::<Vec<_>>(),
+        "an explicit since wins over tail"
+    );
+    let path = format!("/api/admin/scripts/runs/{run}/stream?tail=3");
+    let text = app.call(Method::GET, &path).await.text().await.unwrap();
+    assert_eq!(seqs(&text), [9998, 9999, 10000]);
+    assert!(text.contains("event: done"), "then the end, as ever");
+    // A reconnect's Last-Event-ID wins over the tail.
+    let resumed = app
+        .admin(Method::GET, &path)
+        .header("last-event-id", "9990")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&resumed), (9991..=10000).collect::<Vec<_>>());
+    for bad in ["0", "-1", "1000001"] {
+        let resp = app
+            .call(
+                Method::GET,
+                &format!("/api/admin/scripts/runs/{run}/stream?tail={bad}"),
+            )
+            .await;
+        assert_eq!(resp.status(), 400, "tail={bad}");
+    }
+}
 
 async fn read_all(
     app: &TestApp,

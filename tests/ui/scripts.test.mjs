@@ -634,3 +634,22 @@ test("at 400 px the scripts list fits and the history keeps its columns apart", 
   await noProblems(page);
   await page.close();
 });
+
+test("a finished run with a large log opens at its end, with the full log a click away", async () => {
+  const s = await createScript({ name: `Big log ${tag}`, script: "seq 1 400000" });
+  const { runId } = await api("POST", `/${s.id}/run`, {});
+  const done = await waitForRunEnd(runId);
+  assert.ok(done.logBytes > 2 * 1024 * 1024, `a log over 2 MiB (${done.logBytes})`);
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const row = page.locator(`.run-row[data-run-id="${runId}"] .run-open`);
+  await until(async () => await row.isVisible(), { what: "the run in the history" });
+  await row.click();
+  await until(async () => (await outputLines(page)).at(-1) === "400000", { what: "the log's last line" });
+  const lines = await outputLines(page);
+  assert.equal(lines[0], "395001", "only the last 5000 lines were replayed");
+  const note = page.locator(".out-cap");
+  assert.match(await note.textContent(), /Opened at the end/);
+  assert.ok(await note.getByRole("link", { name: "Download the full log" }).isVisible());
+  await noProblems(page);
+  await page.close();
+});

@@ -15,6 +15,9 @@ const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
 const MOD = isMac ? "⌘" : "Ctrl";
 /** The latest run's output is shown on opening a script only up to this size. */
 const AUTO_REPLAY_BYTES = 1024 * 1024;
+// A finished run's log above this size opens at its end: the last TAIL_LINES lines only.
+const TAIL_FROM_BYTES = 2 * 1024 * 1024;
+const TAIL_LINES = 5000;
 
 export class ScriptDetail {
   /** opts: { id, runId, navigate(hash, {replace}) , onDirty(bool) } */
@@ -254,6 +257,9 @@ export class ScriptDetail {
     const out = this.output;
     out.begin({ title: `Run ${runId.slice(-8)}`, downloadUrl: logUrl(runId) });
     this.details.clear();
+    const known = this.history.runs.find((r) => r.id === runId);
+    const tail = known && !isActive(known.status) && known.logBytes > TAIL_FROM_BYTES ? TAIL_LINES : 0;
+    if (tail) out.tailed(tail);
     api.getRun(runId).then((r) => {
       if (this.activeRunId !== runId) return;
       out.setStatus(out.status === "connecting" ? r.status : out.status, { startedAt: r.startedAt });
@@ -286,7 +292,7 @@ export class ScriptDetail {
         out.setConnection(state);
         if (state === "reconnecting") this.history.select(runId);
       },
-    });
+    }, { tail });
     this.updateButtons();
   }
 

@@ -67,6 +67,7 @@ export class OutputView {
     this.lines.replaceChildren();
     this.empty.hidden = true;
     this.capNote.hidden = true;
+    delete this.capNote.dataset.tailed;
     this.jump.hidden = true;
     mount(this.title, title);
     this.download.hidden = !downloadUrl;
@@ -123,7 +124,7 @@ export class OutputView {
       if (!this.stick) this.scroller.scrollTop -= before - this.scroller.scrollHeight;
     }
     const shown = this.lines.childElementCount;
-    if (this.total > shown) {
+    if (this.total > shown && !this.capNote.dataset.tailed) {
       this.capNote.hidden = false;
       mount(this.capNote, icon("info-circle"),
         `Showing the last ${shown.toLocaleString()} of ${this.total.toLocaleString()} lines. `,
@@ -197,10 +198,20 @@ export class OutputView {
     this.reset(opts);
   }
 
+  /** The replay starts at the log's last `lines` lines: say so, with the full log's link. */
+  tailed(lines) {
+    this.capNote.hidden = false;
+    this.capNote.dataset.tailed = "true";
+    mount(this.capNote, icon("info-circle"),
+      `Opened at the end: showing the last ${lines.toLocaleString()} lines of a large log. `,
+      this.downloadUrl ? h("a", { href: this.downloadUrl, download: "" }, "Download the full log") : "");
+  }
+
   idle() {
     this.lines.replaceChildren();
     this.empty.hidden = false;
     this.capNote.hidden = true;
+    delete this.capNote.dataset.tailed;
     this.download.hidden = true;
     this.badge.className = "badge badge-idle";
     mount(this.badge, "Idle");

@@ -9,9 +9,11 @@ export class RunStream {
    * handlers: onLine({seq, stream, line, ts}), onStatus({status, ts}), onDone({status, exitCode,
    * signal, error, ts}), onConnection("live" | "reconnecting")
    */
-  constructor(runId, handlers) {
+  /** tail: on the first connection, replay only the log's last `tail` lines. */
+  constructor(runId, handlers, { tail = 0 } = {}) {
     this.runId = runId;
     this.h = handlers;
+    this.tail = tail;
     this.lastSeq = 0;
     this.finished = false;
     this.retry = 0;
@@ -20,7 +22,8 @@ export class RunStream {
   }
 
   open() {
-    const url = streamUrl(this.runId) + (this.lastSeq ? `?since=${this.lastSeq}` : "");
+    const url = streamUrl(this.runId)
+      + (this.lastSeq ? `?since=${this.lastSeq}` : this.tail ? `?tail=${this.tail}` : "");
     const es = (this.es = new EventSource(url));
     es.addEventListener("open", () => {
       this.retry = 0;
