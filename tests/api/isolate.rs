@@ -421,6 +421,15 @@ async fn a_spare_worker_serves_one_run_and_a_dead_one_is_replaced() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+    // Died while waiting: gone (or a zombie) before the next run, as a kill takes a moment.
+    crate::helpers::eventually(10, "the killed spare is dead", || {
+        std::fs::read_to_string(format!("/proc/{waiting}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+    })
+    .await;
     let done = run_with(3).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"], 6);
