@@ -8,19 +8,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{eventually, processes_with};
+use crate::process::free_port;
 
 struct Server {
     child: Child,
     base: String,
     stdout: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the binary and waits until it answers `/healthz`, collecting what it printed.

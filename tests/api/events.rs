@@ -45,35 +45,14 @@ async fn statuses_of(resp: reqwest::Response, run_id: &str) -> Vec<(String, Valu
 
 async fn a_triggered_run_is_seen_queued_running_and_ended(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let id = app
-        .bash("echo hi", json!({"apiTrigger": {"enabled": true}}))
-        .await;
-    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token: Value = app
-        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (id, code, token) = app.triggered_bash("echo hi", json!({})).await;
     let events = app.call(Method::GET, "/api/admin/scripts/events").await;
     assert_eq!(events.status(), 200);
     assert!(events.headers()["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    let started: Value = app
-        .client
-        .post(app.url(&format!("/api/scripts/{code}/run")))
-        .bearer_auth(token["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = app.trigger(&code, &token).await;
     let run = started["runId"].as_str().unwrap();
     let seen = statuses_of(events, run).await;
     let order: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();

@@ -10,24 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{Backend, Options, TestApp};
 
-/// A bash script with its API trigger on: its codeIdentifier and a fresh token.
-async fn triggered_script(app: &TestApp, script: &str) -> (String, String) {
-    let id = app
-        .bash(script, json!({"apiTrigger": {"enabled": true}}))
-        .await;
-    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token: Value = app
-        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    (code, token["token"].as_str().unwrap().to_string())
-}
-
 #[tokio::test]
 async fn api_answers_are_not_cached_and_pages_restrict_browser_features() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -138,7 +120,7 @@ async fn the_trigger_challenges_with_bearer_and_bounds_its_body() {
         ..Default::default()
     };
     let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
-    let (code, token) = triggered_script(&app, "true").await;
+    let (_, code, token) = app.triggered_bash("true", json!({})).await;
     let wrong = app
         .client
         .post(app.url(&format!("/api/scripts/{code}/run")))
@@ -278,7 +260,7 @@ async fn api_contract_edge_cases_get_the_documented_answers() {
     assert_eq!(app.get_json("/api/admin/scripts").await, json!([]));
 
     // A2: a wait that runs out answers like a start without wait.
-    let (code, token) = triggered_script(&app, "sleep 5").await;
+    let (_, code, token) = app.triggered_bash("sleep 5", json!({})).await;
     let resp = app
         .client
         .post(app.url(&format!("/api/scripts/{code}/run?wait=true&timeoutMs=0")))
@@ -473,7 +455,7 @@ async fn unknown_query_parameters_are_refused_by_name() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("unknown field"), "{path}: {message}");
     }
-    let (code, token) = triggered_script(&app, "true").await;
+    let (_, code, token) = app.triggered_bash("true", json!({})).await;
     let resp = app
         .client
         .post(app.url(&format!("/api/scripts/{code}/run?wiat=true")))
@@ -504,7 +486,7 @@ async fn an_empty_body_starts_a_run_and_a_blank_one_is_refused() {
         .await
         .unwrap();
     assert_eq!(blank.status(), 400);
-    let (code, token) = triggered_script(&app, "true").await;
+    let (_, code, token) = app.triggered_bash("true", json!({})).await;
     let blank = app
         .client
         .post(app.url(&format!("/api/scripts/{code}/run")))

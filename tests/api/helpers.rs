@@ -300,6 +300,38 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// A bash script with its API trigger on (and `extra` fields): its id, its codeIdentifier
+    /// and a fresh token.
+    pub async fn triggered_bash(&self, script: &str, extra: Value) -> (String, String, String) {
+        let mut fields = json!({"apiTrigger": {"enabled": true}});
+        merge(&mut fields, extra);
+        let id = self.bash(script, fields).await;
+        let code = self.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let token: Value = self
+            .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        (id, code, token["token"].as_str().unwrap().to_string())
+    }
+
+    /// Starts a run through the public trigger; the answer's body.
+    pub async fn trigger(&self, code: &str, token: &str) -> Value {
+        self.client
+            .post(self.url(&format!("/api/scripts/{code}/run")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn run(&self, script_id: &str) -> String {
         let resp = self.start_run(script_id, None).await;
         assert_eq!(resp.status(), 202);

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::parse_sse;
-use crate::process::{Server, PASSWORD};
+use crate::process::{free_port, Server, PASSWORD};
 
 /// nginx, or `None` with the reason printed (locally only: CI sets SCRIPTD_TEST_REQUIRE_NGINX).
 fn nginx() -> Option<&'static str> {
@@ -37,14 +37,6 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts nginx in the foreground, proxying a free port to `upstream`.

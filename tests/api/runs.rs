@@ -26,34 +26,12 @@ both_backends!(
 
 async fn runs_filter_by_trigger_and_time_range(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let id = app
-        .bash(
-            "true",
-            json!({"concurrency": "parallel", "apiTrigger": {"enabled": true}}),
-        )
+    let (id, code, token) = app
+        .triggered_bash("true", json!({"concurrency": "parallel"}))
         .await;
-    let code = app.get_json(&format!("/api/admin/scripts/{id}")).await["codeIdentifier"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token: Value = app
-        .call(Method::POST, &format!("/api/admin/scripts/{id}/api-token"))
-        .await
-        .json()
-        .await
-        .unwrap();
     let first = app.run(&id).await;
     app.wait_run(&first).await;
-    let started: Value = app
-        .client
-        .post(app.url(&format!("/api/scripts/{code}/run")))
-        .bearer_auth(token["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = app.trigger(&code, &token).await;
     let api_run = app.wait_run(started["runId"].as_str().unwrap()).await;
     let last = app.run(&id).await;
     app.wait_run(&last).await;
