@@ -176,6 +176,18 @@ pub struct Run {
 }
 
 impl Run {
+    /// A new run's id and its queue time, one read of the clock for both: the id's time is
+    /// the run's `queued_at` to the millisecond, so time filters can be id bounds.
+    pub fn new_id() -> (String, DateTime<Utc>) {
+        let id = uuid::Uuid::now_v7();
+        let at = id
+            .get_timestamp()
+            .map(|t| t.to_unix())
+            .and_then(|(secs, nanos)| DateTime::from_timestamp(secs as i64, nanos))
+            .unwrap_or_else(Utc::now);
+        (id.to_string(), at)
+    }
+
     /// The smallest run id of a millisecond: run ids are UUIDv7s of their queue time, which
     /// sort as their text does, so a time bound on runs is a bound on the primary key.
     pub fn first_id_at(unix_ms: i64) -> String {
@@ -215,6 +227,18 @@ mod id_bound_tests {
             let id = uuid::Uuid::new_v7(ts).to_string();
             assert!(Run::first_id_at(ms) <= id, "{ms}: {id}");
             assert!(id < Run::first_id_at(ms + 1), "{ms}: {id}");
+        }
+    }
+
+    #[test]
+    fn a_new_run_id_falls_in_the_millisecond_of_its_queue_time() {
+        for _ in 0..1000 {
+            let (id, at) = Run::new_id();
+            let ms = at.timestamp_millis();
+            assert!(
+                Run::first_id_at(ms) <= id && id < Run::first_id_at(ms + 1),
+                "{id} {at}"
+            );
         }
     }
 }

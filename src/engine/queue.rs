@@ -34,14 +34,15 @@ impl Engine {
         if self.inner.active.is_closed() {
             return Err(EngineError::ShuttingDown);
         }
+        let (id, queued_at) = Run::new_id();
         let run = Run {
-            id: uuid::Uuid::now_v7().to_string(),
+            id,
             script_id: req.script.id.clone(),
             status: RunStatus::Queued,
             trigger: req.trigger,
             meta: req.meta,
             input: req.input,
-            queued_at: Utc::now(),
+            queued_at,
             started_at: None,
             finished_at: None,
             exit_code: None,
