@@ -84,6 +84,11 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("cannot reach {}", self.base))?;
+        Self::checked(resp).await
+    }
+
+    /// The answer itself when it succeeded, else an error with the server's message.
+    async fn checked(resp: Response) -> anyhow::Result<Response> {
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -120,12 +125,8 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("cannot reach {}", self.base))?;
-        if by_id.status().is_success() {
-            return Ok(by_id.json().await?);
-        }
         if by_id.status() != StatusCode::NOT_FOUND {
-            self.send(self.request(Method::GET, &format!("/api/admin/scripts/{reference}")))
-                .await?;
+            return Ok(Self::checked(by_id).await?.json().await?);
         }
         let code = reference.to_ascii_lowercase();
         let scripts = self
