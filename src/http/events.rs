@@ -1,17 +1,13 @@
 //! Every run's status changes as Server-Sent Events, whichever node made them: what keeps an
 //! open history, the dashboard and run lists current without polling.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 use utoipa::ToSchema;
 
 use super::state::AppState;
@@ -50,25 +46,8 @@ pub struct RunChange {
     security(("basicAuth" = [])))]
 pub async fn run_events(State(state): State<AppState>) -> Response {
     let events = state.engine.run_events();
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
     let store = state.store.clone();
-    let closing = state.closing.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = forward(events, store, tx) => {}
-            _ = closing.cancelled() => {}
-        }
-    });
-    let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache, no-transform"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        body,
-    )
-        .into_response()
+    super::sse::response(state.closing.clone(), 16, |tx| forward(events, store, tx))
 }
 
 /// Sends each event with the run as it now is, until the client goes away.

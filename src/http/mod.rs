@@ -11,6 +11,7 @@ mod runs;
 mod schedule;
 mod scripts;
 pub mod server;
+mod sse;
 pub mod state;
 mod stream;
 mod trigger;

@@ -5,17 +5,14 @@
 //! covers a signal that never came. Events are framed here rather than by axum's `Sse` so that
 //! a batch of lines goes out as one write instead of one per line.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::ApiQuery;
@@ -102,33 +99,22 @@ pub async fn stream(
     let live = state.engine.hub().subscribe(&run_id);
     let run = state.store.get_run(&run_id).await?;
 
-    let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
-    let follower = Follower {
-        store: state.store.clone(),
-        run_id,
-        last: since,
-        tx,
-        buf: Vec::new(),
-        last_ts: None,
-    };
-    let closing = state.closing.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = follower.run(run, live) => {}
-            _ = closing.cancelled() => {}
-        }
-    });
-    let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            // `no-transform`: a proxy must not compress (and so hold back) the stream.
-            (header::CACHE_CONTROL, "no-cache, no-transform"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        body,
-    )
-        .into_response())
+    let store = state.store.clone();
+    Ok(super::sse::response(
+        state.closing.clone(),
+        CLIENT_BUFFER,
+        |tx| async move {
+            let follower = Follower {
+                store,
+                run_id,
+                last: since,
+                tx,
+                buf: Vec::new(),
+                last_ts: None,
+            };
+            let _ = follower.run(run, live).await;
+        },
+    ))
 }
 
 struct Follower {
