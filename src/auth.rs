@@ -194,13 +194,16 @@ pub fn token_matches(presented: &str, stored_hash: &str) -> bool {
 }
 
 /// Whether a state-changing request comes from another origin: `Sec-Fetch-Site` says so, or
-/// `Origin` (else `Referer`) names a host and port other than the one addressed. Requests with
-/// none of these (curl, scripts) are not browsers and carry no ambient credentials to abuse.
+/// `Origin` (else `Referer`) names neither the host and port addressed nor `public_origin`
+/// (the server's configured public URL: behind a reverse proxy the Host seen here need not be
+/// the one the browser addressed). Requests with none of these (curl, scripts) are not
+/// browsers and carry no ambient credentials to abuse.
 pub fn is_cross_origin(
     sec_fetch_site: Option<&str>,
     origin: Option<&str>,
     referer: Option<&str>,
     host: Option<&str>,
+    public_origin: Option<&str>,
 ) -> bool {
     if matches!(sec_fetch_site, Some("cross-site" | "same-site")) {
         return true;
@@ -211,7 +214,13 @@ pub fn is_cross_origin(
     let Some((scheme, _)) = source.split_once("://") else {
         return true;
     };
-    let (Some(source), Some(host)) = (url_origin(source), host) else {
+    let Some(source) = url_origin(source) else {
+        return true;
+    };
+    if public_origin == Some(source.as_str()) {
+        return false;
+    }
+    let Some(host) = host else {
         return true;
     };
     // The addressed host, taken as reached with the source's scheme.
@@ -290,42 +299,74 @@ mod tests {
     #[test]
     fn cross_origin_requests_are_recognized() {
         let host = Some("127.0.0.1:8080");
-        assert!(is_cross_origin(Some("cross-site"), None, None, host));
+        assert!(is_cross_origin(Some("cross-site"), None, None, host, None));
         assert!(is_cross_origin(
             None,
             Some("http://evil.example"),
             None,
-            host
+            host,
+            None
         ));
         assert!(!is_cross_origin(
             Some("same-origin"),
             Some("http://127.0.0.1:8080"),
             None,
-            host
+            host,
+            None
         ));
-        assert!(!is_cross_origin(None, None, None, Some("x")));
+        assert!(!is_cross_origin(None, None, None, Some("x"), None));
         assert!(
-            is_cross_origin(None, Some("http://127.0.0.1:9999"), None, host),
+            is_cross_origin(None, Some("http://127.0.0.1:9999"), None, host, None),
             "another port is another origin"
         );
-        assert!(is_cross_origin(None, Some("http://127.0.0.1"), None, host));
+        assert!(is_cross_origin(
+            None,
+            Some("http://127.0.0.1"),
+            None,
+            host,
+            None
+        ));
         assert!(!is_cross_origin(
             None,
             Some("http://example.org"),
             None,
-            Some("example.org:80")
+            Some("example.org:80"),
+            None
         ));
         assert!(
-            is_cross_origin(None, None, Some("http://evil.example/page"), host),
+            is_cross_origin(None, None, Some("http://evil.example/page"), host, None),
             "without Origin, the Referer tells"
         );
         assert!(!is_cross_origin(
             None,
             None,
             Some("http://127.0.0.1:8080/admin/scripts"),
-            host
+            host,
+            None
         ));
-        assert!(is_cross_origin(None, Some("null"), None, host));
+        assert!(is_cross_origin(None, Some("null"), None, host, None));
+        let public = Some("https://scripts.example.com:443");
+        assert!(!is_cross_origin(
+            Some("same-origin"),
+            Some("https://scripts.example.com"),
+            None,
+            Some("127.0.0.1:8080"),
+            public
+        ));
+        assert!(is_cross_origin(
+            Some("same-site"),
+            Some("https://scripts.example.com"),
+            None,
+            host,
+            public
+        ));
+        assert!(is_cross_origin(
+            None,
+            Some("http://scripts.example.com"),
+            None,
+            host,
+            public
+        ));
     }
 
     #[test]

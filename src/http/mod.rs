@@ -256,23 +256,14 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
     }
     if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        // Behind a reverse proxy the Host seen here need not be the one the browser addressed:
-        // the configured public URL's origin is this server's too.
-        let from_public_url = state.settings.public_url.as_ref().is_some_and(|public| {
-            let source = h("origin")
-                .or(h("referer"))
-                .and_then(crate::auth::url_origin);
-            source.as_deref() == Some(public.origin())
-                && !matches!(h("sec-fetch-site"), Some("cross-site" | "same-site"))
-        });
-        if !from_public_url
-            && crate::auth::is_cross_origin(
-                h("sec-fetch-site"),
-                h("origin"),
-                h("referer"),
-                h("host"),
-            )
-        {
+        let public = state.settings.public_url.as_ref().map(|p| p.origin());
+        if crate::auth::is_cross_origin(
+            h("sec-fetch-site"),
+            h("origin"),
+            h("referer"),
+            h("host"),
+            public,
+        ) {
             return ApiError::Forbidden("cross-origin request refused".into()).into_response();
         }
     }
