@@ -7,6 +7,7 @@ mod events;
 mod extract;
 mod nodes;
 mod ops;
+mod run_log;
 mod runs;
 mod schedule;
 mod scripts;
@@ -123,7 +124,9 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::run_events))
         .routes(routes!(runs::get))
         .routes(routes!(stream::stream))
-        .routes(routes!(runs::log))
+        .routes(routes!(run_log::log))
+        .routes(routes!(run_log::lines))
+        .routes(routes!(run_log::search))
         .routes(routes!(runs::cancel))
         .routes(routes!(scripts::get, scripts::update, scripts::delete))
         .routes(routes!(runs::start))

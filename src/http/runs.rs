@@ -1,9 +1,8 @@
 //! Starting, listing, reading and canceling runs.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -401,61 +400,4 @@ pub async fn cancel(
             canceling: true,
         }),
     ))
-}
-
-/// The stored log as a text download
-///
-/// Every stored line, in order, each ending with a newline; streamed page by page from the
-/// store, so any size is fine.
-#[utoipa::path(get, path = "/api/admin/scripts/runs/{runId}/log", operation_id = "getRunLog", tag = "runs",
-    params(("runId" = String, Path, description = "The run's id")),
-    responses(
-        (status = 200, description = "The log, as an attachment named `run-<id>.log`",
-            body = String, content_type = "text/plain"),
-        (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
-        (status = 404, description = "No such run", body = ErrorBody),
-        (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
-    ),
-    security(("basicAuth" = [])))]
-pub async fn log(
-    State(state): State<AppState>,
-    Path(run_id): Path<String>,
-) -> Result<Response, ApiError> {
-    state.store.get_run(&run_id).await?;
-    let store = state.store.clone();
-    let id = run_id.clone();
-    let pages = futures_util::stream::unfold(Some(0i64), move |after| {
-        let store = store.clone();
-        let id = id.clone();
-        async move {
-            let after = after?;
-            match store.read_log(&id, after, 5000).await {
-                Ok(lines) if lines.is_empty() => None,
-                Ok(lines) => {
-                    let last = lines.last().map(|l| l.seq);
-                    let mut text = String::new();
-                    for l in &lines {
-                        text.push_str(&l.line);
-                        text.push('\n');
-                    }
-                    Some((Ok::<_, std::io::Error>(Bytes::from(text)), last))
-                }
-                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
-            }
-        }
-    });
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                "text/plain; charset=utf-8".to_string(),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"run-{run_id}.log\""),
-            ),
-        ],
-        Body::from_stream(pages),
-    )
-        .into_response())
 }

@@ -20,6 +20,13 @@ pub trait LogStore: Send + Sync {
     /// Lines with `seq > after_seq`, in order, at most `limit`.
     async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64)
         -> StoreResult<Vec<LogLine>>;
+    /// Lines with `seq < before_seq`, in order, at most `limit`: the last ones before it.
+    async fn read_log_before(
+        &self,
+        run_id: &str,
+        before_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogLine>>;
     /// The number of the run's last stored line (0 when none is stored).
     async fn last_log_seq(&self, run_id: &str) -> StoreResult<i64>;
     /// Saves the output tail of a run `lease` holds; false when it does not.
@@ -116,6 +123,49 @@ macro_rules! impl_log_store {
                 Ok(out)
             }
 
+            async fn read_log_before(
+                &self,
+                run_id: &str,
+                before_seq: i64,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
+                let limit = usize::try_from(limit).unwrap_or(0);
+                // Chunk by chunk from the end backwards, then put back in order.
+                let mut pages: Vec<Vec<$crate::domain::LogLine>> = Vec::new();
+                let mut got = 0;
+                let mut below = before_seq;
+                while got < limit {
+                    let chunks: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT first_seq, lines FROM run_log_chunks \
+                         WHERE run_id = $1 AND first_seq < $2 ORDER BY last_seq DESC LIMIT $3",
+                    )
+                    .bind(run_id)
+                    .bind(below)
+                    .bind($crate::store::logs::CHUNKS_PER_READ)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let fetched = chunks.len() as i64;
+                    for (first, text) in chunks {
+                        let mut lines = Vec::new();
+                        $crate::store::logs::decode_chunk(first, &text, 0, usize::MAX, &mut lines)?;
+                        lines.retain(|l| l.seq < before_seq);
+                        let take = lines.len().min(limit - got);
+                        lines.drain(..lines.len() - take);
+                        got += take;
+                        pages.push(lines);
+                        below = first;
+                        if got >= limit {
+                            break;
+                        }
+                    }
+                    if fetched < $crate::store::logs::CHUNKS_PER_READ {
+                        break;
+                    }
+                }
+                pages.reverse();
+                Ok(pages.concat())
+            }
+
             async fn update_tail(
                 &self,
                 run_id: &str,
@@ -138,6 +188,63 @@ macro_rules! impl_log_store {
 }
 
 pub(crate) use impl_log_store;
+
+/// How many stored lines one search call reads at most: a search through a huge log goes on
+/// in further calls instead of holding one request (and a database connection) for long.
+pub const SEARCH_SCAN_LINES: i64 = 200_000;
+
+/// What one search call found.
+pub struct LogSearch {
+    pub matches: Vec<LogLine>,
+    /// Where to go on from (as `after_seq`) when the scan stopped before the log's end.
+    pub next: Option<i64>,
+}
+
+/// The stored lines after `after_seq` that contain `needle`, ignoring case, at most `limit`;
+/// reads at most [`SEARCH_SCAN_LINES`] lines. A plain substring, never a pattern, so no
+/// search costs more than reading the lines.
+pub async fn search_log<S: LogStore + ?Sized>(
+    store: &S,
+    run_id: &str,
+    needle: &str,
+    after_seq: i64,
+    limit: usize,
+) -> StoreResult<LogSearch> {
+    const PAGE: i64 = 5000;
+    let needle = needle.to_lowercase();
+    let mut matches = Vec::new();
+    let mut after = after_seq;
+    let mut scanned = 0;
+    loop {
+        let page = store.read_log(run_id, after, PAGE).await?;
+        let full = page.len() as i64 == PAGE;
+        for line in page {
+            after = line.seq;
+            scanned += 1;
+            if line.line.to_lowercase().contains(&needle) {
+                matches.push(line);
+                if matches.len() >= limit {
+                    return Ok(LogSearch {
+                        matches,
+                        next: Some(after),
+                    });
+                }
+            }
+        }
+        if !full {
+            return Ok(LogSearch {
+                matches,
+                next: None,
+            });
+        }
+        if scanned >= SEARCH_SCAN_LINES {
+            return Ok(LogSearch {
+                matches,
+                next: Some(after),
+            });
+        }
+    }
+}
 
 /// A batch of consecutively numbered lines as stored: a JSON array of
 /// `[stream (1 stdout, 2 stderr), ts (ms), text]`.

@@ -28,7 +28,7 @@ use crate::domain::RunOutcome;
 pub use codec::EnvCodec;
 pub use feed::{DynFeed, Feed, Signal};
 pub use leases::LeaseStore;
-pub use logs::LogStore;
+pub use logs::{search_log, LogSearch, LogStore};
 pub use nodes::{NodeBeat, NodeStore};
 pub use postgres::PgStore;
 pub use queue::{Admission, CancelRequest, QueueBounds, QueueStore};

@@ -638,7 +638,7 @@ test("at 400 px the scripts list fits and the history keeps its columns apart", 
   await page.close();
 });
 
-test("a finished run with a large log opens at its end, with the full log a click away", async () => {
+test("a finished run with a large log opens at its end, scrolls back page by page and is searched on the server", async () => {
   const s = await createScript({ name: `Big log ${tag}`, script: "seq 1 400000" });
   const { runId } = await api("POST", `/${s.id}/run`, {});
   const done = await waitForRunEnd(runId);
@@ -651,8 +651,43 @@ test("a finished run with a large log opens at its end, with the full log a clic
   const lines = await outputLines(page);
   assert.equal(lines[0], "395001", "only the last 5000 lines were replayed");
   const note = page.locator(".out-cap");
-  assert.match(await note.textContent(), /Opened at the end/);
-  assert.ok(await note.getByRole("link", { name: "Download the full log" }).isVisible());
+  assert.match(await note.textContent(), /Opened at the end: showing lines 395,001–400,000/);
+  assert.ok(await note.getByRole("link", { name: /download the full log/i }).isVisible());
+
+  // Scrolling up loads the earlier lines, a page at a time, and keeps the reader's place.
+  const scroller = page.locator(".out-scroll");
+  const toTop = () => scroller.evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event("scroll")); });
+  await toTop();
+  await until(async () => (await outputLines(page))[0] === "393001", { what: "the lines before the first shown" });
+  assert.ok(await scroller.evaluate((el) => el.scrollTop > 0), "the view stays where it was, not at the new top");
+  await toTop();
+  await until(async () => (await outputLines(page))[0] === "391001", { what: "another page of earlier lines" });
+  const shown = await outputLines(page);
+  assert.deepEqual(shown.slice(0, 3), ["391001", "391002", "391003"]);
+  assert.equal(shown.at(-1), "400000");
+  assert.match(await note.textContent(), /Showing lines 391,001–400,000 .*Scroll up for earlier lines/);
+
+  // Search runs on the server over the stored log and opens the log at a match.
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  const box = page.getByRole("searchbox", { name: "Search this run's log" });
+  await box.fill("123456");
+  await box.press("Enter");
+  const hits = page.locator(".log-hit");
+  await until(async () => (await hits.count()) === 1, { what: "one match" });
+  assert.match(await page.locator(".log-search-summary").textContent(), /1 matching line/);
+  assert.equal(await hits.first().locator("mark").textContent(), "123456");
+  await hits.first().click();
+  const hit = page.locator(".ln-hit");
+  await until(async () => (await hit.count()) === 1 && (await hit.textContent()) === "123456", { what: "the match shown and marked" });
+  assert.ok(await hit.isVisible(), "the match is scrolled into view");
+  assert.ok((await outputLines(page)).length <= 20000, "only a window of the log is in the page");
+  await shot(page, "log-search");
+  // Back to the end.
+  await page.getByRole("button", { name: "Go to the end" }).click();
+  await until(async () => (await outputLines(page)).at(-1) === "400000", { what: "the end again" });
+  await box.fill("no such text");
+  await box.press("Enter");
+  await until(async () => /No line matches/.test(await page.locator(".log-search-summary").textContent()), { what: "no match said" });
   await noProblems(page);
   await page.close();
 });

@@ -60,6 +60,9 @@ export const api = {
   listNodes: () => request("GET", "/nodes"),
   runStats: (hours) => request("GET", "/runs/stats" + qs({ hours })),
   getRun: (runId) => request("GET", `/runs/${encodeURIComponent(runId)}`),
+  /** A page of a run's stored lines: {after} or {before}, and a limit. */
+  runLines: (runId, query) => request("GET", `/runs/${encodeURIComponent(runId)}/lines` + qs(query)),
+  searchLog: (runId, q, after, limit) => request("GET", `/runs/${encodeURIComponent(runId)}/log/search` + qs({ q, after, limit })),
   cancelRun: (runId) => request("POST", `/runs/${encodeURIComponent(runId)}/cancel`),
   schedulePreview: (cron, timezone, signal) =>
     request("GET", "/schedule-preview" + qs({ cron, timezone, count: 5 }), undefined, { signal }),

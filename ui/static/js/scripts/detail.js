@@ -255,7 +255,7 @@ export class ScriptDetail {
     this.history.select(runId);
     if (push) this.opts.navigate(`#s/${this.id}/runs/${runId}`, { replace: true });
     const out = this.output;
-    out.begin({ title: `Run ${runId.slice(-8)}`, downloadUrl: logUrl(runId) });
+    out.begin({ title: `Run ${runId.slice(-8)}`, downloadUrl: logUrl(runId), runId });
     this.details.clear();
     const known = this.history.runs.find((r) => r.id === runId);
     const tail = known && !isActive(known.status) && known.logBytes > TAIL_FROM_BYTES ? TAIL_LINES : 0;
@@ -266,7 +266,7 @@ export class ScriptDetail {
       this.details.show(r);
     }).catch(() => {});
     this.stream = new RunStream(runId, {
-      onLine: (d) => out.push(d.stream, d.line),
+      onLine: (d) => out.push(d.stream, d.line, d.seq),
       onStatus: (s) => {
         this.activeStatus = s.status;
         out.setStatus(s.status, s.status === "running" ? { startedAt: s.ts } : {});
@@ -279,6 +279,7 @@ export class ScriptDetail {
         out.setConnection(null);
         this.stream = null;
         this.updateButtons();
+        out.finished();
         try {
           const r = await api.getRun(runId);
           if (this.activeRunId === runId) {

@@ -1,9 +1,13 @@
 // The live output panel: a terminal-like view fed line by line. Lines are queued and drawn once
 // per animation frame; only the last `cap` lines stay in the DOM (the full log is a download
 // away); auto-scroll follows the end until the user scrolls up, and resumes at the bottom.
+// Once a run has finished, the panel pages through its stored log instead: scrolling up loads
+// earlier lines, a search match opens the log around it (see LogPager).
 import { h, icon, mount } from "../lib/dom.js";
 import { duration, STATUS_LABEL } from "../lib/format.js";
 import { AnsiRenderer, lastSegment } from "./ansi.js";
+import { LogPager } from "./log-pager.js";
+import { LogSearch } from "./log-search.js";
 
 export const DEFAULT_CAP = 5000;
 
@@ -23,6 +27,7 @@ export class OutputView {
     this.meta = h("span.out-meta");
     this.conn = h("span.out-conn", { hidden: true });
     this.download = h("a.btn.btn-ghost.btn-xs", { hidden: true, download: "", title: "Download the full log" }, icon("download"), "Log");
+    this.searchBtn = h("button.btn.btn-ghost.btn-xs", { type: "button", hidden: true, "aria-expanded": "false", onclick: () => this.toggleSearch() }, icon("search"), "Search");
     this.title = h("span.out-title", "Output");
     this.lines = h("div.out-lines", { role: "log", "aria-live": "off", "aria-label": "Script output" });
     this.empty = h("div.out-empty", "Run the script to see its output here.");
@@ -32,17 +37,24 @@ export class OutputView {
     this.el = h("section.output",
       h("header.out-head", this.title, this.badge, this.meta, this.conn, h("span.grow"),
         h("span.out-note", { title: "stdout and stderr come through two pipes: lines a script writes to both at the same instant can show in either order.", "aria-label": "About the order of stdout and stderr", tabindex: "0" }, icon("info-circle")),
-        this.download),
+        this.searchBtn, this.download),
       this.capNote,
       h("div.out-body", this.scroller, this.jump),
     );
+    this.pager = new LogPager(this);
+    this.search = new LogSearch({
+      onPick: (seq) => this.pager.jumpTo(seq),
+      onToggle: (open) => this.searchBtn.setAttribute("aria-expanded", String(open)),
+    });
+    this.capNote.after(this.search.el);
     this.scroller.addEventListener("scroll", () => {
       const atBottom = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 6;
-      this.stick = atBottom;
-      if (atBottom) {
+      this.stick = atBottom && !this.pager.hasAfter;
+      if (this.stick) {
         this.unseen = 0;
         this.jump.hidden = true;
       }
+      this.pager.onScroll();
     }, { passive: true });
     this.scroller.addEventListener("keydown", (e) => {
       if (e.key === "End") { e.preventDefault(); this.toBottom(); }
@@ -56,8 +68,14 @@ export class OutputView {
   }
 
   /** Clears the panel for a new run or a replay. */
-  reset({ title = "Output", downloadUrl = null } = {}) {
+  reset({ title = "Output", downloadUrl = null, runId = null } = {}) {
     cancelAnimationFrame(this.frame);
+    this.runId = runId;
+    this.pager.stop();
+    this.search.close();
+    this.searchBtn.hidden = !runId;
+    this.searchBtn.disabled = true;
+    this.searchBtn.title = "Search is available once the run has finished";
     this.frame = 0;
     this.pending = [];
     this.total = 0;
@@ -77,9 +95,9 @@ export class OutputView {
     this.setStatus("connecting");
   }
 
-  /** Queues one line; `stream` is stdout, stderr or system. */
-  push(stream, text) {
-    this.pending.push(stream, text);
+  /** Queues one line; `stream` is stdout, stderr or system; `seq` its number in the log. */
+  push(stream, text, seq = 0) {
+    this.pending.push(stream, text, seq);
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
   }
 
@@ -92,25 +110,21 @@ export class OutputView {
     this.frame = 0;
     const batch = this.pending;
     this.pending = [];
-    const n = batch.length / 2;
+    const n = batch.length / 3;
     if (!n) return;
     this.total += n;
     const first = Math.max(0, n - this.cap);
     const frag = document.createDocumentFragment();
     for (let i = 0; i < n; i++) {
-      const stream = batch[2 * i];
-      const text = batch[2 * i + 1];
+      const stream = batch[3 * i];
+      const text = batch[3 * i + 1];
       const renderer = this.renderers[stream];
       if (i < first) {
         // Never drawn, but colours set on it carry over to later lines.
         if (renderer && text.includes("\x1b")) renderer.render(document.createDocumentFragment(), text);
         continue;
       }
-      const line = document.createElement("div");
-      line.className = `ln ln-${stream}`;
-      if (renderer) renderer.render(line, lastSegment(text));
-      else line.textContent = text;
-      frag.append(line);
+      frag.append(this.lineEl(stream, text, batch[3 * i + 2], renderer));
     }
     this.lines.append(frag);
     const excess = this.lines.childElementCount - this.cap;
@@ -139,7 +153,38 @@ export class OutputView {
     }
   }
 
+  /** One drawn line; `renderer` carries ANSI colours from line to line (none for our notes). */
+  lineEl(stream, text, seq, renderer) {
+    const line = document.createElement("div");
+    line.className = `ln ln-${stream}`;
+    if (seq) line.dataset.seq = seq;
+    if (renderer) renderer.render(line, lastSegment(text));
+    else line.textContent = text;
+    return line;
+  }
+
+  /** The run has ended: its stored log can now be paged through and searched. */
+  finished() {
+    if (!this.runId) return;
+    // Draw what is still queued, so paging starts from the lines really shown.
+    cancelAnimationFrame(this.frame);
+    this.flush();
+    this.searchBtn.disabled = false;
+    this.searchBtn.title = "Search this run's stored log";
+    this.search.attach(this.runId);
+    this.pager.start(this.runId);
+  }
+
+  toggleSearch() {
+    if (this.search.el.hidden) this.search.open();
+    else this.search.close();
+  }
+
   toBottom() {
+    if (this.pager.hasAfter) {
+      this.pager.toEnd();
+      return;
+    }
     this.stick = true;
     this.unseen = 0;
     this.jump.hidden = true;
@@ -208,6 +253,9 @@ export class OutputView {
   }
 
   idle() {
+    this.pager.stop();
+    this.search.close();
+    this.searchBtn.hidden = true;
     this.lines.replaceChildren();
     this.empty.hidden = false;
     this.capNote.hidden = true;
