@@ -15,6 +15,9 @@ after(() => browser.stop());
 // Names unique to this run, so the suite can run again against the same server.
 const tag = Date.now().toString(36).slice(-5);
 const status = (page) => page.getByTestId("run-status");
+/** Every error message in view: field errors, banners, previews, toasts. */
+const visibleErrors = async (page) =>
+  (await page.locator('.field-error:visible, [role="alert"]:visible, .toast-error:visible').allTextContents()).map((t) => t.trim());
 const noProblems = async (page) => assert.deepEqual(await problems(page), [], "no page errors, CSP violations or stray dialogs");
 
 test("a bash script is created through the form, streams its output live, and shows up in history", async () => {
@@ -319,13 +322,21 @@ test("the schedule preview lists the next five times for a valid cron and an err
   assert.equal(await preview.locator("ol li").count(), 0);
   assert.match(await preview.textContent(), /cron|pattern|field/i);
 
-  // Saving with the schedule on puts the server's message next to the cron field.
+  // The field is marked as it is typed; saving with the schedule on says the error once (the
+  // preview under the field already does) and brings the reader to the field.
+  const cronField = page.locator('[data-field="cron"]');
+  assert.match(await cronField.getAttribute("class"), /has-error/);
   await page.locator("label.switch-row", { hasText: "Run on a schedule" }).click();
   await page.keyboard.press("Control+s");
-  const cronError = page.locator('[data-field="cron"] .field-error');
-  await cronError.waitFor();
-  await cronError.scrollIntoViewIfNeeded();
+  await until(() => page.evaluate(() => document.activeElement?.id === "f-cron"), { what: "the cron field focused" });
+  const said = await visibleErrors(page);
+  assert.equal(said.length, 1, `one error shown: ${JSON.stringify(said)}`);
+  assert.match(said[0], /cron|pattern|field/i);
+  await cronField.scrollIntoViewIfNeeded();
   await shot(page, "09-schedule-error");
+  await page.getByLabel("Cron expression").fill("*/5 * * * *");
+  await preview.locator("ol li").nth(4).waitFor();
+  assert.doesNotMatch(await cronField.getAttribute("class"), /has-error/);
   await noProblems(page);
   page.expectDialog = true;
   await page.close();
@@ -343,7 +354,19 @@ test("validation errors appear next to their fields and unsaved changes are not 
   const envError = page.locator('[data-field="env[0].key"] .field-error');
   await envError.waitFor();
   assert.match(await envError.textContent(), /9LIVES/);
+  assert.equal((await visibleErrors(page)).length, 1, "said once, next to its field");
   await shot(page, "10-validation-error");
+
+  // A code identifier already taken: in words, next to the field, once (no toast as well).
+  const taken = await createScript({ name: `Taken ${tag}`, script: "echo" });
+  await page.getByRole("button", { name: /Remove/ }).first().click();
+  await page.getByLabel("Code identifier").fill(taken.codeIdentifier);
+  await page.keyboard.press("Control+s");
+  const codeError = page.locator('[data-field="codeIdentifier"] .field-error');
+  await codeError.waitFor();
+  assert.match(await codeError.textContent(), /already/);
+  assert.doesNotMatch(await codeError.textContent(), /codeIdentifier/, "no field names in messages");
+  assert.deepEqual(await visibleErrors(page), [await codeError.textContent()]);
 
   // Leaving with unsaved edits asks first; dismissing keeps the form as it was.
   page.expectDialog = true;

@@ -193,8 +193,8 @@ export class ScriptDetail {
         if (!quiet) toast(created ? "Script created" : "Saved");
         return true;
       } catch (e) {
-        // Next to its field when it names one, otherwise in a banner above the form.
-        if (!this.form.showError(e)) toast(e.message, "error");
+        // Next to its field when it names one, otherwise in a banner above the form: once.
+        this.form.showError(e);
         return false;
       } finally {
         this.saveBtn.disabled = false;

@@ -260,6 +260,11 @@ export class ScriptForm {
       return false;
     }
     target.classList.add("has-error");
+    if (err.field === "cron" && this.schedule.showsError()) {
+      // The preview under the field already says what is wrong with this cron.
+      this.schedule.cron.focus();
+      return true;
+    }
     // The form asks for seconds; the API speaks milliseconds.
     const text = err.field === "timeoutMs" ? "Must be between 1 second and 24 hours (86 400 s)." : fieldMessage(err);
     target.append(h("div.field-error", { role: "alert" }, icon("alert-triangle"), text));

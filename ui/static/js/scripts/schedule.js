@@ -32,9 +32,9 @@ export class ScheduleEditor {
     this.el = h("div.schedule",
       h("label.switch-row", this.enabled, h("span.switch"), h("span", "Run on a schedule")),
       h("div.grid-2",
-        h("div.field", { "data-field": "cron" }, h("label", { for: "f-cron" }, "Cron expression"), this.cron,
+        this.cronField = h("div.field", { "data-field": "cron" }, h("label", { for: "f-cron" }, "Cron expression"), this.cron,
           h("div.hint", "5 fields (min hour day month weekday), or 6 with seconds first.")),
-        h("div.field", { "data-field": "timezone" }, h("label", { for: "f-timezone" }, "Timezone"), this.zone, datalist,
+        this.zoneField = h("div.field", { "data-field": "timezone" }, h("label", { for: "f-timezone" }, "Timezone"), this.zone, datalist,
           h("div.hint", "IANA name, e.g. Europe/Berlin. Daylight-saving changes are handled."))),
       this.examples,
       this.preview,
@@ -58,6 +58,11 @@ export class ScheduleEditor {
     this.refresh();
   }
 
+  /** The preview says the cron is wrong (so the form need not say it again). */
+  showsError() {
+    return this.preview.dataset.state === "error";
+  }
+
   sync() {
     this.el.classList.toggle("is-off", !this.enabled.checked);
   }
@@ -70,6 +75,7 @@ export class ScheduleEditor {
     const cron = this.cron.value.trim();
     const tz = this.zone.value.trim() || "UTC";
     this.abort?.abort();
+    for (const f of [this.cronField, this.zoneField]) f.classList.remove("has-error");
     if (!cron) {
       mount(this.preview, h("div.muted", "Enter a cron expression to preview its next run times."));
       this.preview.dataset.state = "empty";
@@ -81,12 +87,16 @@ export class ScheduleEditor {
       const res = await api.schedulePreview(cron, tz, ctrl.signal);
       if (ctrl.signal.aborted) return;
       this.preview.dataset.state = "ok";
+      this.cronField.classList.remove("has-error");
+      this.cronField.querySelector(":scope > .field-error")?.remove();
       mount(this.preview,
         h("div.preview-title", icon("calendar-time"), `Next runs (${res.timezone})`, this.enabled.checked ? null : h("span.muted", " — schedule is off")),
         h("ol.preview-list", res.times.map((t) => h("li", h("span.mono", absolute(t, res.timezone)), h("span.muted", relative(t))))));
     } catch (e) {
       if (e.name === "AbortError") return;
       this.preview.dataset.state = "error";
+      // A timezone error is the timezone field's; anything else is the cron's.
+      (e.field === "timezone" ? this.zoneField : this.cronField).classList.add("has-error");
       mount(this.preview, h("div.preview-error", { role: "alert" }, icon("alert-triangle"), h("span", fieldMessage(e))));
     } finally {
       if (this.abort === ctrl) this.preview.classList.remove("loading");
