@@ -76,6 +76,8 @@ fn start_server(data_dir: &Path, home: &Path) -> Server {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--admin-password", PASSWORD])
+        // Room for the 20 MB log the big-log test reads back (the default cap is 10 MiB).
+        .args(["--max-log-bytes", "33554432"])
         // An empty HOME keeps `bash -l` fast (no login profile to read).
         .env("HOME", home)
         .env("RUST_LOG", "warn")

@@ -221,7 +221,7 @@ pub async fn search_log<S: LogStore + ?Sized>(
         for line in page {
             after = line.seq;
             scanned += 1;
-            if line.line.to_lowercase().contains(&needle) {
+            if contains_ignoring_case(&line.line, &needle) {
                 matches.push(line);
                 if matches.len() >= limit {
                     return Ok(LogSearch {
@@ -244,6 +244,22 @@ pub async fn search_log<S: LogStore + ?Sized>(
             });
         }
     }
+}
+
+/// Whether `haystack` contains `needle` (already lower-case), ignoring case; without an
+/// allocation per line when the needle is ASCII, the usual case.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if needle.is_ascii() {
+        let needle = needle.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle));
+    }
+    haystack.to_lowercase().contains(needle)
 }
 
 /// A batch of consecutively numbered lines as stored: a JSON array of
@@ -306,6 +322,16 @@ mod tests {
             line: text.into(),
             ts: super::super::rows::from_ms(1_700_000_000_000 + seq),
         }
+    }
+
+    #[test]
+    fn search_ignores_case_in_ascii_and_beyond() {
+        assert!(contains_ignoring_case("Build FAILED at step 3", "failed"));
+        assert!(contains_ignoring_case("x", ""));
+        assert!(!contains_ignoring_case("fail", "failed"));
+        assert!(!contains_ignoring_case("", "a"));
+        assert!(contains_ignoring_case("Größe: ÄRGER", "ärger"));
+        assert!(!contains_ignoring_case("Größe", "ärger"));
     }
 
     #[test]
