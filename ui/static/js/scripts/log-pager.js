@@ -38,6 +38,7 @@ export class LogPager {
     this.moved = false;
     this.hasBefore = false;
     this.hasAfter = false;
+    this.ownsJump = false;
   }
 
   firstSeq() {
@@ -168,8 +169,16 @@ export class LogPager {
   /** Says which part of the log is shown and how to reach the rest. */
   note() {
     const v = this.view;
-    v.jump.hidden = !this.hasAfter;
-    if (this.hasAfter) mount(v.jump, icon("arrow-bar-to-down"), h("span", "Go to the end"));
+    // The jump button says "Go to the end" while the window stops short of it; otherwise it is
+    // the live view's (its "new lines" count stays as it was).
+    if (this.hasAfter) {
+      this.ownsJump = true;
+      v.jump.hidden = false;
+      mount(v.jump, icon("arrow-bar-to-down"), h("span", "Go to the end"));
+    } else if (this.ownsJump) {
+      this.ownsJump = false;
+      v.jump.hidden = true;
+    }
     if (!this.hasBefore && !this.hasAfter) {
       if (this.moved) v.capNote.hidden = true;
       return;
