@@ -3,26 +3,32 @@
 //! through the store, so it fires once across nodes and keeps firing when any node stops. The
 //! next tick is computed from *now*, so ticks missed while every node was down, or skipped by
 //! a clock jump, are not replayed in a burst; a tick claimed later than its grace is recorded
-//! as missed, never fired late.
+//! as a skipped run (`missed`), never fired late, unless the script asks for catch-up `last`:
+//! then the latest missed tick fires once. A tick a `single` script's active run collides with
+//! is recorded as skipped too, naming that run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ScriptDefinition, Trigger};
+use crate::domain::{CatchUp, ScriptDefinition, Trigger};
 use crate::engine::{Engine, EngineError, RunRequest};
+use crate::http::views;
 use crate::metrics::Metrics;
-use crate::store::DynStore;
+use crate::store::{DynStore, RunFilter};
 
 /// The longest a tick may be late and still fire; a frequent schedule's grace is its period
 /// (with a floor), so a late tick never runs when the next one is already due.
 const MAX_GRACE: chrono::Duration = chrono::Duration::seconds(30);
 const MIN_GRACE: chrono::Duration = chrono::Duration::seconds(1);
+/// Missed ticks are counted up to this many (an every-second schedule down for a day would
+/// otherwise take 86 400 steps to count).
+const MAX_MISSED_COUNTED: u32 = 10_000;
 /// Re-read schedules at least this often, so other nodes' edits are seen.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -119,10 +125,9 @@ impl Scheduler {
                         .next_after(due)
                         .map_or(MAX_GRACE, |after| (after - due).clamp(MIN_GRACE, MAX_GRACE));
                     if now - due > grace {
-                        self.metrics.schedule_missed();
-                        tracing::warn!(script = %script.code_identifier, tick = %due, late_ms = (now - due).num_milliseconds(), "scheduler: tick missed (no node was up in time); not fired late");
+                        self.missed(script, &cron, due, now).await;
                     } else {
-                        self.fire(script, due).await;
+                        self.fire(script, due, false).await;
                     }
                 }
                 Some(due) => next_wake = next_wake.min(due),
@@ -134,23 +139,96 @@ impl Scheduler {
         Ok((next_wake - Utc::now()).to_std().unwrap_or(Duration::ZERO))
     }
 
-    async fn fire(&self, script: ScriptDefinition, tick: DateTime<Utc>) {
+    /// Ticks from `due` to `now` passed with no node up in time: recorded as one skipped
+    /// entry, or with catch-up `last`, one run for the latest of them.
+    async fn missed(
+        &self,
+        script: ScriptDefinition,
+        cron: &crate::domain::CronSchedule,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        let (mut latest, mut ticks) = (due, 1u32);
+        while let Some(t) = cron.next_after(latest).filter(|t| *t <= now) {
+            latest = t;
+            ticks += 1;
+            if ticks >= MAX_MISSED_COUNTED {
+                break;
+            }
+        }
+        self.metrics.schedule_missed();
+        tracing::warn!(script = %script.code_identifier, tick = %due, ticks, late_ms = (now - due).num_milliseconds(), "scheduler: ticks missed (no node was up in time)");
+        if script.schedule.catch_up == CatchUp::Last {
+            self.fire(script, latest, true).await;
+        } else {
+            self.skipped(
+                &script,
+                due,
+                json!({ "reason": "missed", "ticks": ticks, "lastTick": views::time(latest) }),
+            )
+            .await;
+        }
+    }
+
+    async fn skipped(&self, script: &ScriptDefinition, tick: DateTime<Utc>, why: Value) {
+        let meta = json!({ "tick": views::time(tick), "skipped": why });
+        if let Err(e) = self.engine.record_skipped(script, meta).await {
+            tracing::warn!(script = %script.code_identifier, error = %e, "scheduler: could not record a skipped tick");
+        }
+    }
+
+    /// The run a `single` script's tick collided with: its running run, else its queued one.
+    async fn active_run(&self, script_id: &str) -> Option<String> {
+        for status in ["running", "queued"] {
+            let filter = RunFilter {
+                script_id: Some(script_id.to_string()),
+                status: Some(status.to_string()),
+                limit: 1,
+                ..RunFilter::default()
+            };
+            if let Ok(runs) = self.store.list_runs(&filter).await {
+                if let Some(run) = runs.into_iter().next() {
+                    return Some(run.id);
+                }
+            }
+        }
+        None
+    }
+
+    async fn fire(&self, script: ScriptDefinition, tick: DateTime<Utc>, catch_up: bool) {
         let code = script.code_identifier.clone();
+        let mut meta = json!({ "tick": views::time(tick) });
+        if catch_up {
+            meta["catchUp"] = Value::Bool(true);
+        }
         let request = RunRequest {
-            script,
+            script: script.clone(),
             trigger: Trigger::Schedule,
-            meta: json!({ "tick": crate::http::views::time(tick) }),
+            meta,
             input: None,
         };
         match self.engine.submit(request).await {
             Ok(run_id) => {
                 self.metrics
                     .schedule_fired((Utc::now() - tick).to_std().unwrap_or_default());
-                tracing::info!(script = %code, tick = %tick, run_id = %run_id, "scheduler: fired");
+                tracing::info!(script = %code, tick = %tick, run_id = %run_id, catch_up, "scheduler: fired");
             }
             Err(EngineError::AlreadyRunning) => {
                 self.metrics.schedule_skipped();
                 tracing::info!(script = %code, tick = %tick, "scheduler: tick skipped, the script is still running (concurrency single)");
+                let run_id = self.active_run(&script.id).await;
+                self.skipped(
+                    &script,
+                    tick,
+                    json!({ "reason": "still_running", "runId": run_id }),
+                )
+                .await;
+            }
+            Err(EngineError::QueueFull) => {
+                self.metrics.schedule_skipped();
+                tracing::warn!(script = %code, tick = %tick, "scheduler: tick skipped, the run queue is full");
+                self.skipped(&script, tick, json!({ "reason": "queue_full" }))
+                    .await;
             }
             Err(e) => {
                 self.metrics.schedule_skipped();

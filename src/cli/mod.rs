@@ -127,7 +127,7 @@ pub struct RunsArgs {
     /// Only this script's runs (codeIdentifier or id)
     #[arg(long)]
     script: Option<String>,
-    /// Only runs in this status (queued, running, succeeded, failed, canceled, timed_out)
+    /// Only runs in this status (queued, running, succeeded, failed, canceled, timed_out, skipped)
     #[arg(long)]
     status: Option<String>,
     /// How many, newest first (1-200)

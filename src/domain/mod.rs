@@ -10,7 +10,9 @@ mod script_input;
 pub use code_identifier::CodeIdentifier;
 pub use cron::{timezone_names, CronSchedule};
 pub use run::{LogLine, LogStream, Run, RunOutcome, RunStatus, Trigger};
-pub use script::{Concurrency, EnvVar, Runner, ScheduleSettings, ScriptDefinition, ScriptType};
+pub use script::{
+    CatchUp, Concurrency, EnvVar, Runner, ScheduleSettings, ScriptDefinition, ScriptType,
+};
 pub use script_input::{ApiTriggerInput, EnvVarInput, ScheduleInput, ScriptDraft, ScriptInput};
 
 /// A rule broken by client input, naming the field it concerns.

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `queued → running → succeeded | failed | canceled | timed_out`; a queued run may also end
-/// without ever running (canceled, or failed when the server restarts).
+/// without ever running (canceled, or failed when the server restarts). `skipped` is a
+/// schedule tick that started nothing, recorded as such from the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -14,16 +15,18 @@ pub enum RunStatus {
     Failed,
     Canceled,
     TimedOut,
+    Skipped,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
+    pub const ALL: [RunStatus; 7] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Canceled,
         RunStatus::TimedOut,
+        RunStatus::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +37,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Canceled => "canceled",
             RunStatus::TimedOut => "timed_out",
+            RunStatus::Skipped => "skipped",
         }
     }
 
@@ -50,6 +54,7 @@ impl RunStatus {
         match (self, next) {
             (RunStatus::Queued, RunStatus::Running) => true,
             (RunStatus::Queued, RunStatus::Canceled | RunStatus::Failed) => true,
+            (RunStatus::Running, RunStatus::Skipped) => false,
             (RunStatus::Running, n) => n.is_terminal(),
             _ => false,
         }
@@ -146,6 +151,8 @@ mod tests {
         assert!(!Running.can_move_to(Queued));
         assert!(!Succeeded.can_move_to(Failed));
         assert!(!Queued.can_move_to(Succeeded));
+        assert!(!Queued.can_move_to(Skipped) && !Running.can_move_to(Skipped));
+        assert!(Skipped.is_terminal() && !Skipped.can_move_to(Running));
         for s in RunStatus::ALL {
             assert_eq!(RunStatus::parse(s.as_str()), Some(s));
         }

@@ -122,6 +122,33 @@ pub struct ScheduleSettings {
     pub enabled: bool,
     pub cron: String,
     pub timezone: String,
+    pub catch_up: CatchUp,
+}
+
+/// What a schedule does about ticks missed while no node was up.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Nothing: they are recorded as skipped.
+    #[default]
+    None,
+    /// One run for the latest of them, marked as a catch-up.
+    Last,
+}
+
+impl CatchUp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::None => "none",
+            CatchUp::Last => "last",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [CatchUp::None, CatchUp::Last]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
 }
 
 impl ScheduleSettings {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::ToSchema;
 
-use super::script::{Concurrency, EnvVar, Runner, ScheduleSettings, ScriptType};
+use super::script::{CatchUp, Concurrency, EnvVar, Runner, ScheduleSettings, ScriptType};
 use super::{CodeIdentifier, CronSchedule, ValidationError};
 
 /// The body of a create or update request, before any rule is checked. Read-only fields a
@@ -116,6 +116,7 @@ pub struct EnvVarInput {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(as = Schedule)]
 pub struct ScheduleInput {
     #[serde(default)]
@@ -127,6 +128,10 @@ pub struct ScheduleInput {
     #[serde(default)]
     #[schema(schema_with = super::cron::timezone_names)]
     pub timezone: String,
+    /// After a time when no node was up: `none` (the default) records the missed ticks as
+    /// skipped; `last` runs once for the latest of them.
+    #[serde(default)]
+    pub catch_up: CatchUp,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -434,6 +439,7 @@ fn parse_schedule(input: ScheduleInput) -> Result<ScheduleSettings, ValidationEr
         enabled: input.enabled,
         cron,
         timezone,
+        catch_up: input.catch_up,
     })
 }
 
@@ -560,7 +566,7 @@ mod tests {
             schedule: Some(ScheduleInput {
                 enabled: true,
                 cron: "nope".into(),
-                timezone: "".into(),
+                ..Default::default()
             }),
             ..input()
         }
@@ -572,6 +578,7 @@ mod tests {
                 enabled: false,
                 cron: "* * * * *".into(),
                 timezone: "Mars/Base".into(),
+                ..Default::default()
             }),
             ..input()
         }

@@ -73,7 +73,7 @@ impl Engine {
     /// Deletes a script's runs beyond the retention count. Done every `keep_runs / 20` runs
     /// of the script on this node rather than after each one: the deletes walk the kept runs,
     /// so doing it every time would cost each run a share of the retention.
-    async fn prune(&self, script_id: &str) {
+    pub(super) async fn prune(&self, script_id: &str) {
         let batch = (self.inner.config.keep_runs / 20).max(1);
         {
             let mut due = self

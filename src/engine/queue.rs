@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, RunRequest};
-use crate::domain::{Run, RunStatus, Runner, ScriptType};
+use crate::domain::{Run, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger};
 use crate::store::{Admission, Signal};
 
 /// The claim loop's safety net should a wake-up be lost; wake-ups do the real work.
@@ -70,6 +70,43 @@ impl Engine {
             status: RunStatus::Queued,
         })
         .await;
+        Ok(run.id)
+    }
+
+    /// Records a schedule tick that started no run as a `skipped` run of the script, with
+    /// `meta` saying which tick and why, so the history shows the gap instead of hiding it.
+    pub async fn record_skipped(
+        &self,
+        script: &ScriptDefinition,
+        meta: serde_json::Value,
+    ) -> Result<String, EngineError> {
+        let (id, at) = Run::new_id();
+        let run = Run {
+            id,
+            script_id: script.id.clone(),
+            status: RunStatus::Skipped,
+            trigger: Trigger::Schedule,
+            meta,
+            input: None,
+            queued_at: at,
+            started_at: None,
+            finished_at: Some(at),
+            exit_code: None,
+            signal: None,
+            error: None,
+            output_tail: String::new(),
+            result: None,
+            log_bytes: 0,
+            log_truncated: false,
+            node_id: None,
+        };
+        self.inner.store.record_ended(&run).await?;
+        self.announce(Signal::Status {
+            run_id: run.id.clone(),
+            status: RunStatus::Skipped,
+        })
+        .await;
+        self.prune(&script.id).await;
         Ok(run.id)
     }
 

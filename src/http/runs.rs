@@ -218,7 +218,7 @@ pub async fn list(
         if RunStatus::parse(s).is_none() {
             return Err(crate::domain::ValidationError::new(
                 "status",
-                "must be one of: queued, running, succeeded, failed, canceled, timed_out",
+                "must be one of: queued, running, succeeded, failed, canceled, timed_out, skipped",
             )
             .into());
         }

@@ -125,6 +125,7 @@ pub struct ScheduleView {
     pub enabled: bool,
     pub cron: String,
     pub timezone: String,
+    pub catch_up: crate::domain::CatchUp,
     /// The next tick, when the schedule is enabled and the script too.
     #[schema(required = true, format = DateTime)]
     pub next_run_at: Option<String>,
@@ -182,6 +183,7 @@ impl From<&ScriptDefinition> for ScriptView {
                 enabled: s.schedule.enabled,
                 cron: s.schedule.cron.clone(),
                 timezone: s.schedule.timezone.clone(),
+                catch_up: s.schedule.catch_up,
                 next_run_at: s.next_run_at.map(time),
             },
             api_trigger: ApiTriggerView {

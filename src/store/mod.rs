@@ -68,7 +68,7 @@ pub struct ScriptFilter {
     pub script_type: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub script_id: Option<String>,
     pub status: Option<String>,

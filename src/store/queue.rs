@@ -50,6 +50,8 @@ pub trait QueueStore: Send + Sync {
         concurrency: Concurrency,
         bounds: QueueBounds,
     ) -> StoreResult<Admission>;
+    /// Records a run that ended as it was made (a skipped tick): never queued, never claimed.
+    async fn record_ended(&self, run: &Run) -> StoreResult<()>;
     /// Takes the oldest eligible queued run for `owner` and marks it running, leased until
     /// `until`.
     async fn claim_next(
@@ -136,6 +138,39 @@ macro_rules! impl_queue_store {
                     }
                     Err(e) => Err(e.into()),
                 }
+            }
+
+            async fn record_ended(
+                &self,
+                r: &$crate::domain::Run,
+            ) -> $crate::store::StoreResult<()> {
+                debug_assert!(r.status.is_terminal());
+                let sql = format!(
+                    "INSERT INTO runs ({}) \
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+                    $crate::store::rows::RUN_COLUMNS
+                );
+                sqlx::query(&sql)
+                    .bind(&r.id)
+                    .bind(&r.script_id)
+                    .bind(r.status.as_str())
+                    .bind(r.trigger.as_str())
+                    .bind(r.meta.to_string())
+                    .bind(r.input.as_ref().map(|v| v.to_string()))
+                    .bind($crate::store::rows::to_ms(r.queued_at))
+                    .bind(r.started_at.map($crate::store::rows::to_ms))
+                    .bind(r.finished_at.map($crate::store::rows::to_ms))
+                    .bind(r.exit_code)
+                    .bind(r.signal)
+                    .bind(&r.error)
+                    .bind(&r.output_tail)
+                    .bind(r.result.as_ref().map(|v| v.to_string()))
+                    .bind(r.log_bytes)
+                    .bind(r.log_truncated)
+                    .bind(&r.node_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn claim_next(

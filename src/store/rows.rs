@@ -18,14 +18,14 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 
 pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
     script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
-    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at";
+    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up";
 
 /// The same columns for lists: no body, no env (nothing to decrypt).
 pub const SCRIPT_LIST_COLUMNS: &str =
     "id, name, code_identifier, description, script_type, runner, \
     '' AS script, working_dir, '[]' AS env, timeout_ms, memory_limit_mb, enabled, concurrency, \
     schedule_enabled, schedule_cron, schedule_tz, next_fire_at, api_enabled, token_created_at, \
-    created_at, updated_at";
+    created_at, updated_at, schedule_catch_up";
 
 #[derive(sqlx::FromRow)]
 pub struct ScriptRow {
@@ -45,6 +45,7 @@ pub struct ScriptRow {
     schedule_enabled: bool,
     schedule_cron: String,
     schedule_tz: String,
+    schedule_catch_up: String,
     next_fire_at: Option<i64>,
     api_enabled: bool,
     token_created_at: Option<i64>,
@@ -84,6 +85,7 @@ impl ScriptRow {
                 enabled: r.schedule_enabled,
                 cron: r.schedule_cron,
                 timezone: r.schedule_tz,
+                catch_up: crate::domain::CatchUp::parse(&r.schedule_catch_up).unwrap_or_default(),
             },
             next_run_at: r.next_fire_at.map(from_ms),
             api_trigger_enabled: r.api_enabled,

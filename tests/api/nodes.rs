@@ -457,6 +457,103 @@ async fn the_schedule_keeps_firing_once_per_tick_when_its_node_stops() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_after_every_node_was_down_fires_once_across_nodes() {
+    if pg_url().is_none() {
+        return;
+    }
+    let mut cluster = Cluster::start(2, &[]).await;
+    let script = cluster.nodes[0]
+        .create(bash(
+            "true".into(),
+            json!({"concurrency": "parallel",
+                   "schedule": {"enabled": true, "cron": "* * * * * *", "catchUp": "last"}}),
+        ))
+        .await;
+    let path = format!("/api/admin/scripts/runs?scriptId={script}&limit=200");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.nodes[0].json(Method::GET, &path, None).await["runs"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the schedule does not fire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in &mut cluster.nodes {
+        node.kill9();
+    }
+    let down_until = chrono::Utc::now() + chrono::Duration::milliseconds(3500);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let (a, b) = cluster.nodes.split_at_mut(1);
+    futures_util::future::join(a[0].restart(), b[0].restart()).await;
+
+    let catch_ups = |runs: &Value| -> Vec<Value> {
+        runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["meta"]["catchUp"] == true)
+            .cloned()
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        let found = catch_ups(&cluster.nodes[1].json(Method::GET, &path, None).await);
+        if let Some(run) = found.first() {
+            break run.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no catch-up run after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let tick: chrono::DateTime<chrono::Utc> =
+        first["meta"]["tick"].as_str().unwrap().parse().unwrap();
+    assert!(
+        tick >= down_until - chrono::Duration::seconds(1),
+        "the latest missed tick: {first}"
+    );
+    // Both nodes race for the overdue tick: one wins, the run fires once, and later ticks go on.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let runs = cluster.nodes[0].json(Method::GET, &path, None).await;
+        let after = runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["meta"]["catchUp"].is_null()
+                    && r["meta"]["tick"].as_str() > first["meta"]["tick"].as_str()
+            })
+            .count();
+        if after >= 2 {
+            assert_eq!(
+                catch_ups(&runs).len(),
+                1,
+                "one catch-up across both nodes: {runs}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not go on after the catch-up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.nodes[0]
+        .send(
+            Method::PUT,
+            &format!("/api/admin/scripts/{script}"),
+            Some(&bash(
+                "true".into(),
+                json!({"schedule": {"enabled": false, "cron": "* * * * * *"}}),
+            )),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_of_the_process_group_leaves_no_process_and_queued_runs_survive() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Server::start(dir.path(), &["--max-concurrent-runs", "1"]).await;

@@ -10,6 +10,7 @@ use crate::helpers::{both_backends, Backend, TestApp};
 both_backends!(
     an_every_second_schedule_fires_runs_and_stops_when_disabled,
     a_single_script_slower_than_its_period_skips_overlapping_ticks,
+    ticks_missed_while_down_are_recorded_or_caught_up_once,
 );
 
 async fn schedule_runs(app: &TestApp, id: &str) -> Vec<Value> {
@@ -132,6 +133,105 @@ async fn a_single_script_slower_than_its_period_skips_overlapping_ticks(b: Backe
     assert!(
         skipped >= 1.0,
         "overlapping ticks are skipped and counted:\n{metrics}"
+    );
+    // Each skipped tick is in the history, naming the run it collided with, whose time span
+    // holds the tick.
+    let all = schedule_runs(&app, id).await;
+    let skips: Vec<&Value> = all.iter().filter(|r| r["status"] == "skipped").collect();
+    assert!(
+        !skips.is_empty(),
+        "skipped ticks are in the history: {all:?}"
+    );
+    for skip in skips {
+        assert_eq!(skip["trigger"], "schedule");
+        assert_eq!(skip["meta"]["skipped"]["reason"], "still_running");
+        assert!(skip["startedAt"].is_null() && skip["exitCode"].is_null());
+        let tick = skip["meta"]["tick"].as_str().unwrap();
+        let other = skip["meta"]["skipped"]["runId"].as_str().unwrap();
+        let collided = app.get_run(other).await;
+        let started = collided["startedAt"].as_str().unwrap_or(tick);
+        assert!(started <= tick, "{other} started after the tick {tick}");
+        if let Some(end) = collided["finishedAt"].as_str() {
+            assert!(tick <= end, "{other} ended before the tick {tick}");
+        }
+    }
+    let filtered: Value = app
+        .get_json(&format!(
+            "/api/admin/scripts/runs?scriptId={id}&status=skipped"
+        ))
+        .await;
+    assert!(!filtered["runs"].as_array().unwrap().is_empty());
+}
+
+/// A script every second, stopped for over three seconds: with catch-up `none` the missed
+/// ticks are one skipped entry; with `last`, one run fires for the latest of them.
+async fn ticks_missed_while_down_are_recorded_or_caught_up_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let mut ids = Vec::new();
+    for catch_up in ["none", "last"] {
+        let created = app
+            .create_script(json!({
+                "name": catch_up, "codeIdentifier": format!("catch-up-{catch_up}"), "type": "bash",
+                "script": "true", "concurrency": "parallel",
+                "schedule": {"enabled": true, "cron": "* * * * * *", "catchUp": catch_up}
+            }))
+            .await;
+        assert_eq!(created["schedule"]["catchUp"], catch_up);
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        wait_for_runs(&app, id, 1).await;
+    }
+    let (dir, url) = app.stop().await;
+    let stopped = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let restarted = chrono::Utc::now();
+    let app = TestApp::start_on(dir, url, Default::default()).await;
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (missed, caught_up) = loop {
+        let none = schedule_runs(&app, &ids[0]).await;
+        let last = schedule_runs(&app, &ids[1]).await;
+        let missed = none.into_iter().find(|r| r["status"] == "skipped");
+        let caught = last.into_iter().find(|r| r["meta"]["catchUp"] == true);
+        if let (Some(m), Some(c)) = (&missed, &caught) {
+            break (m.clone(), c.clone());
+        }
+        assert!(Instant::now() < deadline, "no missed entry or catch-up run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(missed["meta"]["skipped"]["reason"], "missed");
+    assert!(
+        missed["meta"]["skipped"]["ticks"].as_i64().unwrap() >= 3,
+        "{missed}"
+    );
+    let tick =
+        |v: &Value| -> chrono::DateTime<chrono::Utc> { v.as_str().unwrap().parse().unwrap() };
+    assert!(tick(&missed["meta"]["tick"]) <= stopped + chrono::Duration::seconds(1));
+    let latest = tick(&missed["meta"]["skipped"]["lastTick"]);
+    assert!(
+        latest >= restarted - chrono::Duration::seconds(1),
+        "{missed}"
+    );
+    // The catch-up run is for the latest missed tick, not the first.
+    let caught_tick = tick(&caught_up["meta"]["tick"]);
+    assert!(
+        caught_tick >= restarted - chrono::Duration::seconds(1),
+        "{caught_up}"
+    );
+    assert_eq!(caught_up["trigger"], "schedule");
+    app.wait_run(caught_up["id"].as_str().unwrap()).await;
+    // Once: the ticks after it fire as usual, with no second catch-up.
+    wait_for_runs(&app, &ids[1], 3).await;
+    let runs = schedule_runs(&app, &ids[1]).await;
+    assert_eq!(
+        runs.iter().filter(|r| r["meta"]["catchUp"] == true).count(),
+        1
+    );
+    assert_eq!(
+        runs.iter().filter(|r| r["status"] == "skipped").count(),
+        0,
+        "caught up, not skipped"
     );
 }
 

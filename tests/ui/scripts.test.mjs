@@ -719,3 +719,33 @@ test("a finished 20 MB log opens at its end, scrolls back page by page and is se
   await noProblems(page);
   await page.close();
 });
+
+test("a schedule tick skipped while the last run goes on is in the history, naming that run", async () => {
+  const s = await createScript({
+    name: `Skips ${tag}`, script: "sleep 2.5", concurrency: "single",
+    schedule: { enabled: true, cron: "* * * * * *", timezone: "UTC" },
+  });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const skippedRow = page.locator(".run-row", { has: page.locator(".badge-skipped") }).first();
+  await until(async () => await skippedRow.isVisible(), { what: "a skipped tick in the open history" });
+  assert.equal(await skippedRow.locator(".badge-skipped").textContent(), "Skipped");
+  await skippedRow.locator(".run-open").click();
+  const who = page.getByTestId("run-who");
+  await until(async () => /was still running/.test(await who.textContent()), { what: "why it was skipped" });
+  assert.match(await who.textContent(), /^The tick of .+ was skipped: run [0-9a-f]{8} was still running/);
+  // Stop the schedule before following the link, so the history settles.
+  const stopped = await api("GET", `/${s.id}`);
+  await api("PUT", `/${s.id}`, { ...stopped, schedule: { ...stopped.schedule, enabled: false } });
+  const link = who.getByRole("link");
+  const href = await link.getAttribute("href");
+  await link.click();
+  await until(async () => page.url().endsWith(href), { what: "the run it collided with opened" });
+  await until(async () => (await page.locator(".out-title").textContent()).includes(href.slice(-8)), { what: "its output shown" });
+
+  // The catch-up choice is saved with the schedule.
+  await page.locator("#f-catch-up").selectOption("last");
+  await page.keyboard.press("Control+s");
+  await until(async () => (await api("GET", `/${s.id}`)).schedule.catchUp === "last", { what: "catch-up saved" });
+  await noProblems(page);
+  await page.close();
+});

@@ -10,7 +10,7 @@ const root = document.getElementById("dashboard");
 const scriptsPath = root.dataset.scriptsPath;
 const HOURS = 24;
 // Stacked bottom to top in this order.
-const STACK = ["succeeded", "failed", "timed_out", "canceled", "running", "queued"];
+const STACK = ["succeeded", "failed", "timed_out", "canceled", "skipped", "running", "queued"];
 const FAILED = new Set(["failed", "timed_out"]);
 
 const runLink = (scriptId, runId) =>

@@ -72,6 +72,7 @@ export const STATUS_LABEL = {
   failed: "Failed",
   canceled: "Canceled",
   timed_out: "Timed out",
+  skipped: "Skipped",
   stopped: "Stopped",
   connecting: "Connecting",
 };

@@ -9,7 +9,7 @@ import { absolute, duration, relative, STATUS_LABEL } from "../lib/format.js";
 const root = document.getElementById("runs");
 const scriptsPath = root.dataset.scriptsPath;
 const PAGE = 50;
-const STATUSES = ["queued", "running", "succeeded", "failed", "canceled", "timed_out"];
+const STATUSES = ["queued", "running", "succeeded", "failed", "canceled", "timed_out", "skipped"];
 const TRIGGERS = ["manual", "schedule", "api"];
 
 const state = { runs: [], next: null, names: new Map(), ticket: 0 };

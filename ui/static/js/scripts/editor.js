@@ -21,7 +21,7 @@ const RUNNER_HINT = {
 };
 
 const CONCURRENCY_HINT = {
-  single: "A second run while one is active is refused (a scheduled tick is skipped).",
+  single: "A second run while one is active is refused (a scheduled tick is skipped, and recorded as such).",
   queue: "A second run waits until the previous one has finished.",
   parallel: "Runs go side by side.",
 };
@@ -50,7 +50,7 @@ export class ScriptForm {
     const s = script || {
       name: "", codeIdentifier: "", description: "", type: "bash", runner: "host", script: STARTERS.bash,
       defaultWorkingDirectory: null, env: [], timeoutMs: 300000, enabled: true, concurrency: "single",
-      schedule: { enabled: false, cron: "", timezone: "UTC" }, apiTrigger: { enabled: false, hasToken: false },
+      schedule: { enabled: false, cron: "", timezone: "UTC", catchUp: "none" }, apiTrigger: { enabled: false, hasToken: false },
     };
     this.codeTouched = !this.isNew;
     const changed = () => this.changed();

@@ -1,4 +1,5 @@
-// What a run was given and gave back, under its output: how it was started and by whom, its
+// What a run was given and gave back, under its output: how it was started and by whom (or why
+// a skipped schedule tick started nothing), its
 // input, an isolated run's result (formatted, with a copy button), and "Run again" with the
 // same input.
 import { h, icon, mount, copyText } from "../lib/dom.js";
@@ -6,8 +7,29 @@ import { absolute } from "../lib/format.js";
 
 const TRIGGER = { manual: "Started by hand", schedule: "Started by the schedule", api: "Started by the API trigger" };
 
+/** Why a schedule tick started nothing, in words, linking the run it collided with. */
+function skipped(run) {
+  const m = run.meta || {};
+  const why = m.skipped || {};
+  const tick = m.tick ? `The tick of ${absolute(m.tick)} was skipped: ` : "Skipped: ";
+  if (why.reason === "still_running") {
+    const other = why.runId
+      ? h("a", { href: `#s/${encodeURIComponent(run.scriptId)}/runs/${encodeURIComponent(why.runId)}` }, `run ${why.runId.slice(-8)}`)
+      : "the previous run";
+    return [tick, other, " was still running (this script runs one at a time)."];
+  }
+  if (why.reason === "missed") {
+    const more = why.ticks > 1 ? ` (${why.ticks.toLocaleString()} ticks up to ${absolute(why.lastTick)})` : "";
+    return [tick, `no node was up in time${more}.`];
+  }
+  if (why.reason === "queue_full") return [tick, "the run queue was full."];
+  return [tick.replace(/: $/, ".")];
+}
+
 function who(run) {
   const m = run.meta || {};
+  if (run.status === "skipped") return skipped(run);
+  if (run.trigger === "schedule" && m.catchUp && m.tick) return `${TRIGGER.schedule}, catching up the missed tick of ${absolute(m.tick)}`;
   if (run.trigger === "manual" && m.user) return `${TRIGGER.manual} (${m.user}${m.clientAddress ? ` from ${m.clientAddress}` : ""})`;
   if (run.trigger === "schedule" && m.tick) return `${TRIGGER.schedule} (tick ${absolute(m.tick)})`;
   if (run.trigger === "api" && m.clientAddress) return `${TRIGGER.api} (from ${m.clientAddress})`;

@@ -26,6 +26,10 @@ export class ScheduleEditor {
     this.cron = h("input.input.mono#f-cron", { type: "text", placeholder: "*/5 * * * *", spellcheck: "false", autocomplete: "off" });
     this.zone = h("input.input#f-timezone", { type: "text", list: "tz-list", placeholder: "UTC", spellcheck: "false", autocomplete: "off" });
     const datalist = h("datalist#tz-list", ZONES.map((z) => h("option", { value: z })));
+    this.catchUp = h("select.input#f-catch-up",
+      h("option", { value: "none" }, "Skip them (recorded as skipped)"),
+      h("option", { value: "last" }, "Run once for the latest"));
+    this.catchUp.addEventListener("change", () => this.onChange());
     this.preview = h("div.cron-preview", { "data-testid": "schedule-preview", "aria-live": "polite" });
     this.examples = h("div.chips", EXAMPLES.map(([c, label]) =>
       h("button.chip", { type: "button", title: label, onclick: () => { this.cron.value = c; this.changed(); } }, h("code", c), h("span", label))));
@@ -36,6 +40,8 @@ export class ScheduleEditor {
           h("div.hint", "5 fields (min hour day month weekday), or 6 with seconds first.")),
         this.zoneField = h("div.field", { "data-field": "timezone" }, h("label", { for: "f-timezone" }, "Timezone"), this.zone, datalist,
           h("div.hint", "IANA name, e.g. Europe/Berlin. Daylight-saving changes are handled."))),
+      h("div.field", { "data-field": "catchUp" }, h("label", { for: "f-catch-up" }, "Ticks missed while no node was up"), this.catchUp,
+        h("div.hint", "A tick that comes while the last run still goes on (one at a time) is always skipped and recorded.")),
       this.examples,
       this.preview,
     );
@@ -53,6 +59,7 @@ export class ScheduleEditor {
     this.enabled.checked = !!s.enabled;
     this.cron.value = s.cron || "";
     this.zone.value = s.timezone || "UTC";
+    this.catchUp.value = s.catchUp === "last" ? "last" : "none";
     this.nextRunAt = nextRunAt;
     this.sync();
     this.refresh();
@@ -68,7 +75,7 @@ export class ScheduleEditor {
   }
 
   value() {
-    return { enabled: this.enabled.checked, cron: this.cron.value.trim(), timezone: this.zone.value.trim() || "UTC" };
+    return { enabled: this.enabled.checked, cron: this.cron.value.trim(), timezone: this.zone.value.trim() || "UTC", catchUp: this.catchUp.value };
   }
 
   async refresh() {
