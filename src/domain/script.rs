@@ -176,6 +176,8 @@ pub struct ScriptDefinition {
     pub timeout_ms: i64,
     /// Memory limit of the isolated runner, in MiB; `None` uses the server default.
     pub memory_limit_mb: Option<i64>,
+    /// Host runs only: stdout and stderr are one pseudo-terminal rather than two pipes.
+    pub tty: bool,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,

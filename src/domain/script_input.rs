@@ -88,6 +88,11 @@ pub struct ScriptInput {
     #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 8, maximum = 4096)]
     pub memory_limit_mb: Option<i64>,
+    /// Host runners only: run under a pseudo-terminal (160×50, `TERM=xterm-256color` unless
+    /// set), so programs that buffer their output on a pipe print line by line and colour it.
+    /// stdout and stderr then come as one stream (`stdout`). Defaults to false.
+    #[schema(nullable = false)]
+    pub tty: Option<bool>,
     /// Defaults to true. A disabled script neither runs nor fires (409 on run).
     #[schema(nullable = false)]
     pub enabled: Option<bool>,
@@ -182,6 +187,7 @@ pub struct ScriptDraft {
     pub env: Vec<(String, Option<String>, bool)>,
     pub timeout_ms: i64,
     pub memory_limit_mb: Option<i64>,
+    pub tty: bool,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,
@@ -303,6 +309,13 @@ impl ScriptInput {
                 "browser scripts run only in the admin page and cannot be scheduled",
             ));
         }
+        let tty = self.tty.unwrap_or(false);
+        if tty && runner != Runner::Host {
+            return Err(ValidationError::new(
+                "tty",
+                "a terminal is for host runs only (bash or node on the host)",
+            ));
+        }
         let api_trigger_enabled = self.api_trigger.unwrap_or_default().enabled;
         if api_trigger_enabled && script_type == ScriptType::Browser {
             return Err(ValidationError::new(
@@ -321,6 +334,7 @@ impl ScriptInput {
             env,
             timeout_ms,
             memory_limit_mb: self.memory_limit_mb,
+            tty,
             enabled: self.enabled.unwrap_or(true),
             concurrency,
             schedule,

@@ -16,6 +16,7 @@ mod logs;
 mod mask;
 mod output;
 mod process;
+mod pty;
 mod queue;
 pub mod supervise;
 

@@ -13,6 +13,7 @@ use super::context::RunContext;
 use super::launcher::{pipe_from_child, LaunchCommand};
 use super::logs::RawLine;
 use super::output::read_lines;
+use super::pty::{self, Pty};
 use crate::domain::{LogStream, RunOutcome, RunStatus, ScriptType};
 
 /// Scripts up to this size are passed as `bash -lc <script>`; larger ones go through a file,
@@ -28,6 +29,15 @@ enum Stop {
     Lost(std::io::Error),
     TimedOut,
     Canceled,
+}
+
+/// Where a run's output comes from: two pipes, or one terminal for both streams.
+enum Output {
+    Pipes(
+        (tokio::net::unix::pipe::Receiver, std::os::fd::OwnedFd),
+        (tokio::net::unix::pipe::Receiver, std::os::fd::OwnedFd),
+    ),
+    Terminal(Pty),
 }
 
 pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcome {
@@ -94,11 +104,18 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         },
         None => None,
     };
+    // Under a terminal, TERM names one unless the script sets its own: the server's may say
+    // anything, or nothing when it runs as a service.
+    let term = (ctx.script.tty && !ctx.script.env.iter().any(|e| e.key == "TERM"))
+        .then(|| ("TERM".to_string(), pty::TERM.to_string()));
+    let set_term = term.is_some();
     let env = ctx
         .env
         .iter()
         .filter(|(k, _)| input_file.is_none() || k != "SCRIPTD_INPUT")
+        .filter(|(k, _)| !set_term || k != "TERM")
         .cloned()
+        .chain(term)
         .chain(input_file.as_ref().map(|f| {
             (
                 "SCRIPTD_INPUT_FILE".to_string(),
@@ -113,32 +130,62 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
         cwd,
         grace: ctx.kill_grace,
     };
-    let ((out_r, out_w), (err_r, err_w)) =
-        match pipe_from_child().and_then(|out| Ok((out, pipe_from_child()?))) {
-            Ok(p) => p,
-            Err(e) => return RunOutcome::failed(format!("cannot create the output pipes: {e}")),
-        };
-    let mut child = match ctx.launcher.spawn(&cmd, out_w, err_w).await {
+    let output = if ctx.script.tty {
+        pty::open().map(Output::Terminal)
+    } else {
+        pipe_from_child()
+            .and_then(|out| Ok((out, pipe_from_child()?)))
+            .map(|(out, err)| Output::Pipes(out, err))
+    };
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => return RunOutcome::failed(format!("cannot create the output pipes: {e}")),
+    };
+    let (readers, spawned) = match output {
+        Output::Pipes((out_r, out_w), (err_r, err_w)) => {
+            let spawned = ctx.launcher.spawn(&cmd, out_w, err_w).await;
+            let readers = vec![
+                tokio::spawn(read_lines(
+                    out_r,
+                    LogStream::Stdout,
+                    out.clone(),
+                    ctx.masker.clone(),
+                )),
+                tokio::spawn(read_lines(
+                    err_r,
+                    LogStream::Stderr,
+                    out.clone(),
+                    ctx.masker.clone(),
+                )),
+            ];
+            (readers, spawned)
+        }
+        Output::Terminal(terminal) => {
+            let spawned = match terminal.slave.try_clone() {
+                Ok(err_w) => ctx.launcher.spawn(&cmd, terminal.slave, err_w).await,
+                Err(e) => Err(e),
+            };
+            let reader = read_lines(
+                terminal.reader,
+                LogStream::Stdout,
+                out.clone(),
+                ctx.masker.clone(),
+            );
+            (vec![tokio::spawn(reader)], spawned)
+        }
+    };
+    drop(out);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
+            for r in &readers {
+                r.abort();
+            }
             ctx.metrics.start_failed();
             return RunOutcome::failed(format!("cannot start {interpreter}: {e}"));
         }
     };
     let pid = child.pid;
-    let stdout = tokio::spawn(read_lines(
-        out_r,
-        LogStream::Stdout,
-        out.clone(),
-        ctx.masker.clone(),
-    ));
-    let stderr = tokio::spawn(read_lines(
-        err_r,
-        LogStream::Stderr,
-        out.clone(),
-        ctx.masker.clone(),
-    ));
-    drop(out);
 
     let stop = tokio::select! {
         status = child.wait() => match status {
@@ -171,7 +218,7 @@ pub async fn run(ctx: &RunContext, out: mpsc::Sender<Vec<RawLine>>) -> RunOutcom
     // on its own, within the grace period), what is left of the tree still holds the pipes
     // and still belongs to the supervisor's process group: end the group. (Its members keep
     // its id from being reused meanwhile.)
-    let mut readers = vec![stdout, stderr];
+    let mut readers = readers;
     let settle = match status {
         Some(s) => {
             use std::os::unix::process::ExitStatusExt;

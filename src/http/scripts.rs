@@ -257,6 +257,7 @@ fn build(
         env,
         timeout_ms: d.timeout_ms,
         memory_limit_mb: d.memory_limit_mb,
+        tty: d.tty,
         enabled: d.enabled,
         concurrency: d.concurrency,
         schedule: d.schedule,

@@ -60,6 +60,8 @@ pub struct ScriptView {
     pub timeout_ms: i64,
     #[schema(required = true)]
     pub memory_limit_mb: Option<i64>,
+    /// Host runs under a pseudo-terminal (stdout and stderr as one stream).
+    pub tty: bool,
     pub enabled: bool,
     #[schema(value_type = Concurrency)]
     pub concurrency: &'static str,
@@ -177,6 +179,7 @@ impl From<&ScriptDefinition> for ScriptView {
             ),
             timeout_ms: s.timeout_ms,
             memory_limit_mb: s.memory_limit_mb,
+            tty: s.tty,
             enabled: s.enabled,
             concurrency: s.concurrency.as_str(),
             schedule: ScheduleView {

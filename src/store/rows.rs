@@ -18,14 +18,14 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 
 pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
     script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
-    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up";
+    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty";
 
 /// The same columns for lists: no body, no env (nothing to decrypt).
 pub const SCRIPT_LIST_COLUMNS: &str =
     "id, name, code_identifier, description, script_type, runner, \
     '' AS script, working_dir, '[]' AS env, timeout_ms, memory_limit_mb, enabled, concurrency, \
     schedule_enabled, schedule_cron, schedule_tz, next_fire_at, api_enabled, token_created_at, \
-    created_at, updated_at, schedule_catch_up";
+    created_at, updated_at, schedule_catch_up, tty";
 
 #[derive(sqlx::FromRow)]
 pub struct ScriptRow {
@@ -46,6 +46,7 @@ pub struct ScriptRow {
     schedule_cron: String,
     schedule_tz: String,
     schedule_catch_up: String,
+    tty: bool,
     next_fire_at: Option<i64>,
     api_enabled: bool,
     token_created_at: Option<i64>,
@@ -80,6 +81,7 @@ impl ScriptRow {
             env,
             timeout_ms: r.timeout_ms,
             memory_limit_mb: r.memory_limit_mb,
+            tty: r.tty,
             enabled: r.enabled,
             schedule: ScheduleSettings {
                 enabled: r.schedule_enabled,

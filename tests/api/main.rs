@@ -23,5 +23,6 @@ mod secrets;
 mod security;
 mod stream;
 mod supervision;
+mod terminal;
 mod trigger;
 mod upgrade;

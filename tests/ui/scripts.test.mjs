@@ -749,3 +749,25 @@ test("a schedule tick skipped while the last run goes on is in the history, nami
   await noProblems(page);
   await page.close();
 });
+
+test("a script run in a terminal prints what it prints only on one, as one stream", async () => {
+  const s = await createScript({ name: `Terminal ${tag}`, script: "test -t 1 && echo on-a-terminal; echo to-stderr >&2" });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const tty = page.locator("label.switch-row", { hasText: "Run in a terminal" });
+  await tty.click();
+  assert.ok(await page.getByRole("switch", { name: "Run in a terminal" }).isChecked());
+  await page.keyboard.press("Control+s");
+  await until(async () => (await api("GET", `/${s.id}`)).tty === true, { what: "tty saved" });
+  await page.getByTestId("run").click();
+  await status(page).filter({ hasText: "Succeeded" }).waitFor();
+  await page.locator(".ln-stdout", { hasText: "on-a-terminal" }).waitFor();
+  await page.locator(".ln-stdout", { hasText: "to-stderr" }).waitFor();
+  assert.equal(await page.locator(".ln-stderr").count(), 0, "one stream under a terminal");
+  // Not offered where it cannot apply.
+  await page.getByRole("radio", { name: "Node.js" }).click();
+  await page.locator("#f-runner").selectOption("isolated");
+  assert.ok(await tty.isHidden());
+  await noProblems(page);
+  page.expectDialog = true;
+  await page.close();
+});

@@ -84,6 +84,7 @@ export class ScriptForm {
     this.concurrencyHint = h("div.hint");
     this.runnerHint = h("div.hint");
     this.concurrency.addEventListener("change", () => mount(this.concurrencyHint, CONCURRENCY_HINT[this.concurrency.value]));
+    this.tty = h("input", { type: "checkbox", role: "switch", id: "f-tty" });
     this.cwd = h("input.input.mono", { type: "text", placeholder: "server's working directory", spellcheck: "false", autocomplete: "off" });
     this.warning = h("div.callout.callout-danger", { role: "note", "data-testid": "host-warning" });
     this.browserNote = h("div.callout.callout-info", icon("info-circle"),
@@ -117,7 +118,9 @@ export class ScriptForm {
         this.browserNote,
         h("div.grid-2.server-only",
           h("div.field", { "data-field": "concurrency" }, h("label", { for: "f-concurrency" }, "Concurrency"), this.concurrency, this.concurrencyHint),
-          h("div.host-only", field("Working directory", this.cwd, { name: "defaultWorkingDirectory", hint: "Absolute path on the server." })))),
+          h("div.host-only", field("Working directory", this.cwd, { name: "defaultWorkingDirectory", hint: "Absolute path on the server." }))),
+        h("label.switch-row.host-only", { "data-field": "tty" }, this.tty, h("span.switch"), h("span", "Run in a terminal"),
+          h("span.hint", " — for tools that print live or in colour only on a terminal (python, grep…). stdout and stderr then come as one stream; the terminal is 160×50."))),
       section("code", "Code", "code",
         h("div.field.code-field", { "data-field": "script" },
           h("div.code-head", this.langLabel, h("span.grow"), h("span.kbd-hint", h("kbd", "Ctrl"), "+", h("kbd", "S"), " save  ", h("kbd", "Ctrl"), "+", h("kbd", "Enter"), " run")),
@@ -150,6 +153,7 @@ export class ScriptForm {
     this.concurrency.value = s.concurrency || "single";
     mount(this.concurrencyHint, CONCURRENCY_HINT[this.concurrency.value]);
     this.cwd.value = s.defaultWorkingDirectory || "";
+    this.tty.checked = !!s.tty;
     this.setType(s.type, false, s.runner);
     if (this.editor.getValue() !== s.script) this.editor.setValue(s.script);
     this.env.set(s.env || []);
@@ -216,6 +220,7 @@ export class ScriptForm {
       runner: this.runner.value,
       script: this.editor.getValue(),
       defaultWorkingDirectory: this.cwd.value.trim() || null,
+      tty: this.runner.value === "host" && this.tty.checked,
       env: browser ? [] : this.env.value(),
       timeoutMs: Number.isFinite(secs) && this.timeout.value !== "" ? Math.round(secs * 1000) : 300000,
       enabled: this.enabled.checked,

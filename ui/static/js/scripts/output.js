@@ -36,7 +36,7 @@ export class OutputView {
     this.jump = h("button.out-jump", { type: "button", hidden: true, onclick: () => this.toBottom() }, icon("arrow-bar-to-down"), h("span", "New output"));
     this.el = h("section.output",
       h("header.out-head", this.title, this.badge, this.meta, this.conn, h("span.grow"),
-        h("span.out-note", { title: "stdout and stderr come through two pipes: lines a script writes to both at the same instant can show in either order.", "aria-label": "About the order of stdout and stderr", tabindex: "0" }, icon("info-circle")),
+        h("span.out-note", { title: "stdout and stderr come through two pipes: lines a script writes to both at the same instant can show in either order. A script run in a terminal (its Runtime settings) has one stream, in order.", "aria-label": "About the order of stdout and stderr", tabindex: "0" }, icon("info-circle")),
         this.searchBtn, this.download),
       this.capNote,
       h("div.out-body", this.scroller, this.jump),
