@@ -3,12 +3,14 @@
 
 mod code_identifier;
 mod cron;
+mod retry;
 mod run;
 mod script;
 mod script_input;
 
 pub use code_identifier::CodeIdentifier;
 pub use cron::{timezone_names, CronSchedule};
+pub use retry::{Attempt, RetryPolicy};
 pub use run::{LogLine, LogStream, Run, RunOutcome, RunStatus, Trigger};
 pub use script::{
     CatchUp, Concurrency, EnvVar, Runner, ScheduleSettings, ScriptDefinition, ScriptType,

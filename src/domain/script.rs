@@ -178,6 +178,7 @@ pub struct ScriptDefinition {
     pub memory_limit_mb: Option<i64>,
     /// Host runs only: stdout and stderr are one pseudo-terminal rather than two pipes.
     pub tty: bool,
+    pub retry: super::RetryPolicy,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,

@@ -100,6 +100,9 @@ pub struct ScriptInput {
     /// their turn in order; `parallel`: no limit.
     #[schema(nullable = false, value_type = Option<Concurrency>)]
     pub concurrency: Option<String>,
+    /// Retries of a failed run; none by default.
+    #[schema(nullable = false)]
+    pub retry: Option<super::RetryPolicy>,
     #[schema(nullable = false)]
     pub schedule: Option<ScheduleInput>,
     #[schema(nullable = false)]
@@ -188,6 +191,7 @@ pub struct ScriptDraft {
     pub timeout_ms: i64,
     pub memory_limit_mb: Option<i64>,
     pub tty: bool,
+    pub retry: super::RetryPolicy,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,
@@ -316,6 +320,8 @@ impl ScriptInput {
                 "a terminal is for host runs only (bash or node on the host)",
             ));
         }
+        let retry = self.retry.unwrap_or_default();
+        retry.validate()?;
         let api_trigger_enabled = self.api_trigger.unwrap_or_default().enabled;
         if api_trigger_enabled && script_type == ScriptType::Browser {
             return Err(ValidationError::new(
@@ -335,6 +341,7 @@ impl ScriptInput {
             timeout_ms,
             memory_limit_mb: self.memory_limit_mb,
             tty,
+            retry,
             enabled: self.enabled.unwrap_or(true),
             concurrency,
             schedule,

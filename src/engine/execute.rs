@@ -12,9 +12,65 @@ use tokio_util::sync::CancellationToken;
 use super::context::RunContext;
 use super::logs::{LogSink, LogSummary};
 use super::{isolate, process, Engine, Masker};
-use crate::domain::{Run, RunOutcome, RunStatus, Runner, ScriptDefinition, Trigger};
+use crate::domain::{Attempt, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, Trigger};
 use crate::metrics::StoreCall;
-use crate::store::{RunFinish, Signal};
+use crate::store::{RetryRun, RunFinish, Signal};
+
+/// The run that retries `run_id` after it ended with `outcome`, if the script's policy asks for
+/// one: the same trigger and input, `meta.retry` naming the chain's first run and the attempt,
+/// due after the policy's wait.
+fn plan_retry(
+    run_id: &str,
+    meta: &serde_json::Value,
+    trigger: Trigger,
+    ctx: &RunContext,
+    outcome: &RunOutcome,
+) -> Option<RetryRun> {
+    let current = meta
+        .get("retry")
+        .and_then(|r| serde_json::from_value::<Attempt>(r.clone()).ok())
+        .unwrap_or_else(|| Attempt {
+            of: run_id.to_string(),
+            attempt: 1,
+            attempts: 1,
+        });
+    let policy = &ctx.script.retry;
+    let next = policy.next_attempt(&current, outcome)?;
+    let (id, queued_at) = Run::new_id();
+    let due = queued_at
+        + chrono::Duration::from_std(policy.jittered_delay_before(next.attempt))
+            .unwrap_or_default();
+    let mut meta = meta.clone();
+    if let Some(m) = meta.as_object_mut() {
+        let mut retry = serde_json::to_value(&next).unwrap_or_default();
+        retry["dueAt"] = crate::http::views::time(due).into();
+        retry["after"] = run_id.into();
+        m.insert("retry".into(), retry);
+    }
+    Some(RetryRun {
+        run: Run {
+            id,
+            script_id: ctx.script.id.clone(),
+            status: RunStatus::Queued,
+            trigger,
+            meta,
+            input: ctx.input.clone(),
+            queued_at,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            signal: None,
+            error: None,
+            output_tail: String::new(),
+            result: None,
+            log_bytes: 0,
+            log_truncated: false,
+            node_id: None,
+        },
+        concurrency: ctx.script.concurrency,
+        not_before: due,
+    })
+}
 
 /// What recording a run's end needs to know of the run.
 struct RunEnd<'a> {
@@ -51,7 +107,7 @@ impl Engine {
                     let outcome = RunOutcome::failed("internal error while supervising the run");
                     let end = RunEnd::new(&run_id, trigger, started_at);
                     engine
-                        .record_end(end, outcome, LogSummary::default(), None)
+                        .record_end(end, outcome, LogSummary::default(), None, None)
                         .await
                 }
             };
@@ -113,7 +169,7 @@ impl Engine {
                 inner.metrics.start_failed();
                 let outcome = RunOutcome::failed(format!("could not start: {e}"));
                 return self
-                    .record_end(end, outcome, LogSummary::default(), None)
+                    .record_end(end, outcome, LogSummary::default(), None, None)
                     .await;
             }
         };
@@ -175,7 +231,8 @@ impl Engine {
         };
         let summary = sink_task.await.unwrap_or_default();
         tracing::info!(status = outcome.status.as_str(), exit_code = ?outcome.exit_code, "run ended");
-        self.record_end(end, outcome, summary, result).await
+        let retry = plan_retry(&run.id, &run.meta, run.trigger, &ctx, &outcome);
+        self.record_end(end, outcome, summary, result, retry).await
     }
 
     /// Records how a run ended, if this node still holds it. Returns the status recorded.
@@ -185,8 +242,11 @@ impl Engine {
         outcome: RunOutcome,
         summary: LogSummary,
         result: Option<serde_json::Value>,
+        retry: Option<RetryRun>,
     ) -> Option<RunStatus> {
+        let retry_id = retry.as_ref().map(|r| r.run.id.clone());
         let finish = RunFinish {
+            retry,
             finished_at: Utc::now(),
             outcome,
             output_tail: summary.tail,
@@ -211,6 +271,14 @@ impl Engine {
                 inner
                     .metrics
                     .run_finished(finish.outcome.status, end.trigger, ran);
+                if let (Some(retry_id), Some(retry)) = (retry_id, &finish.retry) {
+                    tracing::info!(run_id, retry_id = %retry_id, due = %retry.not_before, "retry queued");
+                    self.announce(Signal::Status {
+                        run_id: retry_id,
+                        status: RunStatus::Queued,
+                    })
+                    .await;
+                }
                 Some(finish.outcome.status)
             }
             Ok(false) => {

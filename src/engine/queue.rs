@@ -136,6 +136,16 @@ impl Engine {
         Ok(Some(id))
     }
 
+    /// How long the claim loop may sleep: until the next queued retry is due (the store holds
+    /// the due time, so every node wakes for it), and never past the safety-net poll.
+    async fn until_next_due(&self) -> Duration {
+        let now = Utc::now();
+        match self.inner.store.next_due(now).await {
+            Ok(Some(due)) => (due - now).to_std().unwrap_or_default().min(POLL_EVERY),
+            _ => POLL_EVERY,
+        }
+    }
+
     /// Claims runs whenever work appears or capacity frees up, until `closing`.
     pub async fn work(&self, closing: CancellationToken) {
         loop {
@@ -149,9 +159,10 @@ impl Engine {
                     }
                 }
             }
+            let wait = self.until_next_due().await;
             tokio::select! {
                 _ = self.inner.work.notified() => {}
-                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = closing.cancelled() => return,
             }
         }

@@ -258,6 +258,7 @@ fn build(
         timeout_ms: d.timeout_ms,
         memory_limit_mb: d.memory_limit_mb,
         tty: d.tty,
+        retry: d.retry,
         enabled: d.enabled,
         concurrency: d.concurrency,
         schedule: d.schedule,

@@ -62,6 +62,7 @@ pub struct ScriptView {
     pub memory_limit_mb: Option<i64>,
     /// Host runs under a pseudo-terminal (stdout and stderr as one stream).
     pub tty: bool,
+    pub retry: crate::domain::RetryPolicy,
     pub enabled: bool,
     #[schema(value_type = Concurrency)]
     pub concurrency: &'static str,
@@ -180,6 +181,7 @@ impl From<&ScriptDefinition> for ScriptView {
             timeout_ms: s.timeout_ms,
             memory_limit_mb: s.memory_limit_mb,
             tty: s.tty,
+            retry: s.retry.clone(),
             enabled: s.enabled,
             concurrency: s.concurrency.as_str(),
             schedule: ScheduleView {

@@ -89,6 +89,16 @@ pub struct RunFinish {
     pub result: Option<serde_json::Value>,
     pub log_bytes: i64,
     pub log_truncated: bool,
+    /// The next attempt, queued in the same transaction as this end.
+    pub retry: Option<RetryRun>,
+}
+
+/// A retry to queue: a new run, due at `not_before`.
+#[derive(Debug, Clone)]
+pub struct RetryRun {
+    pub run: crate::domain::Run,
+    pub concurrency: crate::domain::Concurrency,
+    pub not_before: DateTime<Utc>,
 }
 
 /// Who holds a claimed run: the node, and the lease token of this process of it. Every

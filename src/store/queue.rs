@@ -68,8 +68,11 @@ pub trait QueueStore: Send + Sync {
         script_id: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<(Vec<String>, Vec<String>)>;
-    /// Records the end of a run `lease` still holds; false when it no longer does (another
-    /// node took the run after the lease ran out, or it already ended).
+    /// The earliest time a queued run waiting for it (a retry) is due after `now`.
+    async fn next_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Records the end of a run `lease` still holds, and queues its retry if it has one;
+    /// false, with nothing changed, when the lease no longer holds (another node took the run
+    /// after the lease ran out, or it already ended).
     async fn finish_run(&self, id: &str, lease: &str, finish: &RunFinish) -> StoreResult<bool>;
 }
 
@@ -79,6 +82,7 @@ pub fn claim_sql(lock: &str) -> String {
         "UPDATE runs SET status = 'running', owner = $1, node_id = $2, started_at = $3, \
          lease_until = $4 WHERE status = 'queued' AND id = (\
            SELECT q.id FROM runs q WHERE q.status = 'queued' \
+           AND (q.not_before IS NULL OR q.not_before <= $3) \
            AND (q.concurrency <> 'queue' OR NOT EXISTS (\
              SELECT 1 FROM runs o WHERE o.script_id = q.script_id \
              AND o.status IN ('queued', 'running') AND (o.status = 'running' OR o.id < q.id))) \
@@ -254,13 +258,26 @@ macro_rules! impl_queue_store {
                 ))
             }
 
+            async fn next_due(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+                let (due,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT MIN(not_before) FROM runs WHERE status = 'queued' AND not_before > $1",
+                )
+                .bind($crate::store::rows::to_ms(now))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(due.map($crate::store::rows::from_ms))
+            }
+
             async fn finish_run(
                 &self,
                 id: &str,
                 lease: &str,
                 f: &$crate::store::RunFinish,
             ) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, \
                      error = $6, output_tail = $7, result = $8, log_bytes = $9, \
                      log_truncated = $10 WHERE id = $1 AND owner = $11 AND status = 'running'",
@@ -275,10 +292,50 @@ macro_rules! impl_queue_store {
                 .bind(f.result.as_ref().map(|v| v.to_string()))
                 .bind(f.log_bytes)
                 .bind(f.log_truncated)
-                .bind(lease)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                .bind(lease);
+                // A run with no retry to queue ends in one statement.
+                let Some(retry) = &f.retry else {
+                    return Ok(update.execute(&self.pool).await?.rows_affected() == 1);
+                };
+                let mut tx = self.pool.begin().await?;
+                if update.execute(&mut *tx).await?.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                {
+                    let r = &retry.run;
+                    // Nothing else of a `single` script can be active while its run ends, so
+                    // the retry is admitted; should that ever not hold, the end still counts.
+                    let sql = format!(
+                        "INSERT INTO runs ({}, concurrency, not_before) \
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) \
+                         ON CONFLICT DO NOTHING",
+                        $crate::store::rows::RUN_COLUMNS
+                    );
+                    sqlx::query(&sql)
+                        .bind(&r.id)
+                        .bind(&r.script_id)
+                        .bind(r.status.as_str())
+                        .bind(r.trigger.as_str())
+                        .bind(r.meta.to_string())
+                        .bind(r.input.as_ref().map(|v| v.to_string()))
+                        .bind($crate::store::rows::to_ms(r.queued_at))
+                        .bind(r.started_at.map($crate::store::rows::to_ms))
+                        .bind(r.finished_at.map($crate::store::rows::to_ms))
+                        .bind(r.exit_code)
+                        .bind(r.signal)
+                        .bind(&r.error)
+                        .bind(&r.output_tail)
+                        .bind(r.result.as_ref().map(|v| v.to_string()))
+                        .bind(r.log_bytes)
+                        .bind(r.log_truncated)
+                        .bind(&r.node_id)
+                        .bind(retry.concurrency.as_str())
+                        .bind($crate::store::rows::to_ms(retry.not_before))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
         }
     };

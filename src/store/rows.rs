@@ -18,14 +18,14 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 
 pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
     script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
-    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty";
+    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty, retry_policy";
 
 /// The same columns for lists: no body, no env (nothing to decrypt).
 pub const SCRIPT_LIST_COLUMNS: &str =
     "id, name, code_identifier, description, script_type, runner, \
     '' AS script, working_dir, '[]' AS env, timeout_ms, memory_limit_mb, enabled, concurrency, \
     schedule_enabled, schedule_cron, schedule_tz, next_fire_at, api_enabled, token_created_at, \
-    created_at, updated_at, schedule_catch_up, tty";
+    created_at, updated_at, schedule_catch_up, tty, retry_policy";
 
 #[derive(sqlx::FromRow)]
 pub struct ScriptRow {
@@ -47,6 +47,7 @@ pub struct ScriptRow {
     schedule_tz: String,
     schedule_catch_up: String,
     tty: bool,
+    retry_policy: String,
     next_fire_at: Option<i64>,
     api_enabled: bool,
     token_created_at: Option<i64>,
@@ -67,7 +68,9 @@ impl ScriptRow {
     pub fn into_definition(self, env: Vec<EnvVar>) -> StoreResult<ScriptDefinition> {
         let r = self;
         let corrupt = |what: &str| StoreError::Corrupt(format!("script {}: bad {what}", r.id));
+        let retry = serde_json::from_str(&r.retry_policy).map_err(|_| corrupt("retry policy"))?;
         Ok(ScriptDefinition {
+            retry,
             script_type: ScriptType::parse(&r.script_type).ok_or_else(|| corrupt("type"))?,
             runner: Runner::parse(&r.runner).ok_or_else(|| corrupt("runner"))?,
             concurrency: Concurrency::parse(&r.concurrency)

@@ -15,6 +15,7 @@ mod nodes;
 mod observability;
 mod process;
 mod proxy;
+mod retries;
 mod run_log;
 mod runs;
 mod schedule;

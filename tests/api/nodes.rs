@@ -554,6 +554,49 @@ async fn a_catch_up_after_every_node_was_down_fires_once_across_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_is_taken_by_another_node_when_the_first_one_is_gone() {
+    if pg_url().is_none() {
+        return;
+    }
+    let mut cluster = Cluster::start(2, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("count");
+    let script = cluster.nodes[0]
+        .create(bash(
+            format!(
+                "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; [ $n -ge 2 ]",
+                c = count.display()
+            ),
+            json!({"retry": {"retries": 2, "delayMs": 2000}}),
+        ))
+        .await;
+    let first = cluster.nodes[0].run(&script).await;
+    let ended = cluster.nodes[0].wait_finished(&first).await;
+    assert_eq!(ended["status"], "failed");
+    let ran_it = cluster.owner_of(&ended);
+    cluster.nodes[ran_it].kill9();
+    let other = &cluster.nodes[1 - ran_it];
+    let path = format!("/api/admin/scripts/runs?scriptId={script}&limit=10");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let retry = loop {
+        let runs = other.json(Method::GET, &path, None).await;
+        let retry = runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["meta"]["retry"]["of"] == first.as_str())
+            .cloned();
+        if let Some(r) = retry.filter(|r| r["status"] == "succeeded") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the retry was not run: {runs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(retry["node"], other.node_id(), "run by the node still up");
+    assert_eq!(retry["meta"]["retry"]["attempt"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_of_the_process_group_leaves_no_process_and_queued_runs_survive() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Server::start(dir.path(), &["--max-concurrent-runs", "1"]).await;

@@ -771,3 +771,46 @@ test("a script run in a terminal prints what it prints only on one, as one strea
   page.expectDialog = true;
   await page.close();
 });
+
+test("retries set in the form give a chain of runs the history and the run view link", async () => {
+  const count = join(scratch, `retry-count-${tag}`);
+  const s = await createScript({
+    name: `Flaky ${tag}`,
+    script: `n=$(cat ${count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${count}; echo "attempt $n"; [ $n -ge 3 ]`,
+  });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const retries = page.getByLabel("Retries", { exact: true });
+  await retries.fill("3");
+  await page.getByLabel("First wait (seconds)").fill("0.2");
+  await page.getByLabel("Each next wait ×").fill("1");
+  await page.keyboard.press("Control+s");
+  await until(async () => (await api("GET", `/${s.id}`)).retry.retries === 3, { what: "the policy saved" });
+  const saved = (await api("GET", `/${s.id}`)).retry;
+  assert.equal(saved.delayMs, 200);
+  assert.equal(saved.factor, 1);
+
+  await page.getByTestId("run").click();
+  const rows = page.locator(".run-row");
+  await until(async () => (await rows.count()) === 3 && (await page.locator(".run-row .badge-succeeded").count()) === 1,
+    { what: "three attempts in the history, the last one succeeded" });
+  assert.deepEqual(await page.locator(".run-row .attempt").allTextContents(), ["3/4", "2/4"], "newest first, each retry marked");
+  assert.equal(await page.locator(".run-row.is-retry").count(), 2);
+  await rows.first().locator(".run-open").click();
+  const attempt = page.getByTestId("run-attempt");
+  await attempt.waitFor();
+  assert.match(await attempt.textContent(), /Attempt 3 of 4: a retry of run [0-9a-f]{8}\./);
+  await page.locator(".ln", { hasText: "attempt 3" }).waitFor();
+  await attempt.getByRole("link").click();
+  await until(async () => (await page.locator(".ln", { hasText: "attempt 1" }).count()) === 1, { what: "the first attempt opened" });
+  await shot(page, "retries");
+
+  // A value out of range is named next to its field.
+  await retries.fill("11");
+  await page.keyboard.press("Control+s");
+  const err = page.locator('[data-field="retry.retries"] .field-error');
+  await err.waitFor();
+  assert.match(await err.textContent(), /between 0 and 10/);
+  await noProblems(page);
+  page.expectDialog = true;
+  await page.close();
+});

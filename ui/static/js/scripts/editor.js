@@ -6,6 +6,7 @@ import { fieldMessage } from "../lib/api.js";
 import { createCodeEditor } from "./code-editor.js";
 import { EnvGrid } from "./env-grid.js";
 import { ScheduleEditor } from "./schedule.js";
+import { RetryEditor } from "./retry.js";
 import { TriggerEditor } from "./trigger.js";
 
 export const RUNNERS = {
@@ -94,6 +95,7 @@ export class ScriptForm {
     this.langLabel = h("span.lang-label");
     this.env = new EnvGrid({ onChange: changed });
     this.schedule = new ScheduleEditor({ onChange: changed });
+    this.retry = new RetryEditor();
     this.trigger = new TriggerEditor({ onChange: changed, scriptId, codeIdentifier: () => this.code.value });
 
     this.errorBanner = h("div.callout.callout-danger.form-error", { hidden: true, role: "alert" });
@@ -129,6 +131,7 @@ export class ScriptForm {
         h("div.callout.callout-warn.compact", icon("shield-lock"),
           h("div", "Stored variables are sensitive: they reach the script's environment on the server. Mark tokens and passwords as ", h("strong", "secret"), " — encrypted at rest, never shown again, masked as *** in output.")),
         this.env.el),
+      section("retry", "Retries", "rotate", this.retry.el),
       section("schedule", "Schedule", "calendar-time", this.schedule.el),
       section("trigger", "API trigger", "api", this.trigger.el),
     );
@@ -158,6 +161,7 @@ export class ScriptForm {
     if (this.editor.getValue() !== s.script) this.editor.setValue(s.script);
     this.env.set(s.env || []);
     this.schedule.set(s.schedule || {}, s.schedule?.nextRunAt);
+    this.retry.set(s.retry);
     this.trigger.set(s.apiTrigger || {});
     this.clearErrors();
     this.baseline = this.snapshot();
@@ -190,7 +194,7 @@ export class ScriptForm {
     const browser = this.type === "browser";
     this.el.classList.toggle("is-host", host);
     this.el.classList.toggle("is-browser", browser);
-    for (const key of ["env", "schedule", "trigger"]) if (this.sections[key]) this.sections[key].hidden = browser;
+    for (const key of ["env", "retry", "schedule", "trigger"]) if (this.sections[key]) this.sections[key].hidden = browser;
     this.warning.hidden = !host;
     mount(this.runnerHint, RUNNER_HINT[this.runner.value]);
     this.browserNote.hidden = !browser;
@@ -225,6 +229,7 @@ export class ScriptForm {
       timeoutMs: Number.isFinite(secs) && this.timeout.value !== "" ? Math.round(secs * 1000) : 300000,
       enabled: this.enabled.checked,
       concurrency: this.concurrency.value,
+      retry: browser ? { retries: 0 } : this.retry.value(),
       schedule: browser ? { enabled: false, cron: "", timezone: "UTC" } : this.schedule.value(),
       apiTrigger: browser ? { enabled: false } : this.trigger.value(),
     };

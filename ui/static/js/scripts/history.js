@@ -82,12 +82,18 @@ export class RunHistory {
       const row = h("div.run-row", { role: "listitem", "data-run-id": r.id, "data-status": r.status },
         h("button.run-open", { type: "button", title: `Open run ${r.id}`, onclick: () => this.onOpen(r.id) },
           h(`span.badge.badge-${r.status}`, isActive(r.status) ? icon("loader-2", "spin") : null, STATUS_LABEL[r.status] || r.status),
-          h("span.trigger", icon(TRIGGER_ICON[r.trigger] || "bolt"), r.trigger),
+          // A retry shows its place in the chain where the trigger would be (the column is narrow).
+          r.meta?.retry
+            ? h("span.trigger", { title: `${r.trigger}: attempt ${r.meta.retry.attempt} of ${r.meta.retry.attempts}, a retry` },
+              icon("rotate"), h("span.attempt", `${r.meta.retry.attempt}/${r.meta.retry.attempts}`))
+            : h("span.trigger", icon(TRIGGER_ICON[r.trigger] || "bolt"), r.trigger),
           h("span.when", { title: absolute(started) }, relative(started)),
           h("span.mono", duration(r.durationMs)),
           h("span.mono", r.exitCode ?? (r.signal ? `sig ${r.signal}` : "—"))),
         h("a.btn.btn-icon.btn-ghost", { href: logUrl(r.id), download: "", title: "Download full log", "aria-label": "Download full log" }, icon("download")));
       if (r.id === this.selected) row.classList.add("selected");
+      // Retries sit indented under the run they retry (rows are newest first).
+      if (r.meta?.retry) row.classList.add("is-retry");
       return row;
     }));
   }

@@ -57,12 +57,22 @@ export class RunDetails {
     this.el.replaceChildren();
   }
 
+  /** Where the run stands in a chain of retries, linking the first run; null for none. */
+  attempt(run) {
+    const r = run.meta?.retry;
+    if (!r) return null;
+    const first = h("a", { href: `#s/${encodeURIComponent(run.scriptId)}/runs/${encodeURIComponent(r.of)}` }, `run ${r.of.slice(-8)}`);
+    const due = run.status === "queued" && r.dueAt ? `, due ${absolute(r.dueAt)}` : "";
+    return h("div.run-attempt", { "data-testid": "run-attempt" }, icon("rotate"), `Attempt ${r.attempt} of ${r.attempts}: a retry of `, first, `${due}.`);
+  }
+
   show(run) {
     const again = h("button.btn.btn-sm", { type: "button", "data-testid": "run-again",
       title: "Start a new run of this script with the same input" }, icon("rotate"), "Run again");
     again.addEventListener("click", () => this.onRunAgain(run.input ?? null));
     mount(this.el,
       h("div.run-details-head", h("span.run-who", { "data-testid": "run-who" }, who(run)), h("span.grow"), again),
+      this.attempt(run),
       run.input !== null && run.input !== undefined ? json("Input", run.input, "run-input-value") : null,
       run.result !== null && run.result !== undefined ? json("Result", run.result, "run-result") : null);
     this.el.hidden = false;
