@@ -10,7 +10,7 @@
 # worker; the trigger is fuzzed with a real token against an isolated script; and the run
 # endpoints of host scripts are fuzzed against scripts with fixed, harmless bodies, with the
 # operations that create or edit scripts left out. Uses the debug binary `cargo test` built
-# (or $SCRIPTD_BIN).
+# (or $SCRIPTD_BIN). KEEP_FUZZ=1 keeps the reports (the work directory) for a look afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,7 @@ work="$(mktemp -d)"
 servers=()
 cleanup() {
   for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
+  [ -n "${KEEP_FUZZ:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 SEED=271454562254785957515814346118113092544

@@ -236,6 +236,7 @@ impl From<EngineError> for ApiError {
             EngineError::RunNotFound => ApiError::NotFound("run"),
             EngineError::QueueFull => ApiError::QueueFull,
             EngineError::ShuttingDown => ApiError::Unavailable,
+            EngineError::Input(v) => ApiError::Validation(v),
             EngineError::Store(s) => s.into(),
         }
     }

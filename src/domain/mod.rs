@@ -3,13 +3,16 @@
 
 mod code_identifier;
 mod cron;
+mod input_schema;
 mod retry;
 mod run;
 mod script;
 mod script_input;
+mod whole;
 
 pub use code_identifier::CodeIdentifier;
 pub use cron::{timezone_names, CronSchedule};
+pub use input_schema::InputSchema;
 pub use retry::{Attempt, RetryPolicy};
 pub use run::{LogLine, LogStream, Run, RunOutcome, RunStatus, Trigger};
 pub use script::{

@@ -23,19 +23,23 @@ const JITTER: f64 = 0.1;
 pub struct RetryPolicy {
     /// How many more attempts after the first, 0 to 10.
     #[schema(minimum = 0, maximum = 10)]
+    #[serde(deserialize_with = "super::whole::one")]
     pub retries: i64,
     /// The wait before the first retry, in ms (0 to 24 h; default 1000).
     #[schema(minimum = 0, maximum = 86400000)]
+    #[serde(deserialize_with = "super::whole::one")]
     pub delay_ms: i64,
     /// Each further wait is the last one times this (1 to 10; default 2).
     #[schema(minimum = 1, maximum = 10)]
     pub factor: f64,
     /// No wait is longer than this, in ms (default 300000).
     #[schema(minimum = 0, maximum = 86400000)]
+    #[serde(deserialize_with = "super::whole::one")]
     pub max_delay_ms: i64,
     /// Only these exit codes retry; empty (the default): any non-zero one.
     #[schema(max_items = 50)]
-    pub exit_codes: Vec<i32>,
+    #[serde(deserialize_with = "super::whole::list")]
+    pub exit_codes: Vec<i64>,
     /// Whether a run that timed out retries (default true). A canceled run never does.
     pub on_timeout: bool,
 }
@@ -112,7 +116,8 @@ impl RetryPolicy {
             // A run that failed to start, or whose node went away, has no exit code: only a
             // script's own failure is retried.
             RunStatus::Failed => outcome.exit_code.is_some_and(|code| {
-                code != 0 && (self.exit_codes.is_empty() || self.exit_codes.contains(&code))
+                code != 0
+                    && (self.exit_codes.is_empty() || self.exit_codes.contains(&i64::from(code)))
             }),
             _ => false,
         }

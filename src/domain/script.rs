@@ -179,6 +179,8 @@ pub struct ScriptDefinition {
     /// Host runs only: stdout and stderr are one pseudo-terminal rather than two pipes.
     pub tty: bool,
     pub retry: super::RetryPolicy,
+    /// The run input's form; `None`: any JSON is taken as it is.
+    pub input_schema: Option<super::InputSchema>,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,

@@ -81,11 +81,11 @@ pub struct ScriptInput {
     #[schema(nullable = false, max_items = 200)]
     pub env: Option<Vec<EnvVarInput>>,
     /// Defaults to 300000 (5 minutes).
-    #[serde(default, deserialize_with = "integer")]
+    #[serde(default, deserialize_with = "super::whole::option")]
     #[schema(nullable = false, minimum = 1000, maximum = 86400000)]
     pub timeout_ms: Option<i64>,
     /// For isolated runs: the JS heap limit. Null: the server's default.
-    #[serde(default, deserialize_with = "integer")]
+    #[serde(default, deserialize_with = "super::whole::option")]
     #[schema(minimum = 8, maximum = 4096)]
     pub memory_limit_mb: Option<i64>,
     /// Host runners only: run under a pseudo-terminal (160×50, `TERM=xterm-256color` unless
@@ -100,6 +100,13 @@ pub struct ScriptInput {
     /// their turn in order; `parallel`: no limit.
     #[schema(nullable = false, value_type = Option<Concurrency>)]
     pub concurrency: Option<String>,
+    /// The input's form, a JSON Schema subset: `{"type": "object", "properties": {name:
+    /// {"type": "string" | "number" | "integer" | "boolean", "title", "description", "enum",
+    /// "default", "minimum", "maximum", "minLength", "maxLength", "pattern"}}, "required":
+    /// [names]}`. Each run's input is then checked against it (400 naming `input.<name>`) and
+    /// completed with the defaults; the fields' order is the Run form's. Null: any input.
+    #[schema(value_type = Option<super::InputSchema>)]
+    pub input_schema: Option<Box<serde_json::value::RawValue>>,
     /// Retries of a failed run; none by default.
     #[schema(nullable = false)]
     pub retry: Option<super::RetryPolicy>,
@@ -150,24 +157,6 @@ pub struct ApiTriggerInput {
     pub enabled: bool,
 }
 
-/// An integer as JSON Schema counts them: `600000.0` is the integer 600000, as any JSON number
-/// with no fractional part is.
-fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    if let Some(i) = n.as_i64() {
-        return Ok(Some(i));
-    }
-    match n.as_f64() {
-        // Past ±2^53 a float no longer tells integers apart, and every limit is far below.
-        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(Some(f as i64)),
-        _ => Err(serde::de::Error::custom(format!(
-            "invalid number {n}: expected an integer"
-        ))),
-    }
-}
-
 /// The runner names a request may use, `vm2` being the plan's name for `isolated`.
 fn runner_names() -> Object {
     ObjectBuilder::new()
@@ -192,6 +181,7 @@ pub struct ScriptDraft {
     pub memory_limit_mb: Option<i64>,
     pub tty: bool,
     pub retry: super::RetryPolicy,
+    pub input_schema: Option<super::InputSchema>,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,
@@ -322,6 +312,21 @@ impl ScriptInput {
         }
         let retry = self.retry.unwrap_or_default();
         retry.validate()?;
+        let input_schema = match self.input_schema.as_deref().map(|r| r.get()) {
+            None | Some("null") => None,
+            Some(raw) => Some(super::InputSchema::parse(raw)?),
+        };
+        if let (true, Some(name)) = (
+            schedule.enabled,
+            input_schema
+                .as_ref()
+                .and_then(|s| s.required_without_default()),
+        ) {
+            return Err(ValidationError::new(
+                "inputSchema.required",
+                format!("{name} is required but has no default, which a scheduled run (with no input) needs"),
+            ));
+        }
         let api_trigger_enabled = self.api_trigger.unwrap_or_default().enabled;
         if api_trigger_enabled && script_type == ScriptType::Browser {
             return Err(ValidationError::new(
@@ -342,6 +347,7 @@ impl ScriptInput {
             memory_limit_mb: self.memory_limit_mb,
             tty,
             retry,
+            input_schema,
             enabled: self.enabled.unwrap_or(true),
             concurrency,
             schedule,

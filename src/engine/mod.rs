@@ -67,6 +67,8 @@ pub enum EngineError {
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error(transparent)]
+    Input(crate::domain::ValidationError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 

@@ -34,6 +34,11 @@ impl Engine {
         if self.inner.active.is_closed() {
             return Err(EngineError::ShuttingDown);
         }
+        // With an input form, the script gets the checked input with its defaults filled in.
+        let input = match &req.script.input_schema {
+            Some(form) => Some(form.apply(req.input.as_ref()).map_err(EngineError::Input)?),
+            None => req.input,
+        };
         let (id, queued_at) = Run::new_id();
         let run = Run {
             id,
@@ -41,7 +46,7 @@ impl Engine {
             status: RunStatus::Queued,
             trigger: req.trigger,
             meta: req.meta,
-            input: req.input,
+            input,
             queued_at,
             started_at: None,
             finished_at: None,

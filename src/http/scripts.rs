@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use utoipa::IntoParams;
 
@@ -92,11 +93,15 @@ pub async fn get(
 
 /// A script document, refusing arrays where objects belong: serde would otherwise read a
 /// struct from a positional array, so `[…14 values…]` would create a script.
-fn script_input(body: Value) -> Result<ScriptInput, ApiError> {
+/// Read from the text itself (not a parsed value) so the input form keeps its fields' order.
+fn script_input(raw: &RawValue) -> Result<ScriptInput, ApiError> {
+    let body: Value =
+        serde_json::from_str(raw.get()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let object_or_null = |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null());
     let shape_ok = body.is_object()
         && object_or_null(body.get("schedule"))
         && object_or_null(body.get("apiTrigger"))
+        && object_or_null(body.get("retry"))
         && body.get("env").is_none_or(|env| match env {
             Value::Array(items) => items.iter().all(Value::is_object),
             other => other.is_null(),
@@ -107,7 +112,7 @@ fn script_input(body: Value) -> Result<ScriptInput, ApiError> {
                 .into(),
         ));
     }
-    serde_json::from_value(body).map_err(|e| ApiError::Unprocessable(e.to_string()))
+    serde_json::from_str(raw.get()).map_err(|e| ApiError::Unprocessable(e.to_string()))
 }
 
 /// Refuses a runner the server's `--allowed-runners` leaves out.
@@ -156,9 +161,9 @@ fn runner_allowed(state: &AppState, runner: crate::domain::Runner) -> Result<(),
     security(("basicAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<(StatusCode, Json<ScriptView>), ApiError> {
-    let draft = script_input(body)?.parse()?;
+    let draft = script_input(&body)?.parse()?;
     runner_allowed(&state, draft.runner)?;
     let env = draft.resolve_env(&[])?;
     let now = Utc::now();
@@ -192,9 +197,9 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<ScriptView>, ApiError> {
-    let draft = script_input(body)?.parse()?;
+    let draft = script_input(&body)?.parse()?;
     runner_allowed(&state, draft.runner)?;
     let existing = state.store.get_script(&id).await?;
     let env = draft.resolve_env(&existing.env)?;
@@ -259,6 +264,7 @@ fn build(
         memory_limit_mb: d.memory_limit_mb,
         tty: d.tty,
         retry: d.retry,
+        input_schema: d.input_schema,
         enabled: d.enabled,
         concurrency: d.concurrency,
         schedule: d.schedule,

@@ -63,6 +63,9 @@ pub struct ScriptView {
     /// Host runs under a pseudo-terminal (stdout and stderr as one stream).
     pub tty: bool,
     pub retry: crate::domain::RetryPolicy,
+    /// The run input's form (see `ScriptInput.inputSchema`); null when none.
+    #[schema(required = true, value_type = Option<crate::domain::InputSchema>)]
+    pub input_schema: Option<Box<serde_json::value::RawValue>>,
     pub enabled: bool,
     #[schema(value_type = Concurrency)]
     pub concurrency: &'static str,
@@ -182,6 +185,10 @@ impl From<&ScriptDefinition> for ScriptView {
             memory_limit_mb: s.memory_limit_mb,
             tty: s.tty,
             retry: s.retry.clone(),
+            input_schema: s
+                .input_schema
+                .as_ref()
+                .and_then(|i| serde_json::value::RawValue::from_string(i.to_json()).ok()),
             enabled: s.enabled,
             concurrency: s.concurrency.as_str(),
             schedule: ScheduleView {

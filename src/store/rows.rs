@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::{StoreError, StoreResult};
 use crate::domain::{
-    CodeIdentifier, Concurrency, EnvVar, Run, RunStatus, Runner, ScheduleSettings,
+    CodeIdentifier, Concurrency, EnvVar, InputSchema, Run, RunStatus, Runner, ScheduleSettings,
     ScriptDefinition, ScriptType, Trigger,
 };
 
@@ -18,14 +18,14 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 
 pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
     script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
-    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty, retry_policy";
+    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema";
 
 /// The same columns for lists: no body, no env (nothing to decrypt).
 pub const SCRIPT_LIST_COLUMNS: &str =
     "id, name, code_identifier, description, script_type, runner, \
     '' AS script, working_dir, '[]' AS env, timeout_ms, memory_limit_mb, enabled, concurrency, \
     schedule_enabled, schedule_cron, schedule_tz, next_fire_at, api_enabled, token_created_at, \
-    created_at, updated_at, schedule_catch_up, tty, retry_policy";
+    created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema";
 
 #[derive(sqlx::FromRow)]
 pub struct ScriptRow {
@@ -48,6 +48,7 @@ pub struct ScriptRow {
     schedule_catch_up: String,
     tty: bool,
     retry_policy: String,
+    input_schema: Option<String>,
     next_fire_at: Option<i64>,
     api_enabled: bool,
     token_created_at: Option<i64>,
@@ -69,8 +70,13 @@ impl ScriptRow {
         let r = self;
         let corrupt = |what: &str| StoreError::Corrupt(format!("script {}: bad {what}", r.id));
         let retry = serde_json::from_str(&r.retry_policy).map_err(|_| corrupt("retry policy"))?;
+        let input_schema = match &r.input_schema {
+            Some(raw) => Some(InputSchema::parse(raw).map_err(|_| corrupt("input form"))?),
+            None => None,
+        };
         Ok(ScriptDefinition {
             retry,
+            input_schema,
             script_type: ScriptType::parse(&r.script_type).ok_or_else(|| corrupt("type"))?,
             runner: Runner::parse(&r.runner).ok_or_else(|| corrupt("runner"))?,
             concurrency: Concurrency::parse(&r.concurrency)

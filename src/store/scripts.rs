@@ -145,7 +145,7 @@ macro_rules! impl_script_store {
                 let env = self.codec.seal(&s.id, &s.env)?;
                 let sql = format!(
                     "INSERT INTO scripts ({}) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)",
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)",
                     $crate::store::rows::SCRIPT_COLUMNS
                 );
                 sqlx::query(&sql)
@@ -173,6 +173,7 @@ macro_rules! impl_script_store {
                     .bind(s.schedule.catch_up.as_str())
                     .bind(s.tty)
                     .bind($crate::store::scripts::retry_json(&s.retry))
+                    .bind(s.input_schema.as_ref().map(|i| i.to_json()))
                     .execute(&self.pool)
                     .await
                     .map_err($crate::store::scripts::unique_to_conflict)?;
@@ -189,7 +190,7 @@ macro_rules! impl_script_store {
                      script_type=$5, runner=$6, script=$7, working_dir=$8, env=$9, \
                      timeout_ms=$10, enabled=$11, concurrency=$12, schedule_enabled=$13, \
                      schedule_cron=$14, schedule_tz=$15, next_fire_at=$16, api_enabled=$17, \
-                     updated_at=$18, memory_limit_mb=$19, schedule_catch_up=$20, tty=$21, retry_policy=$22 WHERE id=$1",
+                     updated_at=$18, memory_limit_mb=$19, schedule_catch_up=$20, tty=$21, retry_policy=$22, input_schema=$23 WHERE id=$1",
                 )
                 .bind(&s.id)
                 .bind(&s.name)
@@ -213,6 +214,7 @@ macro_rules! impl_script_store {
                 .bind(s.schedule.catch_up.as_str())
                 .bind(s.tty)
                 .bind($crate::store::scripts::retry_json(&s.retry))
+                .bind(s.input_schema.as_ref().map(|i| i.to_json()))
                 .execute(&self.pool)
                 .await
                 .map_err($crate::store::scripts::unique_to_conflict)?;

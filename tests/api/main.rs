@@ -10,6 +10,7 @@ mod cli;
 mod embed;
 mod events;
 mod hardening;
+mod inputs;
 mod isolate;
 mod nodes;
 mod observability;

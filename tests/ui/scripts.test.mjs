@@ -814,3 +814,58 @@ test("retries set in the form give a chain of runs the history and the run view 
   page.expectDialog = true;
   await page.close();
 });
+
+test("a script with an input schema runs from a form that checks each field", async () => {
+  const s = await createScript({
+    name: `Form ${tag}`, script: "printf '%s\\n' \"$SCRIPTD_INPUT\"",
+    inputSchema: {
+      type: "object",
+      properties: {
+        project: { type: "string", title: "Project", pattern: "^[a-z]+$", description: "Lower-case name" },
+        count: { type: "integer", minimum: 1, maximum: 5, default: 2 },
+        mode: { type: "string", enum: ["fast", "safe"], default: "safe" },
+        dry: { type: "boolean" },
+      },
+      required: ["project"],
+    },
+  });
+  const page = await browser.page(`/scripts#s/${s.id}`);
+  const form = page.getByTestId("input-form");
+  await form.waitFor();
+  assert.ok(await page.locator("details.run-input").evaluate((d) => d.open), "opens by itself: a field needs a value");
+  assert.deepEqual(await form.locator(".field > label, .field label.check-row").allTextContents(), ["Project *", "count", "mode", "dry"]);
+  assert.equal(await page.getByLabel("count").inputValue(), "2", "defaults filled in");
+
+  const before = (await api("GET", `/runs?scriptId=${s.id}`)).runs.length;
+  await page.getByTestId("run").click();
+  const projectError = form.locator('[data-field="input.project"] .field-error');
+  await projectError.waitFor();
+  assert.match(await projectError.textContent(), /required/);
+  await page.getByLabel("Project").fill("Web");
+  assert.ok(await projectError.isHidden(), "typing clears the error");
+  await page.getByLabel("count").fill("9");
+  await page.getByTestId("run").click();
+  assert.match(await projectError.textContent(), /pattern/);
+  assert.match(await form.locator('[data-field="input.count"] .field-error').textContent(), /at most 5/);
+  assert.equal((await api("GET", `/runs?scriptId=${s.id}`)).runs.length, before, "nothing started");
+  await shot(page, "input-form");
+
+  await page.getByLabel("Project").fill("web");
+  await page.getByLabel("count").fill("3");
+  await page.getByLabel("dry").check();
+  await page.getByTestId("run").click();
+  await status(page).filter({ hasText: "Succeeded" }).waitFor();
+  const line = await page.locator(".ln-stdout").first().textContent();
+  assert.deepEqual(JSON.parse(line), { project: "web", count: 3, mode: "safe", dry: true });
+
+  // A schema that is not JSON is caught next to its field before saving.
+  const schemaBox = page.locator("#f-input-schema");
+  await schemaBox.fill("{ not json");
+  await page.keyboard.press("Control+s");
+  const schemaError = page.locator('[data-field="inputSchema"] .field-error');
+  await schemaError.waitFor();
+  assert.match(await schemaError.textContent(), /not valid JSON/);
+  await noProblems(page);
+  page.expectDialog = true;
+  await page.close();
+});

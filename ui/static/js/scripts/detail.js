@@ -1,7 +1,7 @@
 // One script: the form on the left; Run/Cancel, the live output panel and the run history on
 // the right. Saving, running and opening past runs never reload the page.
 import { h, icon, mount, toast } from "../lib/dom.js";
-import { api, logUrl } from "../lib/api.js";
+import { api, fieldMessage, logUrl } from "../lib/api.js";
 import { onRunChange } from "../lib/run-events.js";
 import { isActive, RUNNER_LABEL, TYPE_LABEL } from "../lib/format.js";
 import { ScriptForm } from "./editor.js";
@@ -10,6 +10,7 @@ import { RunStream } from "./run-stream.js";
 import { BrowserRun } from "./browser-run.js";
 import { RunHistory } from "./history.js";
 import { RunDetails } from "./run-details.js";
+import { InputForm } from "./input-form.js";
 
 const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
 const MOD = isMac ? "⌘" : "Ctrl";
@@ -86,9 +87,13 @@ export class ScriptDetail {
 
     this.input = h("textarea.input.mono#run-input", { rows: 3, spellcheck: "false", placeholder: '{"projectId": 42}' });
     this.inputError = h("div.field-error", { hidden: true });
-    this.inputBox = h("details.run-input", h("summary", icon("chevron-down"), "Input ", h("span.muted", "(JSON, optional)")),
-      h("div.field", this.input, this.inputError,
-        h("div.hint", "Passed to the script as SCRIPTD_INPUT (host), the global input (isolated and browser).")));
+    this.inputKind = h("span.muted", "(JSON, optional)");
+    this.inputJson = h("div.field", this.input, this.inputError,
+      h("div.hint", "Passed to the script as SCRIPTD_INPUT (host), the global input (isolated and browser)."));
+    this.inputForm = new InputForm();
+    this.inputBox = h("details.run-input", h("summary", icon("chevron-down"), "Input ", this.inputKind),
+      this.inputJson, this.inputForm.el);
+    this.setInputForm(script?.inputSchema);
     this.input.addEventListener("input", () => { this.inputError.hidden = true; });
 
     const head = h("div.page-head.detail-head",
@@ -173,6 +178,11 @@ export class ScriptDetail {
   /** Saves the form; returns true when the server accepted it. */
   async save({ quiet = false } = {}) {
     if (this.saving) return this.saving;
+    const local = this.form.localError();
+    if (local) {
+      this.form.showError(local);
+      return false;
+    }
     this.saving = (async () => {
       const doc = this.form.value();
       this.saveBtn.disabled = true;
@@ -182,6 +192,7 @@ export class ScriptDetail {
         this.id = saved.id;
         this.form.isNew = false;
         this.form.load(saved);
+        this.setInputForm(saved.inputSchema);
         this.history.scriptId = saved.id;
         this.deleteBtn.hidden = false;
         this.setDirty(false);
@@ -204,7 +215,24 @@ export class ScriptDetail {
     return this.saving;
   }
 
+  /** The Run input as a form when the script has one, as JSON otherwise. */
+  setInputForm(schema) {
+    const same = JSON.stringify(schema || null) === JSON.stringify(this.inputForm.schema || null);
+    if (!same) this.inputForm.render(schema || null);
+    this.inputJson.hidden = !!schema;
+    this.inputForm.el.hidden = !schema;
+    mount(this.inputKind, schema ? "" : "(JSON, optional)");
+    // A form with a field to fill before any run opens by itself.
+    const props = schema?.properties || {};
+    if ((schema?.required || []).some((n) => props[n]?.default === undefined)) this.inputBox.open = true;
+  }
+
   readInput() {
+    if (this.inputForm.active) {
+      const value = this.inputForm.value();
+      if (value === null) this.inputBox.open = true;
+      return value === null ? { ok: false } : { ok: true, value };
+    }
     const raw = this.input.value.trim();
     if (!raw) return { ok: true, value: undefined };
     try {
@@ -231,6 +259,18 @@ export class ScriptDetail {
       this.openRun(runId, true);
       this.history.load();
     } catch (e) {
+      // An input the server refused is shown on its field of the form, once.
+      const field = e.field?.startsWith("input.") ? e.field.slice(6) : null;
+      if (field && this.inputForm.show(field, fieldMessage(e))) {
+        this.inputBox.open = true;
+        return;
+      }
+      if (e.field === "input") {
+        this.inputBox.open = true;
+        this.inputError.hidden = false;
+        mount(this.inputError, icon("alert-triangle"), fieldMessage(e));
+        return;
+      }
       toast(e.message, "error");
       if (e.status === 409) {
         // Most likely a run is already going (concurrency "single"): show it.
@@ -299,7 +339,8 @@ export class ScriptDetail {
 
   /** "Run again": a new run with a past run's input, through the usual Run path. */
   runAgain(input) {
-    this.input.value = input === null ? "" : JSON.stringify(input, null, 2);
+    if (this.inputForm.active) this.inputForm.set(input);
+    else this.input.value = input === null ? "" : JSON.stringify(input, null, 2);
     this.run();
   }
 

@@ -36,6 +36,8 @@ export const STARTERS = {
 
 const starterFor = (type, runner) => (type === "node" && runner === "isolated" ? STARTERS.isolated : STARTERS[type]);
 
+const SCHEMA_EXAMPLE = '{"type": "object", "properties": {"env": {"type": "string", "enum": ["staging", "prod"]}}, "required": ["env"]}';
+
 let uid = 0;
 function field(label, control, { name, hint, id, wide } = {}) {
   if (!control.id) control.id = id || `f-${name || "x"}-${++uid}`;
@@ -96,6 +98,7 @@ export class ScriptForm {
     this.env = new EnvGrid({ onChange: changed });
     this.schedule = new ScheduleEditor({ onChange: changed });
     this.retry = new RetryEditor();
+    this.inputSchema = h("textarea.input.mono#f-input-schema", { rows: 6, spellcheck: "false", placeholder: SCHEMA_EXAMPLE });
     this.trigger = new TriggerEditor({ onChange: changed, scriptId, codeIdentifier: () => this.code.value });
 
     this.errorBanner = h("div.callout.callout-danger.form-error", { hidden: true, role: "alert" });
@@ -132,6 +135,10 @@ export class ScriptForm {
           h("div", "Stored variables are sensitive: they reach the script's environment on the server. Mark tokens and passwords as ", h("strong", "secret"), " — encrypted at rest, never shown again, masked as *** in output.")),
         this.env.el),
       section("retry", "Retries", "rotate", this.retry.el),
+      section("input", "Run input form", "keyboard",
+        h("div.field", { "data-field": "inputSchema" },
+          h("label", { for: "f-input-schema" }, "Input schema (optional)"), this.inputSchema,
+          h("div.hint", "A JSON Schema subset: an object of string, number, integer and boolean fields, with enum, default, description, minimum/maximum, minLength/maxLength, pattern and required. The Run box then shows a form, and every run's input (API and trigger too) is checked against it; empty takes any JSON."))),
       section("schedule", "Schedule", "calendar-time", this.schedule.el),
       section("trigger", "API trigger", "api", this.trigger.el),
     );
@@ -162,6 +169,7 @@ export class ScriptForm {
     this.env.set(s.env || []);
     this.schedule.set(s.schedule || {}, s.schedule?.nextRunAt);
     this.retry.set(s.retry);
+    this.inputSchema.value = s.inputSchema ? JSON.stringify(s.inputSchema, null, 2) : "";
     this.trigger.set(s.apiTrigger || {});
     this.clearErrors();
     this.baseline = this.snapshot();
@@ -230,9 +238,33 @@ export class ScriptForm {
       enabled: this.enabled.checked,
       concurrency: this.concurrency.value,
       retry: browser ? { retries: 0 } : this.retry.value(),
+      inputSchema: this.schemaValue(),
       schedule: browser ? { enabled: false, cron: "", timezone: "UTC" } : this.schedule.value(),
       apiTrigger: browser ? { enabled: false } : this.trigger.value(),
     };
+  }
+
+  /** The schema as an object (its fields' order kept), null when empty, the text when it is not JSON. */
+  schemaValue() {
+    const raw = this.inputSchema.value.trim();
+    if (!raw) return null;
+    try {
+      return JSON.parse(raw);
+    } catch {
+      return raw;
+    }
+  }
+
+  /** A mistake found before asking the server (the schema is not JSON), as the API would say it. */
+  localError() {
+    const raw = this.inputSchema.value.trim();
+    if (!raw) return null;
+    try {
+      JSON.parse(raw);
+      return null;
+    } catch (e) {
+      return { field: "inputSchema", message: `The input schema is not valid JSON: ${e.message}` };
+    }
   }
 
   snapshot() {
