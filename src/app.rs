@@ -101,8 +101,18 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         metrics.clone(),
         engine.schedule_wake(),
     );
+    let notifier = crate::notifier::Notifier::new(
+        store.clone(),
+        format!("{}/{}", engine.node_id(), uuid::Uuid::now_v7()),
+        engine.delivery_wake(),
+        settings
+            .public_url
+            .as_ref()
+            .map(|p| format!("{}{}", p.base(), settings.admin_path)),
+    );
     let closing = CancellationToken::new();
     let background = vec![
+        tokio::spawn(notifier.clone().run(closing.clone())),
         tokio::spawn({
             let (engine, closing) = (engine.clone(), closing.clone());
             async move { engine.work(closing).await }
@@ -137,6 +147,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         ui: Default::default(),
         metrics,
         isolation,
+        notifier,
         settings,
     });
     Ok(App {

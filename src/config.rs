@@ -259,6 +259,11 @@ impl PublicUrl {
         })
     }
 
+    /// The URL as given, without a trailing slash: links are built from it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn origin(&self) -> &str {
         &self.origin
     }

@@ -19,6 +19,7 @@ pub mod error;
 mod fsutil;
 pub mod http;
 pub mod metrics;
+pub mod notifier;
 pub mod ratelimit;
 pub mod rotate;
 pub mod scheduler;

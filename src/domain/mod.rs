@@ -8,6 +8,7 @@ mod retry;
 mod run;
 mod script;
 mod script_input;
+pub mod webhook;
 mod whole;
 
 pub use code_identifier::CodeIdentifier;
@@ -19,6 +20,7 @@ pub use script::{
     CatchUp, Concurrency, EnvVar, Runner, ScheduleSettings, ScriptDefinition, ScriptType,
 };
 pub use script_input::{ApiTriggerInput, EnvVarInput, ScheduleInput, ScriptDraft, ScriptInput};
+pub use webhook::{Webhook, WebhookInput};
 
 /// A rule broken by client input, naming the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

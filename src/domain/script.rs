@@ -181,6 +181,7 @@ pub struct ScriptDefinition {
     pub retry: super::RetryPolicy,
     /// The run input's form; `None`: any JSON is taken as it is.
     pub input_schema: Option<super::InputSchema>,
+    pub notifications: Vec<super::Webhook>,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,

@@ -107,6 +107,9 @@ pub struct ScriptInput {
     /// completed with the defaults; the fields' order is the Run form's. Null: any input.
     #[schema(value_type = Option<super::InputSchema>)]
     pub input_schema: Option<Box<serde_json::value::RawValue>>,
+    /// Webhooks told of runs' ends (at most 5); none by default.
+    #[schema(nullable = false, max_items = 5)]
+    pub notifications: Option<Vec<super::WebhookInput>>,
     /// Retries of a failed run; none by default.
     #[schema(nullable = false)]
     pub retry: Option<super::RetryPolicy>,
@@ -182,6 +185,8 @@ pub struct ScriptDraft {
     pub tty: bool,
     pub retry: super::RetryPolicy,
     pub input_schema: Option<super::InputSchema>,
+    /// Checked but for their secrets, which `resolve_webhooks` takes from the stored ones.
+    pub notifications: Vec<super::WebhookInput>,
     pub enabled: bool,
     pub concurrency: Concurrency,
     pub schedule: ScheduleSettings,
@@ -312,6 +317,8 @@ impl ScriptInput {
         }
         let retry = self.retry.unwrap_or_default();
         retry.validate()?;
+        let notifications = self.notifications.unwrap_or_default();
+        super::webhook::parse_webhooks(notifications.clone(), &[])?;
         let input_schema = match self.input_schema.as_deref().map(|r| r.get()) {
             None | Some("null") => None,
             Some(raw) => Some(super::InputSchema::parse(raw)?),
@@ -348,6 +355,7 @@ impl ScriptInput {
             tty,
             retry,
             input_schema,
+            notifications,
             enabled: self.enabled.unwrap_or(true),
             concurrency,
             schedule,
@@ -473,6 +481,14 @@ fn parse_schedule(input: ScheduleInput) -> Result<ScheduleSettings, ValidationEr
 impl ScriptDraft {
     /// Fills secrets sent as `null` from the stored variables; a new secret without a value is
     /// refused.
+    /// The webhooks, a `null` secret keeping the stored one of the same URL.
+    pub fn resolve_webhooks(
+        &self,
+        stored: &[super::Webhook],
+    ) -> Result<Vec<super::Webhook>, ValidationError> {
+        super::webhook::parse_webhooks(self.notifications.clone(), stored)
+    }
+
     pub fn resolve_env(&self, stored: &[EnvVar]) -> Result<Vec<EnvVar>, ValidationError> {
         self.env
             .iter()

@@ -232,7 +232,11 @@ impl Engine {
         let summary = sink_task.await.unwrap_or_default();
         tracing::info!(status = outcome.status.as_str(), exit_code = ?outcome.exit_code, "run ended");
         let retry = plan_retry(&run.id, &run.meta, run.trigger, &ctx, &outcome);
-        self.record_end(end, outcome, summary, result, retry).await
+        let recorded = self.record_end(end, outcome, summary, result, retry).await;
+        if let Some(status) = recorded {
+            self.queue_notifications(&ctx.script, &run.id, status).await;
+        }
+        recorded
     }
 
     /// Records how a run ended, if this node still holds it. Returns the status recorded.

@@ -107,6 +107,8 @@ struct Inner {
     work: Notify,
     /// Wakes the scheduler: a schedule changed here or on another node.
     schedules: Arc<Notify>,
+    /// Wakes this node's notifier when notifications are queued here.
+    deliveries: Arc<Notify>,
 }
 
 impl Engine {
@@ -140,6 +142,7 @@ impl Engine {
                 tasks: TaskTracker::new(),
                 work: Notify::new(),
                 schedules: Arc::new(Notify::new()),
+                deliveries: Arc::new(Notify::new()),
             }),
         };
         engine.recover().await?;
@@ -164,6 +167,65 @@ impl Engine {
     /// The executable providing the hidden `__launch` and `__isolate` subcommands.
     pub fn helper_exe(&self) -> &std::path::Path {
         &self.inner.config.supervisor_exe
+    }
+
+    /// What wakes the notifier when this node queues notifications.
+    pub fn delivery_wake(&self) -> Arc<Notify> {
+        self.inner.deliveries.clone()
+    }
+
+    /// Queues the notifications of a run that ended as `status` for the script's webhooks
+    /// that asked for them. Never fails the run: a store error is logged.
+    pub(crate) async fn queue_notifications(
+        &self,
+        script: &ScriptDefinition,
+        run_id: &str,
+        status: RunStatus,
+    ) {
+        if script.notifications.is_empty() {
+            return;
+        }
+        let previous = match status {
+            RunStatus::Succeeded => self
+                .inner
+                .store
+                .previous_outcome(&script.id, run_id)
+                .await
+                .unwrap_or_default(),
+            _ => None,
+        };
+        let events = crate::domain::webhook::events_for(status, previous);
+        let now = crate::store::rows_time(Utc::now());
+        let deliveries: Vec<crate::store::Delivery> = script
+            .notifications
+            .iter()
+            .flat_map(|hook| {
+                events
+                    .iter()
+                    .filter(|e| hook.on.contains(e))
+                    .map(move |e| crate::store::Delivery {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        run_id: run_id.to_string(),
+                        script_id: script.id.clone(),
+                        event: e.as_str().to_string(),
+                        url: hook.url.clone(),
+                        status: "pending".into(),
+                        attempts: 0,
+                        next_at: now,
+                        response: None,
+                        error: None,
+                        created_at: now,
+                        updated_at: now,
+                    })
+            })
+            .collect();
+        if deliveries.is_empty() {
+            return;
+        }
+        match self.inner.store.enqueue_deliveries(&deliveries).await {
+            Ok(()) => self.inner.deliveries.notify_one(),
+            Err(e) => tracing::warn!(run_id, error = %e, "could not queue the run's notifications"),
+        }
     }
 
     /// What wakes the scheduler when schedules change, here or on another node.

@@ -106,6 +106,8 @@ impl Engine {
             node_id: None,
         };
         self.inner.store.record_ended(&run).await?;
+        self.queue_notifications(script, &run.id, RunStatus::Skipped)
+            .await;
         self.announce(Signal::Status {
             run_id: run.id.clone(),
             status: RunStatus::Skipped,

@@ -6,6 +6,7 @@ mod conn;
 mod events;
 mod extract;
 mod nodes;
+mod notifications;
 mod ops;
 mod run_log;
 mod runs;
@@ -127,6 +128,8 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(run_log::log))
         .routes(routes!(run_log::lines))
         .routes(routes!(run_log::search))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::test))
         .routes(routes!(runs::cancel))
         .routes(routes!(scripts::get, scripts::update, scripts::delete))
         .routes(routes!(runs::start))

@@ -166,8 +166,10 @@ pub async fn create(
     let draft = script_input(&body)?.parse()?;
     runner_allowed(&state, draft.runner)?;
     let env = draft.resolve_env(&[])?;
+    let hooks = draft.resolve_webhooks(&[])?;
     let now = Utc::now();
-    let script = build(draft, env, uuid::Uuid::now_v7().to_string(), now, None);
+    let mut script = build(draft, env, uuid::Uuid::now_v7().to_string(), now, None);
+    script.notifications = hooks;
     state.store.insert_script(&script).await?;
     state.schedule_changed();
     tracing::info!(script_id = %script.id, code = %script.code_identifier, "script created");
@@ -203,6 +205,7 @@ pub async fn update(
     runner_allowed(&state, draft.runner)?;
     let existing = state.store.get_script(&id).await?;
     let env = draft.resolve_env(&existing.env)?;
+    let hooks = draft.resolve_webhooks(&existing.notifications)?;
     let mut script = build(
         draft,
         env,
@@ -211,6 +214,7 @@ pub async fn update(
         existing.token_created_at,
     );
     script.updated_at = Utc::now();
+    script.notifications = hooks;
     state.store.update_script(&script).await?;
     state.schedule_changed();
     Ok(Json(ScriptView::from(&script)))
@@ -265,6 +269,7 @@ fn build(
         tty: d.tty,
         retry: d.retry,
         input_schema: d.input_schema,
+        notifications: Vec::new(),
         enabled: d.enabled,
         concurrency: d.concurrency,
         schedule: d.schedule,

@@ -33,6 +33,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// What the isolated runner's sandbox could turn on, found at startup.
     pub isolation: Option<crate::engine::isolate::IsolationLayers>,
+    /// Sends notifications; the Test button uses it directly.
+    pub notifier: crate::notifier::Notifier,
 }
 
 impl AppState {

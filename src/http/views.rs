@@ -63,6 +63,10 @@ pub struct ScriptView {
     /// Host runs under a pseudo-terminal (stdout and stderr as one stream).
     pub tty: bool,
     pub retry: crate::domain::RetryPolicy,
+    /// Left out of list entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub notifications: Option<Vec<WebhookView>>,
     /// The run input's form (see `ScriptInput.inputSchema`); null when none.
     #[schema(required = true, value_type = Option<crate::domain::InputSchema>)]
     pub input_schema: Option<Box<serde_json::value::RawValue>>,
@@ -124,6 +128,27 @@ pub struct EnvView {
     pub secret: bool,
 }
 
+/// A webhook of a script; its secret is never shown, only whether it has one.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub url: String,
+    pub on: Vec<crate::domain::webhook::Event>,
+    pub format: crate::domain::webhook::Format,
+    pub has_secret: bool,
+}
+
+impl From<&crate::domain::Webhook> for WebhookView {
+    fn from(w: &crate::domain::Webhook) -> Self {
+        Self {
+            url: w.url.clone(),
+            on: w.on.clone(),
+            format: w.format,
+            has_secret: w.secret.is_some(),
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = ScheduleView)]
@@ -149,11 +174,12 @@ pub struct ApiTriggerView {
 }
 
 impl ScriptView {
-    /// A list entry: everything but the body and the env.
+    /// A list entry: everything but the body, the env and the webhooks.
     pub fn listed(s: &ScriptDefinition, last_run: Option<&Run>) -> Self {
         Self {
             script: None,
             env: None,
+            notifications: None,
             last_run: last_run.map(LastRunView::from),
             ..Self::from(s)
         }
@@ -185,6 +211,7 @@ impl From<&ScriptDefinition> for ScriptView {
             memory_limit_mb: s.memory_limit_mb,
             tty: s.tty,
             retry: s.retry.clone(),
+            notifications: Some(s.notifications.iter().map(WebhookView::from).collect()),
             input_schema: s
                 .input_schema
                 .as_ref()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::rows::ScriptRow;
 use super::{StoreError, StoreResult};
-use crate::domain::{EnvVar, ScriptDefinition};
+use crate::domain::webhook::{Event, Format};
+use crate::domain::{EnvVar, ScriptDefinition, Webhook};
 use crate::secrets::SecretBox;
 
 #[derive(Debug, Clone)]
@@ -48,8 +49,65 @@ impl EnvCodec {
         Ok(env)
     }
 
+    /// A script's webhooks as stored: their signing secrets sealed like secret env values
+    /// (bound to the script and to their use).
+    pub fn seal_webhooks(&self, script_id: &str, hooks: &[Webhook]) -> StoreResult<String> {
+        let record = webhook_record(script_id);
+        let stored: Vec<StoredWebhook> = hooks
+            .iter()
+            .map(|w| StoredWebhook {
+                url: w.url.clone(),
+                on: w.on.clone(),
+                format: w.format,
+                secret: w.secret.as_ref().map(|s| self.secrets.seal(&record, s)),
+            })
+            .collect();
+        serde_json::to_string(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    pub fn open_webhooks(&self, script_id: &str, text: &str) -> StoreResult<Vec<Webhook>> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("script {script_id}: {what}"));
+        let stored: Vec<StoredWebhook> =
+            serde_json::from_str(text).map_err(|_| corrupt("bad notifications".into()))?;
+        let record = webhook_record(script_id);
+        stored
+            .into_iter()
+            .map(|w| {
+                let secret = match w.secret {
+                    Some(sealed) => Some(
+                        self.secrets
+                            .open(&record, &sealed)
+                            .map_err(|e| corrupt(format!("webhook secret: {e}")))?,
+                    ),
+                    None => None,
+                };
+                Ok(Webhook {
+                    url: w.url,
+                    on: w.on,
+                    format: w.format,
+                    secret,
+                })
+            })
+            .collect()
+    }
+
     pub fn open(&self, row: ScriptRow) -> StoreResult<ScriptDefinition> {
         let env = self.open_env(row.id(), row.env_text())?;
-        row.into_definition(env)
+        let hooks = self.open_webhooks(row.id(), row.notifications_text())?;
+        row.into_definition(env, hooks)
     }
+}
+
+/// What a webhook secret is sealed to: its script, and its use (so it cannot pass for an env
+/// value of the same script).
+fn webhook_record(script_id: &str) -> String {
+    format!("{script_id}/webhook")
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredWebhook {
+    url: String,
+    on: Vec<Event>,
+    format: Format,
+    secret: Option<String>,
 }

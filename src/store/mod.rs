@@ -5,6 +5,7 @@
 //! `pg_feed.rs`.
 
 mod codec;
+mod deliveries;
 mod feed;
 mod leases;
 mod logs;
@@ -26,12 +27,14 @@ use chrono::{DateTime, Utc};
 use crate::domain::RunOutcome;
 
 pub use codec::EnvCodec;
+pub use deliveries::{Attempted, Delivery, DeliveryStore};
 pub use feed::{DynFeed, Feed, Signal};
 pub use leases::LeaseStore;
 pub use logs::{search_log, LogSearch, LogStore};
 pub use nodes::{NodeBeat, NodeStore};
 pub use postgres::PgStore;
 pub use queue::{Admission, CancelRequest, QueueBounds, QueueStore};
+pub use rows::{from_ms as rows_from_ms, to_ms as rows_time};
 pub use runs::RunStore;
 pub use schedules::ScheduleStore;
 pub use scripts::ScriptStore;
@@ -112,7 +115,15 @@ pub struct Owner {
 /// Everything the engine and the handlers need from storage.
 #[async_trait]
 pub trait Store:
-    ScriptStore + RunStore + QueueStore + LeaseStore + LogStore + ScheduleStore + NodeStore + 'static
+    ScriptStore
+    + RunStore
+    + QueueStore
+    + LeaseStore
+    + LogStore
+    + ScheduleStore
+    + NodeStore
+    + DeliveryStore
+    + 'static
 {
     /// Cheap round trip, for `/healthz`.
     async fn ping(&self) -> StoreResult<()>;

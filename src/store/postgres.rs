@@ -40,6 +40,7 @@ super::leases::impl_lease_store!(PgStore);
 super::logs::impl_log_store!(PgStore, sqlx::Postgres);
 super::schedules::impl_schedule_store!(PgStore);
 super::nodes::impl_node_store!(PgStore);
+super::deliveries::impl_delivery_store!(PgStore, "FOR UPDATE SKIP LOCKED");
 
 #[async_trait]
 impl super::Store for PgStore {

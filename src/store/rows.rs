@@ -18,14 +18,14 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 
 pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
     script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
-    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema";
+    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema, notifications";
 
 /// The same columns for lists: no body, no env (nothing to decrypt).
 pub const SCRIPT_LIST_COLUMNS: &str =
     "id, name, code_identifier, description, script_type, runner, \
     '' AS script, working_dir, '[]' AS env, timeout_ms, memory_limit_mb, enabled, concurrency, \
     schedule_enabled, schedule_cron, schedule_tz, next_fire_at, api_enabled, token_created_at, \
-    created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema";
+    created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema, '[]' AS notifications";
 
 #[derive(sqlx::FromRow)]
 pub struct ScriptRow {
@@ -49,6 +49,7 @@ pub struct ScriptRow {
     tty: bool,
     retry_policy: String,
     input_schema: Option<String>,
+    notifications: String,
     next_fire_at: Option<i64>,
     api_enabled: bool,
     token_created_at: Option<i64>,
@@ -66,7 +67,16 @@ impl ScriptRow {
         &self.env
     }
 
-    pub fn into_definition(self, env: Vec<EnvVar>) -> StoreResult<ScriptDefinition> {
+    /// The stored notifications column, as the codec wrote it.
+    pub fn notifications_text(&self) -> &str {
+        &self.notifications
+    }
+
+    pub fn into_definition(
+        self,
+        env: Vec<EnvVar>,
+        notifications: Vec<crate::domain::Webhook>,
+    ) -> StoreResult<ScriptDefinition> {
         let r = self;
         let corrupt = |what: &str| StoreError::Corrupt(format!("script {}: bad {what}", r.id));
         let retry = serde_json::from_str(&r.retry_policy).map_err(|_| corrupt("retry policy"))?;
@@ -75,6 +85,7 @@ impl ScriptRow {
             None => None,
         };
         Ok(ScriptDefinition {
+            notifications,
             retry,
             input_schema,
             script_type: ScriptType::parse(&r.script_type).ok_or_else(|| corrupt("type"))?,

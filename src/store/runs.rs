@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{RunFilter, StoreResult};
-use crate::domain::Run;
+use crate::domain::{Run, RunStatus};
 
 #[async_trait]
 pub trait RunStore: Send + Sync {
@@ -21,6 +21,12 @@ pub trait RunStore: Send + Sync {
     async fn active_counts(&self) -> StoreResult<(i64, i64)>;
     /// Deletes the oldest finished runs of a script beyond `keep`, with their logs.
     async fn prune_runs(&self, script_id: &str, keep: u32) -> StoreResult<u64>;
+    /// How the script's last run before `run_id` that succeeded, failed or timed out ended.
+    async fn previous_outcome(
+        &self,
+        script_id: &str,
+        run_id: &str,
+    ) -> StoreResult<Option<RunStatus>>;
 }
 
 macro_rules! impl_run_store {
@@ -116,6 +122,22 @@ macro_rules! impl_run_store {
                 Ok((count("running"), count("queued")))
             }
 
+            async fn previous_outcome(
+                &self,
+                script_id: &str,
+                run_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::RunStatus>> {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT status FROM runs WHERE script_id = $1 AND id < $2 \
+                     AND status IN ('succeeded', 'failed', 'timed_out') ORDER BY id DESC LIMIT 1",
+                )
+                .bind(script_id)
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(s,)| $crate::domain::RunStatus::parse(&s)))
+            }
+
             async fn prune_runs(
                 &self,
                 script_id: &str,
@@ -125,11 +147,13 @@ macro_rules! impl_run_store {
                 // WAL mode cannot upgrade a read snapshot to a write while others commit.
                 let old = "SELECT id FROM runs WHERE script_id = $1 \
                      AND status NOT IN ('queued', 'running') ORDER BY id DESC LIMIT 1000000 OFFSET $2";
-                sqlx::query(&format!("DELETE FROM run_log_chunks WHERE run_id IN ({old})"))
-                    .bind(script_id)
-                    .bind(i64::from(keep))
-                    .execute(&self.pool)
-                    .await?;
+                for table in ["run_log_chunks", "deliveries"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE run_id IN ({old})"))
+                        .bind(script_id)
+                        .bind(i64::from(keep))
+                        .execute(&self.pool)
+                        .await?;
+                }
                 let done = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({old})"))
                     .bind(script_id)
                     .bind(i64::from(keep))

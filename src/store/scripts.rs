@@ -145,7 +145,7 @@ macro_rules! impl_script_store {
                 let env = self.codec.seal(&s.id, &s.env)?;
                 let sql = format!(
                     "INSERT INTO scripts ({}) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)",
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)",
                     $crate::store::rows::SCRIPT_COLUMNS
                 );
                 sqlx::query(&sql)
@@ -174,6 +174,7 @@ macro_rules! impl_script_store {
                     .bind(s.tty)
                     .bind($crate::store::scripts::retry_json(&s.retry))
                     .bind(s.input_schema.as_ref().map(|i| i.to_json()))
+                    .bind(self.codec.seal_webhooks(&s.id, &s.notifications)?)
                     .execute(&self.pool)
                     .await
                     .map_err($crate::store::scripts::unique_to_conflict)?;
@@ -190,7 +191,7 @@ macro_rules! impl_script_store {
                      script_type=$5, runner=$6, script=$7, working_dir=$8, env=$9, \
                      timeout_ms=$10, enabled=$11, concurrency=$12, schedule_enabled=$13, \
                      schedule_cron=$14, schedule_tz=$15, next_fire_at=$16, api_enabled=$17, \
-                     updated_at=$18, memory_limit_mb=$19, schedule_catch_up=$20, tty=$21, retry_policy=$22, input_schema=$23 WHERE id=$1",
+                     updated_at=$18, memory_limit_mb=$19, schedule_catch_up=$20, tty=$21, retry_policy=$22, input_schema=$23, notifications=$24 WHERE id=$1",
                 )
                 .bind(&s.id)
                 .bind(&s.name)
@@ -215,6 +216,7 @@ macro_rules! impl_script_store {
                 .bind(s.tty)
                 .bind($crate::store::scripts::retry_json(&s.retry))
                 .bind(s.input_schema.as_ref().map(|i| i.to_json()))
+                .bind(self.codec.seal_webhooks(&s.id, &s.notifications)?)
                 .execute(&self.pool)
                 .await
                 .map_err($crate::store::scripts::unique_to_conflict)?;
@@ -232,6 +234,10 @@ macro_rules! impl_script_store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("DELETE FROM deliveries WHERE script_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("DELETE FROM runs WHERE script_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
@@ -300,11 +306,13 @@ macro_rules! impl_script_store {
             }
 
             async fn verify_secrets(&self) -> $crate::store::StoreResult<()> {
-                let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, env FROM scripts")
-                    .fetch_all(&self.pool)
-                    .await?;
-                for (id, env) in rows {
+                let rows: Vec<(String, String, String)> =
+                    sqlx::query_as("SELECT id, env, notifications FROM scripts")
+                        .fetch_all(&self.pool)
+                        .await?;
+                for (id, env, hooks) in rows {
                     self.codec.open_env(&id, &env)?;
+                    self.codec.open_webhooks(&id, &hooks)?;
                 }
                 Ok(())
             }
@@ -314,18 +322,22 @@ macro_rules! impl_script_store {
                 next: &$crate::store::EnvCodec,
             ) -> $crate::store::StoreResult<u64> {
                 let mut tx = self.pool.begin().await?;
-                let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, env FROM scripts")
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let rows: Vec<(String, String, String)> =
+                    sqlx::query_as("SELECT id, env, notifications FROM scripts")
+                        .fetch_all(&mut *tx)
+                        .await?;
                 let mut changed = 0;
-                for (id, env) in rows {
+                for (id, env, hooks) in rows {
                     let plain = self.codec.open_env(&id, &env)?;
-                    if !plain.iter().any(|e| e.secret) {
+                    let hooks = self.codec.open_webhooks(&id, &hooks)?;
+                    if !plain.iter().any(|e| e.secret) && !hooks.iter().any(|h| h.secret.is_some())
+                    {
                         continue;
                     }
-                    sqlx::query("UPDATE scripts SET env = $2 WHERE id = $1")
+                    sqlx::query("UPDATE scripts SET env = $2, notifications = $3 WHERE id = $1")
                         .bind(&id)
                         .bind(next.seal(&id, &plain)?)
+                        .bind(next.seal_webhooks(&id, &hooks)?)
                         .execute(&mut *tx)
                         .await?;
                     changed += 1;

@@ -13,6 +13,7 @@ mod hardening;
 mod inputs;
 mod isolate;
 mod nodes;
+mod notify;
 mod observability;
 mod process;
 mod proxy;

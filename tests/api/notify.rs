@@ -1,0 +1,276 @@
+//! Notifications: webhooks told of failures, recoveries and successes, signed, delivered once,
+//! retried when the receiver is down without holding up any run, and a Test button.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::helpers::{both_backends, Backend, TestApp};
+
+both_backends!(
+    a_failure_then_a_recovery_reach_the_webhook_once_each_signed,
+    a_receiver_that_is_down_or_failing_holds_up_no_run,
+    the_test_button_sends_to_each_webhook_and_says_how_it_answered,
+);
+
+/// What a test webhook receiver got: headers and body of each request.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(HeaderMap, String)>>>);
+
+impl Received {
+    fn all(&self) -> Vec<(HeaderMap, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A receiver on a random port answering `status` to every POST; its URL.
+async fn receiver(status: StatusCode) -> (String, Received) {
+    let got = Received::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let keep = keep.clone();
+            async move {
+                keep.0.lock().unwrap().push((headers, body));
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    let sig = headers["x-scriptd-signature"].to_str().unwrap();
+    let (t, v1) = sig.split_once(",v1=").unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let age = chrono::Utc::now().timestamp() - t.parse::<i64>().unwrap();
+    want == v1 && (0..60).contains(&age)
+}
+
+async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn deliveries(app: &TestApp, run: &str) -> Vec<Value> {
+    app.get_json(&format!("/api/admin/scripts/runs/{run}/deliveries"))
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn a_failure_then_a_recovery_reach_the_webhook_once_each_signed(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (url, got) = receiver(StatusCode::OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("ok");
+    let script = app
+        .bash(
+            &format!("echo 'checking'; test -e {}", flag.display()),
+            json!({"notifications": [{"url": url, "on": ["failure", "recovery"], "secret": "whsec-test"}]}),
+        )
+        .await;
+    let doc = app.get_json(&format!("/api/admin/scripts/{script}")).await;
+    assert_eq!(
+        doc["notifications"],
+        json!([{"url": url, "on": ["failure", "recovery"], "format": "json", "hasSecret": true}])
+    );
+    assert!(
+        !doc.to_string().contains("whsec-test"),
+        "the secret is never shown"
+    );
+
+    let failed = app.run(&script).await;
+    app.wait_run(&failed).await;
+    let d = until("the failure delivered", async || {
+        let d = deliveries(&app, &failed).await;
+        (d.len() == 1 && d[0]["status"] == "delivered").then_some(d)
+    })
+    .await;
+    assert_eq!(
+        (
+            d[0]["event"].as_str(),
+            d[0]["response"].as_i64(),
+            d[0]["attempts"].as_i64()
+        ),
+        (Some("failure"), Some(200), Some(1))
+    );
+    let (headers, body) = got.all()[0].clone();
+    assert_eq!(headers["x-scriptd-event"], "failure");
+    assert_eq!(headers["x-scriptd-delivery"], d[0]["id"].as_str().unwrap());
+    assert!(verify("whsec-test", &headers, &body), "a valid signature");
+    assert!(!verify("other", &headers, &body));
+    let sent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["event"], "failure");
+    assert_eq!(sent["run"]["id"], failed.as_str());
+    assert_eq!(sent["run"]["status"], "failed");
+    assert_eq!(sent["run"]["exitCode"], 1);
+    assert_eq!(sent["run"]["outputTail"], "checking\n");
+    assert_eq!(sent["script"]["id"], script.as_str());
+
+    // A PUT that sends the webhook back with a null secret keeps it.
+    let mut again = doc.clone();
+    again["notifications"][0] = json!({"url": url, "on": ["failure", "recovery"], "secret": null});
+    let resp = app
+        .admin(Method::PUT, &format!("/api/admin/scripts/{script}"))
+        .json(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    std::fs::write(&flag, "").unwrap();
+    let recovered = app.run(&script).await;
+    app.wait_run(&recovered).await;
+    until("the recovery delivered", async || {
+        let d = deliveries(&app, &recovered).await;
+        (d.len() == 1 && d[0]["status"] == "delivered").then_some(())
+    })
+    .await;
+    let all = got.all();
+    assert_eq!(
+        all.len(),
+        2,
+        "each notification once, success not asked for"
+    );
+    assert_eq!(all[1].0["x-scriptd-event"], "recovery");
+    assert!(
+        verify("whsec-test", &all[1].0, &all[1].1),
+        "still signed with the kept secret"
+    );
+    // A third success is no recovery.
+    let third = app.run(&script).await;
+    app.wait_run(&third).await;
+    assert!(deliveries(&app, &third).await.is_empty());
+}
+
+async fn a_receiver_that_is_down_or_failing_holds_up_no_run(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (failing, got) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let script = app
+        .bash(
+            "true",
+            json!({"concurrency": "parallel", "notifications": [
+                {"url": format!("http://127.0.0.1:{closed}/down"), "on": ["success"]},
+                {"url": failing, "on": ["success"], "format": "slack"}]}),
+        )
+        .await;
+    let run = app.run(&script).await;
+    assert_eq!(app.wait_run(&run).await["status"], "succeeded");
+    let d = until("both attempts recorded", async || {
+        let d = deliveries(&app, &run).await;
+        (d.len() == 2 && d.iter().all(|x| x["attempts"] == 1)).then_some(d)
+    })
+    .await;
+    let down = d
+        .iter()
+        .find(|x| x["url"].as_str().unwrap().ends_with("/down"))
+        .unwrap();
+    assert_eq!(down["status"], "pending", "tried again later");
+    assert!(down["response"].is_null());
+    assert_eq!(down["error"], "could not connect");
+    assert!(down["nextAt"].is_string());
+    let five_hundred = d.iter().find(|x| x["url"] == failing.as_str()).unwrap();
+    assert_eq!(five_hundred["response"], 500);
+    assert_eq!(five_hundred["status"], "pending");
+    let body: Value = serde_json::from_str(&got.all()[0].1).unwrap();
+    assert!(
+        body["text"].as_str().unwrap().contains("succeeded"),
+        "Slack format: {body}"
+    );
+    assert!(
+        got.all()[0].0.get("x-scriptd-signature").is_none(),
+        "no secret, no signature"
+    );
+    // Runs go on as ever meanwhile.
+    for _ in 0..3 {
+        let r = app.run(&script).await;
+        assert_eq!(app.wait_run(&r).await["status"], "succeeded");
+    }
+}
+
+async fn the_test_button_sends_to_each_webhook_and_says_how_it_answered(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (ok_url, got) = receiver(StatusCode::NO_CONTENT).await;
+    let (bad_url, _) = receiver(StatusCode::FORBIDDEN).await;
+    let script = app
+        .bash(
+            "true",
+            json!({"notifications": [
+                {"url": ok_url, "on": ["failure"], "secret": "k"},
+                {"url": bad_url, "on": ["failure"]}]}),
+        )
+        .await;
+    let results = app
+        .admin(
+            Method::POST,
+            &format!("/api/admin/scripts/{script}/notifications/test"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        json!([
+            {"url": ok_url, "ok": true, "response": 204, "error": null},
+            {"url": bad_url, "ok": false, "response": 403, "error": "the receiver answered 403"}
+        ])
+    );
+    let (headers, body) = got.all()[0].clone();
+    assert_eq!(headers["x-scriptd-event"], "test");
+    assert!(verify("k", &headers, &body));
+
+    for (hook, field) in [
+        (
+            json!({"url": "ftp://x", "on": ["failure"]}),
+            "notifications[0].url",
+        ),
+        (
+            json!({"url": "https://x.example", "on": []}),
+            "notifications[0].on",
+        ),
+    ] {
+        let resp = app
+            .admin(Method::POST, "/api/admin/scripts")
+            .json(
+                &json!({"name": "n", "codeIdentifier": "n", "type": "bash", "script": "true",
+                          "notifications": [hook]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"]["field"], field);
+    }
+}
