@@ -597,6 +597,77 @@ async fn a_retry_is_taken_by_another_node_when_the_first_one_is_gone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_notification_is_delivered_once_across_nodes() {
+    if pg_url().is_none() {
+        return;
+    }
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let keep = got.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let keep = keep.clone();
+            async move {
+                let id = headers["x-scriptd-delivery"].to_str().unwrap().to_string();
+                keep.lock().unwrap().push(id);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+
+    let cluster = Cluster::start(2, &[]).await;
+    let script = cluster.nodes[0]
+        .create(bash(
+            "exit 3".into(),
+            json!({"concurrency": "parallel",
+                   "notifications": [{"url": url, "on": ["failure"]}]}),
+        ))
+        .await;
+    let mut runs = Vec::new();
+    for i in 0..8 {
+        runs.push(cluster.nodes[i % 2].run(&script).await);
+    }
+    for run in &runs {
+        cluster.nodes[0].wait_finished(run).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut delivered = 0;
+        for run in &runs {
+            let d = cluster.nodes[1]
+                .json(
+                    Method::GET,
+                    &format!("/api/admin/scripts/runs/{run}/deliveries"),
+                    None,
+                )
+                .await;
+            delivered += d
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["status"] == "delivered")
+                .count();
+        }
+        if delivered == runs.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {delivered} of {} delivered",
+            runs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids = got.lock().unwrap().clone();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), runs.len(), "one request per run: {ids:?}");
+    assert_eq!(unique.len(), ids.len(), "no delivery sent twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_of_the_process_group_leaves_no_process_and_queued_runs_survive() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Server::start(dir.path(), &["--max-concurrent-runs", "1"]).await;

@@ -2,6 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
+import http from "node:http";
 import { join } from "node:path";
 import {
   BASE, Browser, api, createScript, until, waitForRunEnd, scratchDir, shot, startProxy, setCode, outputLines, problems,
@@ -868,4 +869,52 @@ test("a script with an input schema runs from a form that checks each field", as
   await noProblems(page);
   page.expectDialog = true;
   await page.close();
+});
+
+test("webhooks set in the form are tested from the page and a run shows what they were told", async () => {
+  const got = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => { body += c; });
+    req.on("end", () => { got.push({ event: req.headers["x-scriptd-event"], signature: req.headers["x-scriptd-signature"], body }); res.writeHead(200).end(); });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${server.address().port}/hook`;
+  try {
+    const s = await createScript({ name: `Hooks ${tag}`, script: "echo broken; exit 2" });
+    const page = await browser.page(`/scripts#s/${s.id}`);
+    await page.getByRole("button", { name: "Add webhook" }).click();
+    await page.getByLabel("Webhook URL").fill(url);
+    await page.getByLabel("Signing secret").fill("ui-secret");
+    await page.keyboard.press("Control+s");
+    await until(async () => (await api("GET", `/${s.id}`)).notifications?.[0]?.hasSecret === true, { what: "the webhook saved" });
+    assert.equal(await page.getByLabel("Signing secret").inputValue(), "", "the secret is not shown back");
+    assert.match(await page.getByLabel("Signing secret").getAttribute("placeholder"), /stored/);
+
+    await page.getByRole("button", { name: "Send a test" }).click();
+    const result = page.getByTestId("hook-result");
+    await result.waitFor();
+    assert.match(await result.textContent(), /answered 200/);
+    assert.equal(got.at(-1).event, "test");
+    assert.match(got.at(-1).signature, /^t=\d+,v1=[0-9a-f]{64}$/);
+
+    await page.getByTestId("run").click();
+    await status(page).filter({ hasText: "Failed" }).waitFor();
+    const told = page.getByTestId("run-deliveries");
+    await until(async () => {
+      const runId = (await api("GET", `/runs?scriptId=${s.id}`)).runs[0].id;
+      const d = await api("GET", `/runs/${runId}/deliveries`);
+      return d[0]?.status === "delivered";
+    }, { what: "the failure delivered" });
+    // Reopen the run to read its details as stored.
+    await page.locator(".run-row .run-open").first().click();
+    await told.waitFor();
+    assert.match(await told.textContent(), /failure → 127\.0\.0\.1:\d+: delivered \(200\)/);
+    assert.equal(JSON.parse(got.at(-1).body).run.exitCode, 2);
+    await noProblems(page);
+    page.expectDialog = true;
+    await page.close();
+  } finally {
+    server.close();
+  }
 });

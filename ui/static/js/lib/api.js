@@ -63,6 +63,8 @@ export const api = {
   /** A page of a run's stored lines: {after} or {before}, and a limit. */
   runLines: (runId, query) => request("GET", `/runs/${encodeURIComponent(runId)}/lines` + qs(query)),
   searchLog: (runId, q, after, limit) => request("GET", `/runs/${encodeURIComponent(runId)}/log/search` + qs({ q, after, limit })),
+  deliveries: (runId) => request("GET", `/runs/${encodeURIComponent(runId)}/deliveries`),
+  testNotifications: (id) => request("POST", `/${encodeURIComponent(id)}/notifications/test`),
   cancelRun: (runId) => request("POST", `/runs/${encodeURIComponent(runId)}/cancel`),
   schedulePreview: (cron, timezone, signal) =>
     request("GET", "/schedule-preview" + qs({ cron, timezone, count: 5 }), undefined, { signal }),

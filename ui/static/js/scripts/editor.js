@@ -7,6 +7,7 @@ import { createCodeEditor } from "./code-editor.js";
 import { EnvGrid } from "./env-grid.js";
 import { ScheduleEditor } from "./schedule.js";
 import { RetryEditor } from "./retry.js";
+import { NotificationsEditor } from "./notifications.js";
 import { TriggerEditor } from "./trigger.js";
 
 export const RUNNERS = {
@@ -98,6 +99,7 @@ export class ScriptForm {
     this.env = new EnvGrid({ onChange: changed });
     this.schedule = new ScheduleEditor({ onChange: changed });
     this.retry = new RetryEditor();
+    this.notifications = new NotificationsEditor({ onChange: changed, scriptId, canTest: () => !!scriptId() && !this.isDirty() });
     this.inputSchema = h("textarea.input.mono#f-input-schema", { rows: 6, spellcheck: "false", placeholder: SCHEMA_EXAMPLE });
     this.trigger = new TriggerEditor({ onChange: changed, scriptId, codeIdentifier: () => this.code.value });
 
@@ -135,6 +137,7 @@ export class ScriptForm {
           h("div", "Stored variables are sensitive: they reach the script's environment on the server. Mark tokens and passwords as ", h("strong", "secret"), " — encrypted at rest, never shown again, masked as *** in output.")),
         this.env.el),
       section("retry", "Retries", "rotate", this.retry.el),
+      section("notify", "Notifications", "external-link", this.notifications.el),
       section("input", "Run input form", "keyboard",
         h("div.field", { "data-field": "inputSchema" },
           h("label", { for: "f-input-schema" }, "Input schema (optional)"), this.inputSchema,
@@ -169,6 +172,7 @@ export class ScriptForm {
     this.env.set(s.env || []);
     this.schedule.set(s.schedule || {}, s.schedule?.nextRunAt);
     this.retry.set(s.retry);
+    this.notifications.set(s.notifications);
     this.inputSchema.value = s.inputSchema ? JSON.stringify(s.inputSchema, null, 2) : "";
     this.trigger.set(s.apiTrigger || {});
     this.clearErrors();
@@ -202,7 +206,7 @@ export class ScriptForm {
     const browser = this.type === "browser";
     this.el.classList.toggle("is-host", host);
     this.el.classList.toggle("is-browser", browser);
-    for (const key of ["env", "retry", "schedule", "trigger"]) if (this.sections[key]) this.sections[key].hidden = browser;
+    for (const key of ["env", "retry", "notify", "schedule", "trigger"]) if (this.sections[key]) this.sections[key].hidden = browser;
     this.warning.hidden = !host;
     mount(this.runnerHint, RUNNER_HINT[this.runner.value]);
     this.browserNote.hidden = !browser;
@@ -238,6 +242,7 @@ export class ScriptForm {
       enabled: this.enabled.checked,
       concurrency: this.concurrency.value,
       retry: browser ? { retries: 0 } : this.retry.value(),
+      notifications: browser ? [] : this.notifications.value(),
       inputSchema: this.schemaValue(),
       schedule: browser ? { enabled: false, cron: "", timezone: "UTC" } : this.schedule.value(),
       apiTrigger: browser ? { enabled: false } : this.trigger.value(),

@@ -4,6 +4,7 @@
 // same input.
 import { h, icon, mount, copyText } from "../lib/dom.js";
 import { absolute } from "../lib/format.js";
+import { api } from "../lib/api.js";
 
 const TRIGGER = { manual: "Started by hand", schedule: "Started by the schedule", api: "Started by the API trigger" };
 
@@ -53,6 +54,7 @@ export class RunDetails {
   }
 
   clear() {
+    this.asked = (this.asked || 0) + 1;
     this.el.hidden = true;
     this.el.replaceChildren();
   }
@@ -76,5 +78,29 @@ export class RunDetails {
       run.input !== null && run.input !== undefined ? json("Input", run.input, "run-input-value") : null,
       run.result !== null && run.result !== undefined ? json("Result", run.result, "run-result") : null);
     this.el.hidden = false;
+    if (!["queued", "running"].includes(run.status)) this.showDeliveries(run.id);
+  }
+
+  /** What the script's webhooks were told of this run, and how each answered. */
+  async showDeliveries(runId) {
+    const ask = (this.asked = (this.asked || 0) + 1);
+    let list;
+    try {
+      list = await api.deliveries(runId);
+    } catch {
+      return;
+    }
+    if (ask !== this.asked || !list.length) return;
+    const host = (url) => { try { return new URL(url).host; } catch { return url; } };
+    const line = (d) => {
+      const state = d.status === "delivered" ? `delivered (${d.response})`
+        : d.status === "failed" ? `failed after ${d.attempts} attempts: ${d.error}`
+          : `${d.error || "waiting"}; next attempt ${absolute(d.nextAt)}`;
+      return h(`li.delivery.delivery-${d.status}`, { title: d.url },
+        icon(d.status === "delivered" ? "circle-check" : d.status === "failed" ? "circle-x" : "clock"),
+        `${d.event} → ${host(d.url)}: ${state}`);
+    };
+    this.el.append(h("div.run-deliveries", { "data-testid": "run-deliveries" },
+      h("div.run-json-label", "Notifications"), h("ul", list.map(line))));
   }
 }
