@@ -16,6 +16,8 @@ both_backends!(
     a_failure_then_a_recovery_reach_the_webhook_once_each_signed,
     a_receiver_that_is_down_or_failing_holds_up_no_run,
     the_test_button_sends_to_each_webhook_and_says_how_it_answered,
+    retries_failing_twice_then_succeeding_notify_two_failures_and_a_recovery,
+    a_skipped_tick_is_notified,
 );
 
 /// What a test webhook receiver got: headers and body of each request.
@@ -273,4 +275,75 @@ async fn the_test_button_sends_to_each_webhook_and_says_how_it_answered(b: Backe
         assert_eq!(resp.status(), 400);
         assert_eq!(resp.json::<Value>().await.unwrap()["error"]["field"], field);
     }
+}
+
+async fn retries_failing_twice_then_succeeding_notify_two_failures_and_a_recovery(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (url, got) = receiver(StatusCode::OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("count");
+    let script = app
+        .bash(
+            &format!(
+                "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; [ $n -ge 3 ]",
+                c = count.display()
+            ),
+            json!({"retry": {"retries": 3, "delayMs": 100},
+                   "notifications": [{"url": url, "on": ["failure", "recovery"]}]}),
+        )
+        .await;
+    app.run(&script).await;
+    let events = until("three notifications", async || {
+        let all = got.all();
+        (all.len() >= 3).then(|| {
+            all.iter()
+                .map(|(h, b)| {
+                    let body: Value = serde_json::from_str(b).unwrap();
+                    (
+                        h["x-scriptd-event"].to_str().unwrap().to_string(),
+                        body["run"]["meta"]["retry"]["attempt"].as_i64(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await;
+    let mut events = events;
+    // Delivered as sent, in any order between runs: ordered by attempt here.
+    events.sort_by_key(|e| e.1);
+    assert_eq!(
+        events,
+        [
+            ("failure".to_string(), None),
+            ("failure".to_string(), Some(2)),
+            ("recovery".to_string(), Some(3))
+        ]
+    );
+}
+
+async fn a_skipped_tick_is_notified(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (url, got) = receiver(StatusCode::OK).await;
+    let script = app
+        .bash(
+            "sleep 2",
+            json!({"schedule": {"enabled": true, "cron": "* * * * * *"},
+                   "notifications": [{"url": url, "on": ["skipped"]}]}),
+        )
+        .await;
+    let (_, body) = until("a skipped tick notified", async || {
+        got.all().into_iter().next()
+    })
+    .await;
+    let sent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["event"], "skipped");
+    assert_eq!(sent["run"]["status"], "skipped");
+    assert_eq!(sent["run"]["meta"]["skipped"]["reason"], "still_running");
+    let mut doc = app.get_json(&format!("/api/admin/scripts/{script}")).await;
+    doc["schedule"]["enabled"] = json!(false);
+    app.admin(Method::PUT, &format!("/api/admin/scripts/{script}"))
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
 }
