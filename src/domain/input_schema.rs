@@ -151,15 +151,18 @@ impl InputSchema {
         let mut seen = std::collections::HashSet::new();
         for (name, field) in &schema.properties.0 {
             let at = |what: &str| format!(".properties.{name}{what}");
-            let valid_name = !name.is_empty()
-                && name.len() <= 64
+            // A leading letter keeps names apart from numbers (which a browser would put
+            // first in an object, out of the form's order); "__" names are the browser's own.
+            let valid_name = name.len() <= 64
+                && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && !name.starts_with("__")
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if !valid_name {
                 return Err(bad(
                     format!(".properties.{name}"),
-                    "a field name is 1 to 64 letters, digits, - or _",
+                    "a field name is 1 to 64 letters, digits, - or _, starting with a letter or a single _",
                 ));
             }
             if !seen.insert(name) {
@@ -348,7 +351,9 @@ impl Field {
     fn check(&self, v: &Value) -> Result<(), String> {
         self.check_type(v)?;
         if let Some(options) = &self.one_of {
-            if !options.contains(v) {
+            // Numbers compare as numbers: 2.0 is the enum's 2.
+            let same = |o: &Value| o == v || (o.is_number() && o.as_f64() == v.as_f64());
+            if !options.iter().any(same) {
                 let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
                 return Err(format!("must be one of {}", list.join(", ")));
             }
@@ -473,6 +478,14 @@ mod tests {
             (
                 r#"{"type":"object","properties":{"a b":{"type":"string"}}}"#,
                 "inputSchema.properties.a b",
+            ),
+            (
+                r#"{"type":"object","properties":{"1st":{"type":"string"}}}"#,
+                "inputSchema.properties.1st",
+            ),
+            (
+                r#"{"type":"object","properties":{"__proto__":{"type":"string"}}}"#,
+                "inputSchema.properties.__proto__",
             ),
             (
                 r#"{"type":"object","properties":{"n":{"type":"string","minimum":1}}}"#,

@@ -14,7 +14,7 @@ use super::logs::{LogSink, LogSummary};
 use super::{isolate, process, Engine, Masker};
 use crate::domain::{Attempt, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, Trigger};
 use crate::metrics::StoreCall;
-use crate::store::{RetryRun, RunFinish, Signal};
+use crate::store::{Ended, RetryRun, RunFinish, Signal};
 
 /// The run that retries `run_id` after it ended with `outcome`, if the script's policy asks for
 /// one: the same trigger and input, `meta.retry` naming the chain's first run and the attempt,
@@ -268,24 +268,31 @@ impl Engine {
             .await;
         inner.metrics.store_call(StoreCall::Finish, asked.elapsed());
         match recorded {
-            Ok(true) => {
+            Ok(Ended::Recorded { retry_queued }) => {
                 let ran = end
                     .started_at
                     .and_then(|s| (finish.finished_at - s).to_std().ok());
                 inner
                     .metrics
                     .run_finished(finish.outcome.status, end.trigger, ran);
-                if let (Some(retry_id), Some(retry)) = (retry_id, &finish.retry) {
-                    tracing::info!(run_id, retry_id = %retry_id, due = %retry.not_before, "retry queued");
-                    self.announce(Signal::Status {
-                        run_id: retry_id,
-                        status: RunStatus::Queued,
-                    })
-                    .await;
+                match (retry_id, &finish.retry) {
+                    (Some(retry_id), Some(retry)) if retry_queued => {
+                        tracing::info!(run_id, retry_id = %retry_id, due = %retry.not_before, "retry queued");
+                        self.announce(Signal::Status {
+                            run_id: retry_id,
+                            status: RunStatus::Queued,
+                        })
+                        .await;
+                    }
+                    (Some(_), _) => tracing::warn!(
+                        run_id,
+                        "no retry queued: another run of this one-at-a-time script is active"
+                    ),
+                    _ => {}
                 }
                 Some(finish.outcome.status)
             }
-            Ok(false) => {
+            Ok(Ended::NotHeld) => {
                 tracing::warn!(run_id, "not recording the end of a run this node no longer holds (another node ended it after its lease ran out)");
                 None
             }

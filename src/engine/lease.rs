@@ -31,6 +31,7 @@ impl Engine {
             );
         }
         for run_id in failed {
+            self.notify_lost(&run_id, RunStatus::Failed).await;
             self.announce(Signal::Status {
                 run_id,
                 status: RunStatus::Failed,
@@ -38,6 +39,17 @@ impl Engine {
             .await;
         }
         Ok(())
+    }
+
+    /// Queues the notifications of a run that ended because its node went away: the failure
+    /// an operator most wants to hear of.
+    async fn notify_lost(&self, run_id: &str, status: RunStatus) {
+        let Ok(run) = self.inner.store.get_run(run_id).await else {
+            return;
+        };
+        if let Ok(script) = self.inner.store.get_script(&run.script_id).await {
+            self.queue_notifications(&script, run_id, status).await;
+        }
     }
 
     /// Renews this node's leases, stops runs it lost or that were canceled elsewhere, and
@@ -119,6 +131,7 @@ impl Engine {
             if let Ok(run) = inner.store.get_run(&run_id).await {
                 inner.metrics.run_finished(status, run.trigger, None);
             }
+            self.notify_lost(&run_id, status).await;
             self.announce(Signal::Status { run_id, status }).await;
         }
         self.announce(Signal::Work).await;

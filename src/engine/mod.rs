@@ -186,12 +186,15 @@ impl Engine {
             return;
         }
         let previous = match status {
-            RunStatus::Succeeded => self
-                .inner
-                .store
-                .previous_outcome(&script.id, run_id)
-                .await
-                .unwrap_or_default(),
+            RunStatus::Succeeded => {
+                match self.inner.store.previous_outcome(&script.id, run_id).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(run_id, error = %e, "could not read the previous run: a recovery may go unnoticed");
+                        None
+                    }
+                }
+            }
             _ => None,
         };
         let events = crate::domain::webhook::events_for(status, previous);

@@ -11,6 +11,8 @@ use crate::domain::{LogLine, LogStream};
 /// How many chunks one query fetches: a chunk holds up to a few thousand lines, and a read
 /// usually wants a page of about that many.
 pub const CHUNKS_PER_READ: i64 = 4;
+/// The most one query of a long read asks for.
+pub const MAX_CHUNKS_PER_READ: i64 = 512;
 
 #[async_trait]
 pub trait LogStore: Send + Sync {
@@ -96,6 +98,10 @@ macro_rules! impl_log_store {
                 let limit = usize::try_from(limit).unwrap_or(0);
                 let mut out = Vec::new();
                 let mut after = after_seq;
+                // A quiet script stores small chunks (a line or two each): each query asks for
+                // twice as many as the last, so a long read takes a few dozen queries, not
+                // thousands.
+                let mut batch = $crate::store::logs::CHUNKS_PER_READ;
                 while out.len() < limit {
                     let chunks: Vec<(i64, i64, String)> = sqlx::query_as(
                         "SELECT first_seq, last_seq, lines FROM run_log_chunks \
@@ -103,7 +109,7 @@ macro_rules! impl_log_store {
                     )
                     .bind(run_id)
                     .bind(after)
-                    .bind($crate::store::logs::CHUNKS_PER_READ)
+                    .bind(batch)
                     .fetch_all(&self.pool)
                     .await?;
                     let fetched = chunks.len() as i64;
@@ -116,9 +122,10 @@ macro_rules! impl_log_store {
                             break;
                         }
                     }
-                    if fetched < $crate::store::logs::CHUNKS_PER_READ {
+                    if fetched < batch {
                         break;
                     }
+                    batch = (batch * 2).min($crate::store::logs::MAX_CHUNKS_PER_READ);
                 }
                 Ok(out)
             }

@@ -73,7 +73,16 @@ pub trait QueueStore: Send + Sync {
     /// Records the end of a run `lease` still holds, and queues its retry if it has one;
     /// false, with nothing changed, when the lease no longer holds (another node took the run
     /// after the lease ran out, or it already ended).
-    async fn finish_run(&self, id: &str, lease: &str, finish: &RunFinish) -> StoreResult<bool>;
+    async fn finish_run(&self, id: &str, lease: &str, finish: &RunFinish) -> StoreResult<Ended>;
+}
+
+/// What recording a run's end did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The lease no longer held: nothing changed.
+    NotHeld,
+    /// The end is recorded, and its retry queued when it had one.
+    Recorded { retry_queued: bool },
 }
 
 /// The claim statement; `lock` is what the backend adds to lock the candidate row.
@@ -276,7 +285,8 @@ macro_rules! impl_queue_store {
                 id: &str,
                 lease: &str,
                 f: &$crate::store::RunFinish,
-            ) -> $crate::store::StoreResult<bool> {
+            ) -> $crate::store::StoreResult<$crate::store::Ended> {
+                use $crate::store::Ended;
                 let update = sqlx::query(
                     "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, \
                      error = $6, output_tail = $7, result = $8, log_bytes = $9, \
@@ -295,13 +305,18 @@ macro_rules! impl_queue_store {
                 .bind(lease);
                 // A run with no retry to queue ends in one statement.
                 let Some(retry) = &f.retry else {
-                    return Ok(update.execute(&self.pool).await?.rows_affected() == 1);
+                    return Ok(match update.execute(&self.pool).await?.rows_affected() {
+                        1 => Ended::Recorded {
+                            retry_queued: false,
+                        },
+                        _ => Ended::NotHeld,
+                    });
                 };
                 let mut tx = self.pool.begin().await?;
                 if update.execute(&mut *tx).await?.rows_affected() != 1 {
-                    return Ok(false);
+                    return Ok(Ended::NotHeld);
                 }
-                {
+                let queued = {
                     let r = &retry.run;
                     // Nothing else of a `single` script can be active while its run ends, so
                     // the retry is admitted; should that ever not hold, the end still counts.
@@ -311,7 +326,7 @@ macro_rules! impl_queue_store {
                          ON CONFLICT DO NOTHING",
                         $crate::store::rows::RUN_COLUMNS
                     );
-                    sqlx::query(&sql)
+                    let done = sqlx::query(&sql)
                         .bind(&r.id)
                         .bind(&r.script_id)
                         .bind(r.status.as_str())
@@ -333,9 +348,12 @@ macro_rules! impl_queue_store {
                         .bind($crate::store::rows::to_ms(retry.not_before))
                         .execute(&mut *tx)
                         .await?;
-                }
+                    done.rows_affected() == 1
+                };
                 tx.commit().await?;
-                Ok(true)
+                Ok(Ended::Recorded {
+                    retry_queued: queued,
+                })
             }
         }
     };

@@ -5,6 +5,9 @@ use async_trait::async_trait;
 use super::{RunFilter, StoreResult};
 use crate::domain::{Run, RunStatus};
 
+/// Skipped ticks kept per script, apart from its runs' retention.
+pub const SKIPPED_KEPT: i64 = 50;
+
 #[async_trait]
 pub trait RunStore: Send + Sync {
     async fn get_run(&self, id: &str) -> StoreResult<Run>;
@@ -145,21 +148,30 @@ macro_rules! impl_run_store {
             ) -> $crate::store::StoreResult<u64> {
                 // Two single statements rather than a read-then-write transaction: SQLite in
                 // WAL mode cannot upgrade a read snapshot to a write while others commit.
-                let old = "SELECT id FROM runs WHERE script_id = $1 \
-                     AND status NOT IN ('queued', 'running') ORDER BY id DESC LIMIT 1000000 OFFSET $2";
-                for table in ["run_log_chunks", "deliveries"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE run_id IN ({old})"))
+                // Skipped ticks are counted apart, with a cap of their own, so a long run
+                // of them never pushes real runs (and their logs) out of the history.
+                let ended = "SELECT id FROM runs WHERE script_id = $1 \
+                     AND status NOT IN ('queued', 'running', 'skipped') ORDER BY id DESC LIMIT 1000000 OFFSET $2";
+                let skipped = "SELECT id FROM runs WHERE script_id = $1 \
+                     AND status = 'skipped' ORDER BY id DESC LIMIT 1000000 OFFSET $2";
+                let skipped_keep = i64::from(keep).min($crate::store::runs::SKIPPED_KEPT);
+                let mut pruned = 0;
+                for (old, keep) in [(ended, i64::from(keep)), (skipped, skipped_keep)] {
+                    for table in ["run_log_chunks", "deliveries"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE run_id IN ({old})"))
+                            .bind(script_id)
+                            .bind(keep)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                    let done = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({old})"))
                         .bind(script_id)
-                        .bind(i64::from(keep))
+                        .bind(keep)
                         .execute(&self.pool)
                         .await?;
+                    pruned += done.rows_affected();
                 }
-                let done = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({old})"))
-                    .bind(script_id)
-                    .bind(i64::from(keep))
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+                Ok(pruned)
             }
         }
     };

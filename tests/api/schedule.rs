@@ -11,6 +11,7 @@ both_backends!(
     an_every_second_schedule_fires_runs_and_stops_when_disabled,
     a_single_script_slower_than_its_period_skips_overlapping_ticks,
     ticks_missed_while_down_are_recorded_or_caught_up_once,
+    skipped_ticks_never_push_real_runs_out_of_the_history,
 );
 
 async fn schedule_runs(app: &TestApp, id: &str) -> Vec<Value> {
@@ -267,4 +268,48 @@ async fn schedule_preview_lists_fire_times_and_names_bad_fields() {
         let err: Value = resp.json().await.unwrap();
         assert_eq!(err["error"]["field"], field, "{query}");
     }
+}
+
+/// With a retention of 2 runs, a script that skips a tick for each run it makes still keeps
+/// its 2 latest real runs: skipped entries are kept apart, under a cap of their own.
+async fn skipped_ticks_never_push_real_runs_out_of_the_history(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        crate::helpers::Options {
+            keep_runs: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let created = app
+        .create_script(json!({
+            "name": "Busy", "codeIdentifier": "busy", "type": "bash", "script": "sleep 1.3",
+            "schedule": {"enabled": true, "cron": "* * * * * *"}
+        }))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let runs = schedule_runs(&app, id).await;
+        let count = |s: &str| runs.iter().filter(|r| r["status"] == s).count();
+        assert!(
+            count("skipped") <= 2,
+            "skipped entries are capped: {runs:?}"
+        );
+        if count("succeeded") == 2 && count("skipped") == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "real runs were pushed out: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut doc = app.get_json(&format!("/api/admin/scripts/{id}")).await;
+    doc["schedule"]["enabled"] = json!(false);
+    app.admin(Method::PUT, &format!("/api/admin/scripts/{id}"))
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
 }

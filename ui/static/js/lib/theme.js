@@ -52,8 +52,7 @@ function choose(choice) {
 for (const b of buttons) b.addEventListener("click", () => choose(b.dataset.themeChoice));
 // Another tab changed the choice.
 window.addEventListener("storage", (e) => {
-  if (e.key === KEY || e.key === null) systemDark.addEventListener("change", notify);
-apply(stored());
+  if (e.key === KEY || e.key === null) apply(stored());
 });
 systemDark.addEventListener("change", notify);
 apply(stored());

@@ -12,7 +12,7 @@ const PAGE = 50;
 const STATUSES = ["queued", "running", "succeeded", "failed", "canceled", "timed_out", "skipped"];
 const TRIGGERS = ["manual", "schedule", "api"];
 
-const state = { runs: [], next: null, names: new Map(), ticket: 0 };
+const state = { runs: [], next: null, names: new Map(), ticket: 0, meanwhile: null };
 
 const select = (name, label, options) =>
   h(`select.input#filter-${name}`, { name, "aria-label": label },
@@ -80,11 +80,17 @@ async function load() {
   remember();
   // Filters change faster than answers come: only the latest request's answer is shown.
   const ticket = ++state.ticket;
+  // Changes that come while the page is asked for may be newer than its answer: they are
+  // applied again on top of it.
+  state.meanwhile = [];
   try {
     const page = await api.searchRuns(filters(), null, PAGE);
     if (ticket !== state.ticket) return;
     state.runs = page.runs;
     state.next = page.nextBefore;
+    const meanwhile = state.meanwhile;
+    state.meanwhile = null;
+    for (const change of meanwhile) apply(change);
     render();
   } catch (e) {
     mount(list, h("div.empty-small.error-text", e.message));
@@ -109,17 +115,26 @@ async function more() {
 /** A run changed: update its row, or add it on top when it is new and matches. */
 function changed(change) {
   if (!change) return load();
+  state.meanwhile?.push(change);
+  if (apply(change)) render();
+}
+
+/** Applies one change to the runs shown; whether anything changed. */
+function apply(change) {
   const run = change.run;
   const at = state.runs.findIndex((r) => r.id === run.id);
+  // A run only moves forward (queued, running, ended): an older change is no news.
+  const stage = (status) => (status === "queued" ? 0 : status === "running" ? 1 : 2);
+  if (at >= 0 && stage(run.status) < stage(state.runs[at].status)) return false;
   if (at >= 0) {
     if (matches(run)) state.runs[at] = run;
     else state.runs.splice(at, 1);
   } else if (matches(run) && (!state.runs.length || run.id > state.runs[0].id)) {
     state.runs.unshift(run);
   } else {
-    return;
+    return false;
   }
-  render();
+  return true;
 }
 
 async function start() {

@@ -67,7 +67,12 @@ export class LogPager {
       const page = await api.runLines(this.runId, query);
       return generation === this.generation ? page : null;
     } catch (e) {
-      if (generation === this.generation) this.view.system(`Could not load more of the log: ${e.message}`);
+      // Said in the note above the log: a line in the log itself would go through the live
+      // view's trimming and land at the end, away from the edge that failed.
+      if (generation === this.generation) {
+        this.view.capNote.hidden = false;
+        mount(this.view.capNote, icon("alert-triangle"), h("span", `Could not load more of the log: ${e.message}. Scroll again to retry.`));
+      }
       return null;
     } finally {
       if (generation === this.generation) this.loading = false;

@@ -20,7 +20,7 @@ export class NotificationsEditor {
     this.el = h("div", { "data-field": "notifications" }, this.list,
       h("div.hooks-actions", this.addBtn, this.testBtn),
       this.results,
-      h("div.hint", "Each notification is a POST with a JSON body (or Slack text), retried 4 times with growing waits when the receiver fails. With a secret, X-Scriptd-Signature carries t=<unix time>,v1=<hex HMAC-SHA256 of \"t.body\">."));
+      h("div.hint", "Each notification is a POST with a JSON body (or Slack text), tried up to 4 times, with growing waits, while the receiver fails. With a secret, X-Scriptd-Signature carries t=<unix time>,v1=<hex HMAC-SHA256 of \"t.body\">."));
   }
 
   set(hooks) {
@@ -40,7 +40,7 @@ export class NotificationsEditor {
     const format = h("select.input", { "aria-label": "Format" }, h("option", { value: "json" }, "JSON"), h("option", { value: "slack" }, "Slack text"));
     format.value = hook.format || "json";
     const secret = h("input.input.mono", { type: "password", autocomplete: "new-password", "aria-label": "Signing secret",
-      placeholder: hook.hasSecret ? "stored — leave empty to keep" : "optional" });
+      placeholder: hook.hasSecret ? "stored — leave empty to keep (for this URL)" : "optional" });
     const row = { url, on, format, secret, hadSecret: !!hook.hasSecret, dropSecret: false };
     const dropBtn = h("button.btn.btn-ghost.btn-xs", { type: "button", hidden: !hook.hasSecret, onclick: () => {
       row.dropSecret = true; dropBtn.hidden = true; secret.placeholder = "optional"; this.onChange();
