@@ -260,24 +260,15 @@ impl Notifier {
 
 /// A run to describe in a test notification of a script that has not run yet.
 fn sample_run(script: &ScriptDefinition) -> Run {
-    let (id, at) = Run::new_id();
-    Run {
-        id,
-        script_id: script.id.clone(),
-        status: crate::domain::RunStatus::Succeeded,
-        trigger: crate::domain::Trigger::Manual,
-        meta: serde_json::json!({ "test": true }),
-        input: None,
-        queued_at: at,
-        started_at: Some(at),
-        finished_at: Some(at),
-        exit_code: Some(0),
-        signal: None,
-        error: None,
-        output_tail: String::new(),
-        result: None,
-        log_bytes: 0,
-        log_truncated: false,
-        node_id: None,
-    }
+    let mut run = Run::queued(
+        &script.id,
+        crate::domain::Trigger::Manual,
+        serde_json::json!({ "test": true }),
+        None,
+    );
+    run.status = crate::domain::RunStatus::Succeeded;
+    run.started_at = Some(run.queued_at);
+    run.finished_at = Some(run.queued_at);
+    run.exit_code = Some(0);
+    run
 }

@@ -195,6 +195,35 @@ impl Run {
         (id.to_string(), at)
     }
 
+    /// A new run waiting in the queue, its id and queue time from one read of the clock.
+    pub fn queued(
+        script_id: &str,
+        trigger: Trigger,
+        meta: serde_json::Value,
+        input: Option<serde_json::Value>,
+    ) -> Self {
+        let (id, queued_at) = Self::new_id();
+        Run {
+            id,
+            script_id: script_id.to_string(),
+            status: RunStatus::Queued,
+            trigger,
+            meta,
+            input,
+            queued_at,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            signal: None,
+            error: None,
+            output_tail: String::new(),
+            result: None,
+            log_bytes: 0,
+            log_truncated: false,
+            node_id: None,
+        }
+    }
+
     /// The smallest run id of a millisecond: run ids are UUIDv7s of their queue time, which
     /// sort as their text does, so a time bound on runs is a bound on the primary key.
     pub fn first_id_at(unix_ms: i64) -> String {

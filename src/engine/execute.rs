@@ -36,11 +36,16 @@ fn plan_retry(
         });
     let policy = &ctx.script.retry;
     let next = policy.next_attempt(&current, outcome)?;
-    let (id, queued_at) = Run::new_id();
-    let due = queued_at
+    let mut meta = meta.clone();
+    let run = Run::queued(
+        &ctx.script.id,
+        trigger,
+        serde_json::Value::Null,
+        ctx.input.clone(),
+    );
+    let due = run.queued_at
         + chrono::Duration::from_std(policy.jittered_delay_before(next.attempt))
             .unwrap_or_default();
-    let mut meta = meta.clone();
     if let Some(m) = meta.as_object_mut() {
         let mut retry = serde_json::to_value(&next).unwrap_or_default();
         retry["dueAt"] = crate::http::views::time(due).into();
@@ -48,25 +53,7 @@ fn plan_retry(
         m.insert("retry".into(), retry);
     }
     Some(RetryRun {
-        run: Run {
-            id,
-            script_id: ctx.script.id.clone(),
-            status: RunStatus::Queued,
-            trigger,
-            meta,
-            input: ctx.input.clone(),
-            queued_at,
-            started_at: None,
-            finished_at: None,
-            exit_code: None,
-            signal: None,
-            error: None,
-            output_tail: String::new(),
-            result: None,
-            log_bytes: 0,
-            log_truncated: false,
-            node_id: None,
-        },
+        run: Run { meta, ..run },
         concurrency: ctx.script.concurrency,
         not_before: due,
     })

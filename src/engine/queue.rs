@@ -39,26 +39,7 @@ impl Engine {
             Some(form) => Some(form.apply(req.input.as_ref()).map_err(EngineError::Input)?),
             None => req.input,
         };
-        let (id, queued_at) = Run::new_id();
-        let run = Run {
-            id,
-            script_id: req.script.id.clone(),
-            status: RunStatus::Queued,
-            trigger: req.trigger,
-            meta: req.meta,
-            input,
-            queued_at,
-            started_at: None,
-            finished_at: None,
-            exit_code: None,
-            signal: None,
-            error: None,
-            output_tail: String::new(),
-            result: None,
-            log_bytes: 0,
-            log_truncated: false,
-            node_id: None,
-        };
+        let run = Run::queued(&req.script.id, req.trigger, req.meta, input);
         match self
             .inner
             .store
@@ -85,26 +66,9 @@ impl Engine {
         script: &ScriptDefinition,
         meta: serde_json::Value,
     ) -> Result<String, EngineError> {
-        let (id, at) = Run::new_id();
-        let run = Run {
-            id,
-            script_id: script.id.clone(),
-            status: RunStatus::Skipped,
-            trigger: Trigger::Schedule,
-            meta,
-            input: None,
-            queued_at: at,
-            started_at: None,
-            finished_at: Some(at),
-            exit_code: None,
-            signal: None,
-            error: None,
-            output_tail: String::new(),
-            result: None,
-            log_bytes: 0,
-            log_truncated: false,
-            node_id: None,
-        };
+        let mut run = Run::queued(&script.id, Trigger::Schedule, meta, None);
+        run.status = RunStatus::Skipped;
+        run.finished_at = Some(run.queued_at);
         self.inner.store.record_ended(&run).await?;
         self.queue_notifications(script, &run.id, RunStatus::Skipped)
             .await;

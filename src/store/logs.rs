@@ -11,7 +11,7 @@ use crate::domain::{LogLine, LogStream};
 /// How many chunks one query fetches: a chunk holds up to a few thousand lines, and a read
 /// usually wants a page of about that many.
 pub const CHUNKS_PER_READ: i64 = 4;
-/// The most one query of a long read asks for.
+/// The most chunks one query of a long read asks for.
 pub const MAX_CHUNKS_PER_READ: i64 = 512;
 
 #[async_trait]
@@ -98,11 +98,13 @@ macro_rules! impl_log_store {
                 let limit = usize::try_from(limit).unwrap_or(0);
                 let mut out = Vec::new();
                 let mut after = after_seq;
-                // A quiet script stores small chunks (a line or two each): each query asks for
-                // twice as many as the last, so a long read takes a few dozen queries, not
-                // thousands.
+                // A quiet script stores small chunks (a line or two each): the next query asks
+                // for as many chunks as the lines still wanted need at the size seen so far,
+                // so a long read of small chunks takes a few queries, and one of big chunks
+                // fetches hardly more than it returns.
                 let mut batch = $crate::store::logs::CHUNKS_PER_READ;
                 while out.len() < limit {
+                    let before = out.len();
                     let chunks: Vec<(i64, i64, String)> = sqlx::query_as(
                         "SELECT first_seq, last_seq, lines FROM run_log_chunks \
                          WHERE run_id = $1 AND last_seq > $2 ORDER BY last_seq LIMIT $3",
@@ -125,7 +127,9 @@ macro_rules! impl_log_store {
                     if fetched < batch {
                         break;
                     }
-                    batch = (batch * 2).min($crate::store::logs::MAX_CHUNKS_PER_READ);
+                    let per_chunk = ((out.len() - before) as i64 / fetched).max(1);
+                    let wanted = (limit - out.len()) as i64 / per_chunk + 1;
+                    batch = wanted.clamp(1, $crate::store::logs::MAX_CHUNKS_PER_READ);
                 }
                 Ok(out)
             }

@@ -101,6 +101,33 @@ pub fn claim_sql(lock: &str) -> String {
     )
 }
 
+/// Binds a run's `RUN_COLUMNS`, in their order, to a query.
+macro_rules! bind_run {
+    ($query:expr, $run:expr) => {{
+        let r = $run;
+        $query
+            .bind(&r.id)
+            .bind(&r.script_id)
+            .bind(r.status.as_str())
+            .bind(r.trigger.as_str())
+            .bind(r.meta.to_string())
+            .bind(r.input.as_ref().map(|v| v.to_string()))
+            .bind($crate::store::rows::to_ms(r.queued_at))
+            .bind(r.started_at.map($crate::store::rows::to_ms))
+            .bind(r.finished_at.map($crate::store::rows::to_ms))
+            .bind(r.exit_code)
+            .bind(r.signal)
+            .bind(&r.error)
+            .bind(&r.output_tail)
+            .bind(r.result.as_ref().map(|v| v.to_string()))
+            .bind(r.log_bytes)
+            .bind(r.log_truncated)
+            .bind(&r.node_id)
+    }};
+}
+
+pub(crate) use bind_run;
+
 macro_rules! impl_queue_store {
     ($store:ty, $claim_lock:expr) => {
         #[async_trait::async_trait]
@@ -120,24 +147,7 @@ macro_rules! impl_queue_store {
                           AND status = 'queued') < $20",
                     $crate::store::rows::RUN_COLUMNS
                 );
-                let done = sqlx::query(&sql)
-                    .bind(&r.id)
-                    .bind(&r.script_id)
-                    .bind(r.status.as_str())
-                    .bind(r.trigger.as_str())
-                    .bind(r.meta.to_string())
-                    .bind(r.input.as_ref().map(|v| v.to_string()))
-                    .bind($crate::store::rows::to_ms(r.queued_at))
-                    .bind(r.started_at.map($crate::store::rows::to_ms))
-                    .bind(r.finished_at.map($crate::store::rows::to_ms))
-                    .bind(r.exit_code)
-                    .bind(r.signal)
-                    .bind(&r.error)
-                    .bind(&r.output_tail)
-                    .bind(r.result.as_ref().map(|v| v.to_string()))
-                    .bind(r.log_bytes)
-                    .bind(r.log_truncated)
-                    .bind(&r.node_id)
+                let done = $crate::store::queue::bind_run!(sqlx::query(&sql), r)
                     .bind(concurrency.as_str())
                     .bind(bounds.total)
                     .bind(bounds.per_script)
@@ -163,24 +173,7 @@ macro_rules! impl_queue_store {
                      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
                     $crate::store::rows::RUN_COLUMNS
                 );
-                sqlx::query(&sql)
-                    .bind(&r.id)
-                    .bind(&r.script_id)
-                    .bind(r.status.as_str())
-                    .bind(r.trigger.as_str())
-                    .bind(r.meta.to_string())
-                    .bind(r.input.as_ref().map(|v| v.to_string()))
-                    .bind($crate::store::rows::to_ms(r.queued_at))
-                    .bind(r.started_at.map($crate::store::rows::to_ms))
-                    .bind(r.finished_at.map($crate::store::rows::to_ms))
-                    .bind(r.exit_code)
-                    .bind(r.signal)
-                    .bind(&r.error)
-                    .bind(&r.output_tail)
-                    .bind(r.result.as_ref().map(|v| v.to_string()))
-                    .bind(r.log_bytes)
-                    .bind(r.log_truncated)
-                    .bind(&r.node_id)
+                $crate::store::queue::bind_run!(sqlx::query(&sql), r)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -326,24 +319,7 @@ macro_rules! impl_queue_store {
                          ON CONFLICT DO NOTHING",
                         $crate::store::rows::RUN_COLUMNS
                     );
-                    let done = sqlx::query(&sql)
-                        .bind(&r.id)
-                        .bind(&r.script_id)
-                        .bind(r.status.as_str())
-                        .bind(r.trigger.as_str())
-                        .bind(r.meta.to_string())
-                        .bind(r.input.as_ref().map(|v| v.to_string()))
-                        .bind($crate::store::rows::to_ms(r.queued_at))
-                        .bind(r.started_at.map($crate::store::rows::to_ms))
-                        .bind(r.finished_at.map($crate::store::rows::to_ms))
-                        .bind(r.exit_code)
-                        .bind(r.signal)
-                        .bind(&r.error)
-                        .bind(&r.output_tail)
-                        .bind(r.result.as_ref().map(|v| v.to_string()))
-                        .bind(r.log_bytes)
-                        .bind(r.log_truncated)
-                        .bind(&r.node_id)
+                    let done = $crate::store::queue::bind_run!(sqlx::query(&sql), r)
                         .bind(retry.concurrency.as_str())
                         .bind($crate::store::rows::to_ms(retry.not_before))
                         .execute(&mut *tx)
