@@ -80,32 +80,42 @@ impl Notifier {
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let sending = tokio_util::task::TaskTracker::new();
         loop {
-            loop {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let now = Utc::now();
-                let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-                match self.store.claim_delivery(&self.owner, now, until).await {
-                    Ok(Some(d)) => {
-                        let me = self.clone();
-                        sending.spawn(async move {
-                            me.deliver(d).await;
-                            drop(slot);
-                        });
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "notifier: could not claim a delivery");
-                        break;
+            let earliest = match self.store.earliest_pending_delivery().await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notifier: could not read the deliveries");
+                    None
+                }
+            };
+            let now = Utc::now();
+            // A claim takes the write lock: only try when something is due.
+            if earliest.is_some_and(|due| due <= now) {
+                loop {
+                    let Ok(slot) = slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let now = Utc::now();
+                    let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+                    match self.store.claim_delivery(&self.owner, now, until).await {
+                        Ok(Some(d)) => {
+                            let me = self.clone();
+                            sending.spawn(async move {
+                                me.deliver(d).await;
+                                drop(slot);
+                            });
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "notifier: could not claim a delivery");
+                            break;
+                        }
                     }
                 }
             }
-            let wait = match self.store.next_delivery_due(Utc::now()).await {
-                Ok(Some(due)) => (due - Utc::now())
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(POLL_EVERY),
+            // Until the earliest one is due; one due but held by another node's claim is
+            // looked at again after the poll.
+            let wait = match earliest {
+                Some(due) if due > now => (due - now).to_std().unwrap_or_default().min(POLL_EVERY),
                 _ => POLL_EVERY,
             };
             tokio::select! {

@@ -54,8 +54,9 @@ pub trait DeliveryStore: Send + Sync {
     async fn finish_delivery(&self, id: &str, owner: &str, a: &Attempted) -> StoreResult<bool>;
     /// A run's deliveries, oldest first.
     async fn deliveries_of(&self, run_id: &str) -> StoreResult<Vec<Delivery>>;
-    /// When the next pending delivery is due after `now`.
-    async fn next_delivery_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
+    /// When the earliest pending delivery is (or was) due: a read, so a node with nothing to
+    /// send never takes the write lock a claim needs.
+    async fn earliest_pending_delivery(&self) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
 macro_rules! impl_delivery_store {
@@ -151,16 +152,13 @@ macro_rules! impl_delivery_store {
                 .await?)
             }
 
-            async fn next_delivery_due(
+            async fn earliest_pending_delivery(
                 &self,
-                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
-                let (due,): (Option<i64>,) = sqlx::query_as(
-                    "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > $1",
-                )
-                .bind($crate::store::rows::to_ms(now))
-                .fetch_one(&self.pool)
-                .await?;
+                let (due,): (Option<i64>,) =
+                    sqlx::query_as("SELECT MIN(next_at) FROM deliveries WHERE status = 'pending'")
+                        .fetch_one(&self.pool)
+                        .await?;
                 Ok(due.map($crate::store::rows::from_ms))
             }
         }
