@@ -197,13 +197,7 @@ impl Notifier {
             .get_run(&d.run_id)
             .await
             .map_err(|e| format!("the run: {e}"))?;
-        let event = match d.event.as_str() {
-            "failure" => Event::Failure,
-            "success" => Event::Success,
-            "recovery" => Event::Recovery,
-            "skipped" => Event::Skipped,
-            _ => Event::Test,
-        };
+        let event = Event::parse(&d.event).ok_or("an unknown event")?;
         self.post(hook, event, &script, &run, &d.id).await
     }
 
@@ -223,7 +217,7 @@ impl Notifier {
             script,
             run,
             link.as_deref(),
-            &crate::http::views::time(now),
+            &crate::domain::timestamp(now),
         );
         let mut req = self
             .client

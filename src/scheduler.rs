@@ -16,9 +16,8 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{CatchUp, ScriptDefinition, Trigger};
+use crate::domain::{timestamp, CatchUp, ScriptDefinition, Trigger};
 use crate::engine::{Engine, EngineError, RunRequest};
-use crate::http::views;
 use crate::metrics::Metrics;
 use crate::store::{DynStore, RunFilter};
 
@@ -164,14 +163,14 @@ impl Scheduler {
             self.skipped(
                 &script,
                 due,
-                json!({ "reason": "missed", "ticks": ticks, "lastTick": views::time(latest) }),
+                json!({ "reason": "missed", "ticks": ticks, "lastTick": timestamp(latest) }),
             )
             .await;
         }
     }
 
     async fn skipped(&self, script: &ScriptDefinition, tick: DateTime<Utc>, why: Value) {
-        let meta = json!({ "tick": views::time(tick), "skipped": why });
+        let meta = json!({ "tick": timestamp(tick), "skipped": why });
         if let Err(e) = self.engine.record_skipped(script, meta).await {
             tracing::warn!(script = %script.code_identifier, error = %e, "scheduler: could not record a skipped tick");
         }
@@ -197,7 +196,7 @@ impl Scheduler {
 
     async fn fire(&self, script: ScriptDefinition, tick: DateTime<Utc>, catch_up: bool) {
         let code = script.code_identifier.clone();
-        let mut meta = json!({ "tick": views::time(tick) });
+        let mut meta = json!({ "tick": timestamp(tick) });
         if catch_up {
             meta["catchUp"] = Value::Bool(true);
         }

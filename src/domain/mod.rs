@@ -48,3 +48,8 @@ impl ValidationError {
         }
     }
 }
+
+/// A time as every JSON shape of scriptd writes it: RFC 3339, UTC, milliseconds.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

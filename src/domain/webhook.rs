@@ -41,6 +41,18 @@ impl Event {
             Event::Test => "test",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Event::Failure,
+            Event::Success,
+            Event::Recovery,
+            Event::Skipped,
+            Event::Test,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
 }
 
 /// The body's shape: scriptd's own JSON, or a Slack-compatible `{"text": …}`.
@@ -200,8 +212,8 @@ pub fn body(
                 "trigger": run.trigger.as_str(),
                 "exitCode": run.exit_code,
                 "durationMs": run.duration_ms(),
-                "queuedAt": time(run.queued_at),
-                "finishedAt": run.finished_at.map(time),
+                "queuedAt": super::timestamp(run.queued_at),
+                "finishedAt": run.finished_at.map(super::timestamp),
                 "error": run.error,
                 "outputTail": tail,
                 "meta": run.meta,
@@ -250,10 +262,6 @@ pub fn body(
             serde_json::json!({ "text": text }).to_string()
         }
     }
-}
-
-fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The `X-Scriptd-Signature` header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`,

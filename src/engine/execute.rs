@@ -48,7 +48,7 @@ fn plan_retry(
             .unwrap_or_default();
     if let Some(m) = meta.as_object_mut() {
         let mut retry = serde_json::to_value(&next).unwrap_or_default();
-        retry["dueAt"] = crate::http::views::time(due).into();
+        retry["dueAt"] = crate::domain::timestamp(due).into();
         retry["after"] = run_id.into();
         m.insert("retry".into(), retry);
     }

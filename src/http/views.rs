@@ -1,14 +1,14 @@
 //! The JSON shapes of the API (camelCase, RFC 3339 UTC times). Secret values never leave
 //! through here.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{Concurrency, Run, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger};
 
 pub fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    crate::domain::timestamp(t)
 }
 
 /// A script. `script` and `env` are present when one script is read, created or updated, and
