@@ -534,3 +534,42 @@ pub fn log_lines(events: &[SseEvent]) -> Vec<(i64, String, String)> {
         })
         .collect()
 }
+
+/// What a test webhook receiver got: headers and body of each request.
+#[derive(Clone, Default)]
+pub struct Received(std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>);
+
+impl Received {
+    pub fn all(&self) -> Vec<(axum::http::HeaderMap, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A webhook receiver on a random port answering `status` to every POST; its URL.
+pub async fn webhook_receiver(status: axum::http::StatusCode) -> (String, Received) {
+    webhook_receiver_holding(status, Duration::ZERO).await
+}
+
+/// The same, holding each request `hold` before it answers.
+pub async fn webhook_receiver_holding(
+    status: axum::http::StatusCode,
+    hold: Duration,
+) -> (String, Received) {
+    let got = Received::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let keep = keep.clone();
+            async move {
+                keep.0.lock().unwrap().push((headers, body));
+                tokio::time::sleep(hold).await;
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}

@@ -601,22 +601,7 @@ async fn each_notification_is_delivered_once_across_nodes() {
     if pg_url().is_none() {
         return;
     }
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let keep = got.clone();
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let keep = keep.clone();
-            async move {
-                let id = headers["x-scriptd-delivery"].to_str().unwrap().to_string();
-                keep.lock().unwrap().push(id);
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let (url, got) = crate::helpers::webhook_receiver(axum::http::StatusCode::OK).await;
 
     let cluster = Cluster::start(2, &[]).await;
     let script = cluster.nodes[0]
@@ -661,7 +646,11 @@ async fn each_notification_is_delivered_once_across_nodes() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ids = got.lock().unwrap().clone();
+    let ids: Vec<String> = got
+        .all()
+        .iter()
+        .map(|(h, _)| h["x-scriptd-delivery"].to_str().unwrap().to_string())
+        .collect();
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(ids.len(), runs.len(), "one request per run: {ids:?}");
     assert_eq!(unique.len(), ids.len(), "no delivery sent twice");

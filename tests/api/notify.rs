@@ -1,7 +1,6 @@
 //! Notifications: webhooks told of failures, recoveries and successes, signed, delivered once,
 //! retried when the receiver is down without holding up any run, and a Test button.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -10,7 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{both_backends, Backend, TestApp};
+use crate::helpers::{both_backends, webhook_receiver as receiver, Backend, TestApp};
 
 both_backends!(
     a_failure_then_a_recovery_reach_the_webhook_once_each_signed,
@@ -19,36 +18,6 @@ both_backends!(
     retries_failing_twice_then_succeeding_notify_two_failures_and_a_recovery,
     a_skipped_tick_is_notified,
 );
-
-/// What a test webhook receiver got: headers and body of each request.
-#[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(HeaderMap, String)>>>);
-
-impl Received {
-    fn all(&self) -> Vec<(HeaderMap, String)> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-/// A receiver on a random port answering `status` to every POST; its URL.
-async fn receiver(status: StatusCode) -> (String, Received) {
-    let got = Received::default();
-    let keep = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let keep = keep.clone();
-            async move {
-                keep.0.lock().unwrap().push((headers, body));
-                status
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
-}
 
 fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     let sig = headers["x-scriptd-signature"].to_str().unwrap();
@@ -177,19 +146,31 @@ async fn a_receiver_that_is_down_or_failing_holds_up_no_run(b: Backend) {
         l.local_addr().unwrap().port()
     };
     let (failing, got) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
+    // A receiver that takes its time: its request stays open while the runs below go on.
+    let (slow, slow_got) =
+        crate::helpers::webhook_receiver_holding(StatusCode::OK, Duration::from_secs(30)).await;
     let script = app
         .bash(
             "true",
             json!({"concurrency": "parallel", "notifications": [
                 {"url": format!("http://127.0.0.1:{closed}/down"), "on": ["success"]},
-                {"url": failing, "on": ["success"], "format": "slack"}]}),
+                {"url": failing, "on": ["success"], "format": "slack"},
+                {"url": slow, "on": ["success"]}]}),
         )
         .await;
     let run = app.run(&script).await;
     assert_eq!(app.wait_run(&run).await["status"], "succeeded");
     let d = until("both attempts recorded", async || {
-        let d = deliveries(&app, &run).await;
+        let d: Vec<Value> = deliveries(&app, &run)
+            .await
+            .into_iter()
+            .filter(|x| x["url"] != slow.as_str())
+            .collect();
         (d.len() == 2 && d.iter().all(|x| x["attempts"] == 1)).then_some(d)
+    })
+    .await;
+    until("the slow receiver's request open", async || {
+        (!slow_got.all().is_empty()).then_some(())
     })
     .await;
     let down = d
@@ -212,11 +193,18 @@ async fn a_receiver_that_is_down_or_failing_holds_up_no_run(b: Backend) {
         got.all()[0].0.get("x-scriptd-signature").is_none(),
         "no secret, no signature"
     );
-    // Runs go on as ever meanwhile.
+    // Runs go on as ever meanwhile, while the slow receiver still holds the first request.
     for _ in 0..3 {
         let r = app.run(&script).await;
         assert_eq!(app.wait_run(&r).await["status"], "succeeded");
     }
+    let held = deliveries(&app, &run).await;
+    let held = held.iter().find(|x| x["url"] == slow.as_str()).unwrap();
+    assert_eq!(
+        (held["status"].as_str(), held["attempts"].as_i64()),
+        (Some("pending"), Some(0)),
+        "the slow delivery is still unanswered: the runs did not wait for it"
+    );
 }
 
 async fn the_test_button_sends_to_each_webhook_and_says_how_it_answered(b: Backend) {
