@@ -73,6 +73,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     if let PasswordOrigin::Generated(password) = origin {
         show_generated_password(&settings, &password)?;
     }
+    match store.record_first_versions().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            scripts = n,
+            "recorded the first version of scripts stored before versions were kept"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not record scripts' first versions"),
+    }
+    crate::audit_keeper::record_settings(&store, settings.recorded()).await;
     let node_id = crate::fsutil::node_id(&settings.data_dir)?;
     let metrics = Arc::new(Metrics::new(&node_id));
     let engine = Engine::start(
@@ -111,7 +120,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             .map(|p| format!("{}{}", p.base(), settings.admin_path)),
     );
     let closing = CancellationToken::new();
+    let login_failures = Arc::new(crate::audit_keeper::LoginFailures::default());
     let background = vec![
+        tokio::spawn(login_failures.clone().run(store.clone(), closing.clone())),
+        tokio::spawn(crate::audit_keeper::keep_for(
+            store.clone(),
+            settings.audit_retention_days,
+            closing.clone(),
+        )),
         tokio::spawn(notifier.clone().run(closing.clone())),
         tokio::spawn({
             let (engine, closing) = (engine.clone(), closing.clone());
@@ -143,6 +159,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             settings.auth_failure_window,
         ),
         warned_no_client: Default::default(),
+        login_failures,
         closing,
         ui: Default::default(),
         metrics,
@@ -181,9 +198,10 @@ impl App {
     }
 }
 
-/// Opens the store with the master key that opens its secrets. A key that does not is a
+/// Opens the store with the master key that opens its secrets (the server, and the commands
+/// that work on its database). A key that does not is a
 /// startup error; a rotation interrupted after re-sealing is finished here.
-async fn open_store(settings: &Settings) -> anyhow::Result<crate::store::DynStore> {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<crate::store::DynStore> {
     let key = MasterKey::load(settings.master_key.as_deref(), &settings.data_dir)?;
     let store =
         crate::store::connect(&settings.database_url, EnvCodec::new(SecretBox::new(&key))).await?;

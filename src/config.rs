@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// Finished runs kept per script; older runs and their logs are deleted [default: 200]
     #[arg(long, env = "SCRIPTD_KEEP_RUNS", value_name = "N")]
     pub keep_runs: Option<u32>,
+    /// Versions kept per script (those runs still point to are kept too) [default: 100]
+    #[arg(long, env = "SCRIPTD_KEEP_VERSIONS", value_name = "N")]
+    pub keep_versions: Option<u32>,
+    /// Days the audit log keeps an entry [default: 365]
+    #[arg(long, env = "SCRIPTD_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u32>,
     /// Memory limit of the isolated JavaScript runner per run, in MiB (a script may set its
     /// own) [default: 64]
     #[arg(long, env = "SCRIPTD_ISOLATE_MEMORY_MB", value_name = "MIB")]
@@ -129,6 +135,8 @@ pub struct Settings {
     pub kill_grace: Duration,
     pub max_log_bytes: u64,
     pub keep_runs: u32,
+    pub keep_versions: u32,
+    pub audit_retention_days: u32,
     pub auth_failure_limit: u32,
     /// The header a trusted reverse proxy puts the client's address in.
     pub client_ip_header: Option<axum::http::HeaderName>,
@@ -156,6 +164,41 @@ pub struct Settings {
     pub supervisor_exe: Option<PathBuf>,
 }
 
+impl Settings {
+    /// The settings a start records in the audit log when they change: no secret, only
+    /// whether one is configured.
+    pub fn recorded(&self) -> serde_json::Map<String, serde_json::Value> {
+        let runners: Vec<&str> = self.allowed_runners.iter().map(|r| r.as_str()).collect();
+        let json = serde_json::json!({
+            "database": redact_url(&self.database_url),
+            "adminUser": self.admin_user,
+            "adminPassword": if self.admin_password.is_some() { "configured" } else { "stored" },
+            "adminPath": self.admin_path,
+            "masterKey": if self.master_key.is_some() { "configured" } else { "file" },
+            "maxConcurrentRuns": self.max_concurrent_runs,
+            "killGraceMs": self.kill_grace.as_millis() as u64,
+            "maxLogBytes": self.max_log_bytes,
+            "keepRuns": self.keep_runs,
+            "keepVersions": self.keep_versions,
+            "auditRetentionDays": self.audit_retention_days,
+            "authFailureLimit": self.auth_failure_limit,
+            "clientIpHeader": self.client_ip_header.as_ref().map(|h| h.as_str()),
+            "publicUrl": self.public_url.as_ref().map(|p| p.base()),
+            "isolateMemoryMb": self.isolate_memory_mb,
+            "runLeaseSecs": self.run_lease.as_secs(),
+            "maxConnections": self.max_connections,
+            "publicMetrics": self.public_metrics,
+            "allowedRunners": runners,
+            "maxQueuedRuns": self.max_queued_runs,
+            "maxQueuedPerScript": self.max_queued_per_script,
+        });
+        match json {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let redacted = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
@@ -171,6 +214,8 @@ impl std::fmt::Debug for Settings {
             .field("kill_grace", &self.kill_grace)
             .field("max_log_bytes", &self.max_log_bytes)
             .field("keep_runs", &self.keep_runs)
+            .field("keep_versions", &self.keep_versions)
+            .field("audit_retention_days", &self.audit_retention_days)
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("client_ip_header", &self.client_ip_header)
             .field("public_url", &self.public_url)
@@ -358,6 +403,16 @@ impl Settings {
                 .or(file.max_log_bytes)
                 .unwrap_or(10 * 1024 * 1024),
             keep_runs: args.keep_runs.or(file.keep_runs).unwrap_or(200).max(1),
+            keep_versions: args
+                .keep_versions
+                .or(file.keep_versions)
+                .unwrap_or(crate::domain::DEFAULT_VERSIONS_KEPT)
+                .max(1),
+            audit_retention_days: args
+                .audit_retention_days
+                .or(file.audit_retention_days)
+                .unwrap_or(365)
+                .max(1),
             auth_failure_limit: args
                 .auth_failure_limit
                 .or(file.auth_failure_limit)

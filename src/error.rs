@@ -219,6 +219,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::catalog::CatalogError> for ApiError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        use crate::catalog::CatalogError;
+        match e {
+            CatalogError::Invalid(v) => ApiError::Validation(v),
+            CatalogError::Store(s) => s.into(),
+            CatalogError::File { file, message } => {
+                ApiError::Validation(ValidationError::new(file, message))
+            }
+            CatalogError::Passphrase(message) => ApiError::BadRequest(message),
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {

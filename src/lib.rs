@@ -9,8 +9,10 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod audit_keeper;
 pub mod auth;
 pub mod backup;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod domain;

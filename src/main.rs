@@ -72,6 +72,33 @@ enum ServerCommand {
         /// The backup to restore
         file: std::path::PathBuf,
     },
+    /// Write scripts as files, one <codeIdentifier>.toml each (the README shows the format)
+    ///
+    /// Reads the configured database, or a running server's API with --url. Secret values are
+    /// left out unless --with-secrets seals them with a passphrase.
+    ///
+    /// Examples:
+    ///   scriptd export --data-dir /var/lib/scriptd --out scripts/
+    ///   scriptd export --url http://127.0.0.1:8080 --script nightly-backup --out .
+    Export {
+        #[command(flatten)]
+        settings: ServeArgs,
+        #[command(flatten)]
+        args: scriptd::cli::transfer::ExportArgs,
+    },
+    /// Create and update scripts from files; every file is checked before anything changes
+    ///
+    /// A script whose file matches it is left alone, so importing twice changes nothing.
+    ///
+    /// Examples:
+    ///   scriptd import --data-dir /var/lib/scriptd scripts/ --dry-run
+    ///   scriptd import --url http://127.0.0.1:8080 scripts/ --prune
+    Import {
+        #[command(flatten)]
+        settings: ServeArgs,
+        #[command(flatten)]
+        args: scriptd::cli::transfer::ImportArgs,
+    },
     /// Print the manual page (roff), as the Debian package installs it: scriptd man | man -l -
     #[command(hide = true)]
     Man,
@@ -110,6 +137,12 @@ fn serve_side(command: ServerCommand, log_format: LogFormat) -> std::process::Ex
         ServerCommand::RotateMasterKey { settings, new_key } => rotate(settings, new_key),
         ServerCommand::Backup { settings, file } => backup(settings, &file),
         ServerCommand::Restore { settings, file } => restore(settings, &file),
+        ServerCommand::Export { settings, args } => {
+            transfer(settings, |s| scriptd::cli::transfer::export(s, args))
+        }
+        ServerCommand::Import { settings, args } => {
+            transfer(settings, |s| scriptd::cli::transfer::import(s, args))
+        }
         ServerCommand::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
             .render(&mut std::io::stdout())
             .map_err(anyhow::Error::from),
@@ -181,6 +214,14 @@ fn rotate(args: ServeArgs, new_key: Option<String>) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+fn transfer<F: std::future::Future<Output = anyhow::Result<()>>>(
+    args: ServeArgs,
+    work: impl FnOnce(Settings) -> F,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(args)?;
+    tokio::runtime::Runtime::new()?.block_on(work(settings))
 }
 
 async fn shutdown_signal() {

@@ -40,8 +40,13 @@ pub async fn rotate_master_key(
     if from_file {
         crate::fsutil::write_private(&pending, new.to_base64().as_bytes())?;
     }
+    let audit = crate::domain::Author::command_line().entry(
+        crate::domain::Action::MasterKeyRotate,
+        "master-key",
+        serde_json::json!({ "keyFrom": if from_file { "file" } else { "configuration" } }),
+    );
     let scripts = store
-        .reseal_secrets(&EnvCodec::new(SecretBox::new(&new)))
+        .reseal_secrets(&EnvCodec::new(SecretBox::new(&new)), &audit)
         .await
         .context("re-encrypting the secrets failed; the old key still applies")?;
     let stored_at = if from_file {

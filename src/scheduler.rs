@@ -205,6 +205,7 @@ impl Scheduler {
             trigger: Trigger::Schedule,
             meta,
             input: None,
+            author: crate::domain::Author::server("schedule"),
         };
         match self.engine.submit(request).await {
             Ok(run_id) => {

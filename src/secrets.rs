@@ -45,6 +45,11 @@ impl MasterKey {
         Ok(Self(key))
     }
 
+    /// A key derived elsewhere (from an export's passphrase).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);

@@ -5,6 +5,7 @@
 mod client;
 mod follow;
 mod show;
+pub mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

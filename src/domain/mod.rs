@@ -1,18 +1,23 @@
 //! Types and rules of scriptd: what a script is, what a run is, which states a run may move
 //! between. Parsing happens here, at the boundary, so nothing invalid exists further in.
 
+pub mod audit;
 mod code_identifier;
 mod cron;
+mod document;
 mod input_schema;
 mod retry;
 mod run;
 mod script;
 mod script_input;
+mod version;
 pub mod webhook;
 mod whole;
 
+pub use audit::{Action, AuditEntry, Author};
 pub use code_identifier::CodeIdentifier;
 pub use cron::{timezone_names, CronSchedule};
+pub use document::{secrets_changed, FieldChange, ScriptDocument};
 pub use input_schema::InputSchema;
 pub use retry::{Attempt, RetryPolicy};
 pub use run::{LogLine, LogStream, Run, RunOutcome, RunStatus, Trigger};
@@ -20,6 +25,7 @@ pub use script::{
     CatchUp, Concurrency, EnvVar, Runner, ScheduleSettings, ScriptDefinition, ScriptType,
 };
 pub use script_input::{ApiTriggerInput, EnvVarInput, ScheduleInput, ScriptDraft, ScriptInput};
+pub use version::{NewVersion, Version, DEFAULT_VERSIONS_KEPT, MAX_MESSAGE_CHARS};
 pub use webhook::{Webhook, WebhookInput};
 
 /// A rule broken by client input, naming the field it concerns.

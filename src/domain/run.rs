@@ -180,6 +180,8 @@ pub struct Run {
     pub log_truncated: bool,
     /// The node that claimed the run; `None` while it waits in the queue.
     pub node_id: Option<String>,
+    /// The script's version it runs; `None` for runs recorded before versions were kept.
+    pub script_version: Option<i64>,
 }
 
 impl Run {
@@ -221,6 +223,7 @@ impl Run {
             log_bytes: 0,
             log_truncated: false,
             node_id: None,
+            script_version: None,
         }
     }
 

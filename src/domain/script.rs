@@ -190,6 +190,8 @@ pub struct ScriptDefinition {
     pub token_created_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The newest version's number: the one a run started now runs.
+    pub version: i64,
 }
 
 impl ScriptDefinition {

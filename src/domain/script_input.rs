@@ -117,6 +117,10 @@ pub struct ScriptInput {
     pub schedule: Option<ScheduleInput>,
     #[schema(nullable = false)]
     pub api_trigger: Option<ApiTriggerInput>,
+    /// A note kept with the version this change makes (at most 500 characters); not part of
+    /// the script.
+    #[schema(max_length = 500)]
+    pub version_message: Option<String>,
 }
 
 /// An environment variable of a script. Keys starting with `SCRIPTD_` are reserved.
@@ -487,6 +491,45 @@ impl ScriptDraft {
         stored: &[super::Webhook],
     ) -> Result<Vec<super::Webhook>, ValidationError> {
         super::webhook::parse_webhooks(self.notifications.clone(), stored)
+    }
+
+    /// The definition this draft makes, its secrets resolved.
+    pub fn into_definition(
+        self,
+        env: Vec<EnvVar>,
+        notifications: Vec<super::Webhook>,
+        id: String,
+        created_at: chrono::DateTime<chrono::Utc>,
+        token_created_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> super::ScriptDefinition {
+        let now = chrono::Utc::now();
+        let next_run_at = self.schedule.active().and_then(|c| c.next_after(now));
+        super::ScriptDefinition {
+            id,
+            name: self.name,
+            code_identifier: self.code_identifier,
+            description: self.description,
+            script_type: self.script_type,
+            runner: self.runner,
+            script: self.script,
+            default_working_directory: self.default_working_directory,
+            env,
+            timeout_ms: self.timeout_ms,
+            memory_limit_mb: self.memory_limit_mb,
+            tty: self.tty,
+            retry: self.retry,
+            input_schema: self.input_schema,
+            notifications,
+            enabled: self.enabled,
+            concurrency: self.concurrency,
+            schedule: self.schedule,
+            next_run_at,
+            api_trigger_enabled: self.api_trigger_enabled,
+            token_created_at,
+            created_at,
+            updated_at: now,
+            version: 0,
+        }
     }
 
     pub fn resolve_env(&self, stored: &[EnvVar]) -> Result<Vec<EnvVar>, ValidationError> {

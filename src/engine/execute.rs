@@ -53,7 +53,11 @@ fn plan_retry(
         m.insert("retry".into(), retry);
     }
     Some(RetryRun {
-        run: Run { meta, ..run },
+        run: Run {
+            meta,
+            script_version: Some(ctx.script.version),
+            ..run
+        },
         concurrency: ctx.script.concurrency,
         not_before: due,
     })
@@ -161,6 +165,12 @@ impl Engine {
             }
         };
         tracing::Span::current().record("script", script.code_identifier.as_str());
+        // An edit between the start request and now: the run records what it really runs.
+        if run.script_version != Some(script.version) {
+            if let Err(e) = inner.store.set_run_version(&run.id, script.version).await {
+                tracing::warn!(error = %e, "could not record the version a run runs");
+            }
+        }
         let started = run.started_at.unwrap_or_else(Utc::now);
         self.announce(Signal::Status {
             run_id: run.id.clone(),

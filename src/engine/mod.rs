@@ -78,6 +78,8 @@ pub struct RunRequest {
     pub trigger: Trigger,
     pub meta: serde_json::Value,
     pub input: Option<serde_json::Value>,
+    /// Who starts it, for the audit log.
+    pub author: crate::domain::Author,
 }
 
 #[derive(Clone)]
@@ -307,8 +309,22 @@ impl Engine {
     }
 
     /// Cancels a queued or running run, wherever it runs.
-    pub async fn cancel(&self, run_id: &str) -> Result<(), EngineError> {
-        match self.inner.store.request_cancel(run_id, Utc::now()).await? {
+    pub async fn cancel(
+        &self,
+        run_id: &str,
+        author: &crate::domain::Author,
+    ) -> Result<(), EngineError> {
+        let audit = author.entry(
+            crate::domain::Action::RunCancel,
+            crate::domain::audit::run_target(run_id),
+            serde_json::json!({}),
+        );
+        match self
+            .inner
+            .store
+            .request_cancel(run_id, Utc::now(), &audit)
+            .await?
+        {
             CancelRequest::Canceled => {
                 // Rare enough that reading the run back for its trigger costs nothing.
                 if let Ok(run) = self.inner.store.get_run(run_id).await {

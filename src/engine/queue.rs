@@ -39,11 +39,26 @@ impl Engine {
             Some(form) => Some(form.apply(req.input.as_ref()).map_err(EngineError::Input)?),
             None => req.input,
         };
-        let run = Run::queued(&req.script.id, req.trigger, req.meta, input);
+        let mut run = Run::queued(&req.script.id, req.trigger, req.meta, input);
+        run.script_version = Some(req.script.version);
+        let audit = req.author.entry(
+            crate::domain::Action::RunStart,
+            crate::domain::audit::run_target(&run.id),
+            serde_json::json!({
+                "script": req.script.code_identifier.as_str(),
+                "version": req.script.version,
+                "trigger": req.trigger.as_str(),
+            }),
+        );
         match self
             .inner
             .store
-            .enqueue(&run, req.script.concurrency, self.inner.config.queue_bounds)
+            .enqueue(
+                &run,
+                req.script.concurrency,
+                self.inner.config.queue_bounds,
+                &audit,
+            )
             .await?
         {
             Admission::Admitted => {}
@@ -67,6 +82,7 @@ impl Engine {
         meta: serde_json::Value,
     ) -> Result<String, EngineError> {
         let mut run = Run::queued(&script.id, Trigger::Schedule, meta, None);
+        run.script_version = Some(script.version);
         run.status = RunStatus::Skipped;
         run.finished_at = Some(run.queued_at);
         self.inner.store.record_ended(&run).await?;

@@ -2,6 +2,7 @@
 //! are thin; the rules live in `domain`, the work in `engine`, the data in `store`.
 
 pub mod api_doc;
+mod audit;
 mod conn;
 mod events;
 mod extract;
@@ -16,8 +17,10 @@ pub mod server;
 mod sse;
 pub mod state;
 mod stream;
+mod transfer;
 mod trigger;
 pub mod ui;
+mod versions;
 pub mod views;
 
 use std::net::{IpAddr, SocketAddr};
@@ -134,6 +137,15 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scripts::get, scripts::update, scripts::delete))
         .routes(routes!(runs::start))
         .routes(routes!(trigger::create_token, trigger::revoke_token))
+        .routes(routes!(versions::list))
+        .routes(routes!(versions::compare))
+        .routes(routes!(versions::get))
+        .routes(routes!(versions::restore))
+        .routes(routes!(transfer::export_one))
+        .routes(routes!(transfer::export_many))
+        .routes(routes!(transfer::import))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::export))
 }
 
 fn metrics_routes() -> OpenApiRouter<AppState> {
@@ -242,6 +254,7 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
                 return limited(secs).into_response();
             }
             state.admin_failures.record_failure(client);
+            state.login_failures.failed(client);
             state.metrics.auth_failed(AuthKind::Admin);
             return ApiError::Unauthorized.into_response();
         }
@@ -253,6 +266,7 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
             match state.auth.verify(password).await {
                 Verification::Matches => state.admin_failures.forgive(client),
                 Verification::DoesNotMatch => {
+                    state.login_failures.failed(client);
                     state.metrics.auth_failed(AuthKind::Admin);
                     return ApiError::Unauthorized.into_response();
                 }

@@ -1,12 +1,15 @@
 //! A run's notification deliveries, and the Test button of a script's webhooks.
 
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::state::AppState;
 use super::views;
+use super::{AdminUser, ClientAddr};
+use crate::domain::{audit, Action, Author};
 use crate::error::{ApiError, ErrorBody};
 use crate::notifier::TestResult;
 use crate::store::{Delivery, RunFilter};
@@ -92,8 +95,16 @@ pub async fn list(
 pub async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(user): Extension<AdminUser>,
+    client: ClientAddr,
 ) -> Result<Json<Vec<TestResult>>, ApiError> {
     let script = state.store.get_script(&id).await?;
+    let audit = Author::admin(&user.0, client).entry(
+        Action::NotificationTest,
+        audit::script_target(script.code_identifier.as_str()),
+        json!({ "webhooks": script.notifications.len() }),
+    );
+    state.store.append_audit(&audit).await?;
     let latest = state
         .store
         .list_runs(&RunFilter {

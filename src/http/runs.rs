@@ -13,7 +13,7 @@ use super::extract::ApiQuery;
 use super::state::AppState;
 use super::views::RunView;
 use super::{AdminUser, ClientAddr};
-use crate::domain::{Run, RunStatus, Trigger};
+use crate::domain::{Author, Run, RunStatus, Trigger};
 use crate::engine::RunRequest;
 use crate::error::{ApiError, ErrorBody};
 use crate::store::RunFilter;
@@ -85,6 +85,7 @@ pub async fn start(
             trigger: Trigger::Manual,
             meta,
             input,
+            author: Author::admin(&user.0, client),
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
@@ -391,8 +392,13 @@ pub struct CancelAccepted {
 pub async fn cancel(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
+    Extension(user): Extension<AdminUser>,
+    client: ClientAddr,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
-    state.engine.cancel(&run_id).await?;
+    state
+        .engine
+        .cancel(&run_id, &Author::admin(&user.0, client))
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CancelAccepted {

@@ -2,8 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
-use chrono::Utc;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -13,8 +12,10 @@ use super::api_doc::blank_or;
 use super::extract::{ApiJson, ApiQuery};
 use super::state::AppState;
 use super::views::ScriptView;
+use super::{AdminUser, ClientAddr};
 
-use crate::domain::{ScriptDefinition, ScriptDraft, ScriptInput, ScriptType, ValidationError};
+use crate::catalog::Edit;
+use crate::domain::{Author, ScriptInput, ScriptType, ValidationError};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::ScriptFilter;
 
@@ -115,24 +116,6 @@ fn script_input(raw: &RawValue) -> Result<ScriptInput, ApiError> {
     serde_json::from_str(raw.get()).map_err(|e| ApiError::Unprocessable(e.to_string()))
 }
 
-/// Refuses a runner the server's `--allowed-runners` leaves out.
-fn runner_allowed(state: &AppState, runner: crate::domain::Runner) -> Result<(), ApiError> {
-    let allowed = &state.settings.allowed_runners;
-    if allowed.contains(&runner) {
-        return Ok(());
-    }
-    let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-    Err(ValidationError::new(
-        "runner",
-        format!(
-            "the {} runner is not allowed on this server (allowed: {})",
-            runner.as_str(),
-            names.join(", ")
-        ),
-    )
-    .into())
-}
-
 /// Create a script
 #[utoipa::path(post, path = "/api/admin/scripts", operation_id = "createScript", tag = "scripts",
     request_body = ScriptInput,
@@ -161,16 +144,17 @@ fn runner_allowed(state: &AppState, runner: crate::domain::Runner) -> Result<(),
     security(("basicAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(user): Extension<AdminUser>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<(StatusCode, Json<ScriptView>), ApiError> {
-    let draft = script_input(&body)?.parse()?;
-    runner_allowed(&state, draft.runner)?;
-    let env = draft.resolve_env(&[])?;
-    let hooks = draft.resolve_webhooks(&[])?;
-    let now = Utc::now();
-    let mut script = build(draft, env, uuid::Uuid::now_v7().to_string(), now, None);
-    script.notifications = hooks;
-    state.store.insert_script(&script).await?;
+    let mut input = script_input(&body)?;
+    let author = Author::admin(&user.0, client);
+    let edit = Edit {
+        author: &author,
+        message: input.version_message.take(),
+    };
+    let script = state.catalog().create(input.parse()?, edit).await?;
     state.schedule_changed();
     tracing::info!(script_id = %script.id, code = %script.code_identifier, "script created");
     Ok((StatusCode::CREATED, Json(ScriptView::from(&script))))
@@ -199,23 +183,17 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(user): Extension<AdminUser>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<ScriptView>, ApiError> {
-    let draft = script_input(&body)?.parse()?;
-    runner_allowed(&state, draft.runner)?;
-    let existing = state.store.get_script(&id).await?;
-    let env = draft.resolve_env(&existing.env)?;
-    let hooks = draft.resolve_webhooks(&existing.notifications)?;
-    let mut script = build(
-        draft,
-        env,
-        existing.id,
-        existing.created_at,
-        existing.token_created_at,
-    );
-    script.updated_at = Utc::now();
-    script.notifications = hooks;
-    state.store.update_script(&script).await?;
+    let mut input = script_input(&body)?;
+    let author = Author::admin(&user.0, client);
+    let edit = Edit {
+        author: &author,
+        message: input.version_message.take(),
+    };
+    let script = state.catalog().update(&id, input.parse()?, edit).await?;
     state.schedule_changed();
     Ok(Json(ScriptView::from(&script)))
 }
@@ -236,47 +214,16 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(user): Extension<AdminUser>,
+    client: ClientAddr,
 ) -> Result<StatusCode, ApiError> {
-    state.store.get_script(&id).await?;
+    let script = state.store.get_script(&id).await?;
     state.engine.cancel_script(&id).await?;
-    state.store.delete_script(&id).await?;
+    state
+        .catalog()
+        .delete(&script, &Author::admin(&user.0, client))
+        .await?;
     state.schedule_changed();
     tracing::info!(script_id = %id, "script deleted with its run history");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn build(
-    d: ScriptDraft,
-    env: Vec<crate::domain::EnvVar>,
-    id: String,
-    created_at: chrono::DateTime<Utc>,
-    token_created_at: Option<chrono::DateTime<Utc>>,
-) -> ScriptDefinition {
-    let now = Utc::now();
-    let next_run_at = d.schedule.active().and_then(|c| c.next_after(now));
-    ScriptDefinition {
-        id,
-        name: d.name,
-        code_identifier: d.code_identifier,
-        description: d.description,
-        script_type: d.script_type,
-        runner: d.runner,
-        script: d.script,
-        default_working_directory: d.default_working_directory,
-        env,
-        timeout_ms: d.timeout_ms,
-        memory_limit_mb: d.memory_limit_mb,
-        tty: d.tty,
-        retry: d.retry,
-        input_schema: d.input_schema,
-        notifications: Vec::new(),
-        enabled: d.enabled,
-        concurrency: d.concurrency,
-        schedule: d.schedule,
-        next_run_at,
-        api_trigger_enabled: d.api_trigger_enabled,
-        token_created_at,
-        created_at,
-        updated_at: now,
-    }
 }

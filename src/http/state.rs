@@ -18,6 +18,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub store: DynStore,
+    /// Failed admin logins, counted per client for the audit log.
+    pub login_failures: std::sync::Arc<crate::audit_keeper::LoginFailures>,
     pub engine: Engine,
     pub auth: AdminAuth,
     /// Failed admin logins, per client.
@@ -47,6 +49,15 @@ impl AppState {
     /// Tells the schedulers of every node to re-read schedules now rather than later.
     pub fn schedule_changed(&self) {
         self.engine.schedules_changed();
+    }
+
+    /// Script edits under this server's rules.
+    pub fn catalog(&self) -> crate::catalog::Catalog {
+        crate::catalog::Catalog {
+            store: self.store.clone(),
+            keep_versions: i64::from(self.settings.keep_versions),
+            allowed_runners: self.settings.allowed_runners.clone(),
+        }
     }
 }
 

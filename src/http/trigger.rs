@@ -7,7 +7,7 @@ use axum::body::to_bytes;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -17,9 +17,9 @@ use super::extract::ApiQuery;
 use super::runs::{is_json, user_agent, MAX_INPUT_BYTES};
 use super::state::AppState;
 use super::views::{time, RunView};
-use super::ClientAddr;
+use super::{AdminUser, ClientAddr};
 use crate::auth;
-use crate::domain::{RunStatus, ScriptType, Trigger};
+use crate::domain::{audit, Action, Author, RunStatus, ScriptType, Trigger};
 use crate::engine::RunRequest;
 use crate::error::{ApiError, ErrorBody};
 
@@ -66,6 +66,8 @@ pub struct TokenIssued {
 pub async fn create_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(user): Extension<AdminUser>,
+    client: ClientAddr,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<TokenIssued>), ApiError> {
     let script = state.store.get_script(&id).await?;
@@ -76,7 +78,19 @@ pub async fn create_token(
     }
     let (token, hash) = auth::new_trigger_token();
     let now = Utc::now();
-    state.store.set_token(&id, Some(&hash), Some(now)).await?;
+    let action = match script.token_created_at {
+        Some(_) => Action::TokenRotate,
+        None => Action::TokenCreate,
+    };
+    let audit = Author::admin(&user.0, client).entry(
+        action,
+        audit::script_target(script.code_identifier.as_str()),
+        json!({}),
+    );
+    state
+        .store
+        .set_token(&id, Some(&hash), Some(now), &audit)
+        .await?;
     tracing::info!(script_id = %id, "trigger token issued");
     let path = format!("/api/scripts/{}/run", script.code_identifier);
     let url = match &state.settings.public_url {
@@ -118,8 +132,16 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(user): Extension<AdminUser>,
+    client: ClientAddr,
 ) -> Result<StatusCode, ApiError> {
-    state.store.set_token(&id, None, None).await?;
+    let script = state.store.get_script(&id).await?;
+    let audit = Author::admin(&user.0, client).entry(
+        Action::TokenRevoke,
+        audit::script_target(script.code_identifier.as_str()),
+        json!({ "hadToken": script.token_created_at.is_some() }),
+    );
+    state.store.set_token(&id, None, None, &audit).await?;
     tracing::info!(script_id = %id, "trigger token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -240,6 +262,7 @@ pub async fn run(
         "clientAddress": client.to_string(),
         "userAgent": user_agent(headers),
     });
+    let author = Author::token(script.code_identifier.as_str(), client);
     let run_id = state
         .engine
         .submit(RunRequest {
@@ -247,6 +270,7 @@ pub async fn run(
             trigger: Trigger::Api,
             meta,
             input,
+            author,
         })
         .await?;
     if !q.wait.unwrap_or(false) {

@@ -36,7 +36,8 @@ pub fn time(t: DateTime<Utc>) -> String {
                  "nextRunAt": "2026-11-26T02:00:00.000Z"},
     "apiTrigger": {"enabled": false, "hasToken": false, "tokenCreatedAt": null},
     "createdAt": "2026-11-25T09:12:03.118Z",
-    "updatedAt": "2026-11-25T09:12:03.118Z"
+    "updatedAt": "2026-11-25T09:12:03.118Z",
+    "version": 1
 }))]
 pub struct ScriptView {
     pub id: String,
@@ -79,6 +80,8 @@ pub struct ScriptView {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// The current version's number (see the versions API).
+    pub version: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub last_run: Option<LastRunView>,
@@ -232,6 +235,7 @@ impl From<&ScriptDefinition> for ScriptView {
             },
             created_at: time(s.created_at),
             updated_at: time(s.updated_at),
+            version: s.version,
             last_run: None,
         }
     }
@@ -258,6 +262,7 @@ impl From<&ScriptDefinition> for ScriptView {
     "outputTail": "done\n",
     "result": null,
     "logBytes": 5,
+    "scriptVersion": 3,
     "logTruncated": false,
     "node": "node-7f3a"
 }))]
@@ -303,6 +308,9 @@ pub struct RunView {
     /// the run is queued.
     #[schema(required = true)]
     pub node: Option<String>,
+    /// The script version it runs (null for runs recorded before versions were kept).
+    #[schema(required = true)]
+    pub script_version: Option<i64>,
 }
 
 impl RunView {
@@ -335,6 +343,7 @@ impl RunView {
             log_bytes: r.log_bytes,
             log_truncated: r.log_truncated,
             node: r.node_id.clone(),
+            script_version: r.script_version,
         }
     }
 }

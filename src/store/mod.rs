@@ -4,6 +4,7 @@
 //! what only PostgreSQL does (`SKIP LOCKED`, `LISTEN/NOTIFY`) lives in `postgres.rs` and
 //! `pg_feed.rs`.
 
+mod audit;
 mod codec;
 mod deliveries;
 mod feed;
@@ -18,6 +19,7 @@ mod runs;
 mod schedules;
 mod scripts;
 mod sqlite;
+mod versions;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::RunOutcome;
 
+pub use audit::{AuditFilter, AuditStore};
 pub use codec::EnvCodec;
 pub use deliveries::{Attempted, Delivery, DeliveryStore};
 pub use feed::{DynFeed, Feed, Signal};
@@ -37,8 +40,9 @@ pub use queue::{Admission, CancelRequest, Ended, QueueBounds, QueueStore};
 pub use rows::{from_ms as rows_from_ms, to_ms as rows_time};
 pub use runs::RunStore;
 pub use schedules::ScheduleStore;
-pub use scripts::ScriptStore;
+pub use scripts::{ScriptChange, ScriptStore};
 pub use sqlite::SqliteStore;
+pub use versions::VersionStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,6 +127,8 @@ pub trait Store:
     + ScheduleStore
     + NodeStore
     + DeliveryStore
+    + VersionStore
+    + AuditStore
     + 'static
 {
     /// Cheap round trip, for `/healthz`.

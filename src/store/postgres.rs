@@ -40,6 +40,8 @@ super::leases::impl_lease_store!(PgStore);
 super::logs::impl_log_store!(PgStore, sqlx::Postgres);
 super::schedules::impl_schedule_store!(PgStore);
 super::nodes::impl_node_store!(PgStore);
+super::versions::impl_version_store!(PgStore);
+super::audit::impl_audit_store!(PgStore, sqlx::Postgres);
 super::deliveries::impl_delivery_store!(PgStore, "FOR UPDATE SKIP LOCKED");
 
 #[async_trait]

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Owner, RunFinish, StoreResult};
-use crate::domain::{Concurrency, Run};
+use crate::domain::{AuditEntry, Concurrency, Run};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -44,11 +44,13 @@ pub enum CancelRequest {
 #[async_trait]
 pub trait QueueStore: Send + Sync {
     /// Records a `queued` run, unless the concurrency rule or the queue's bounds refuse it.
+    /// `audit` is recorded with it, in the same transaction, when it is admitted.
     async fn enqueue(
         &self,
         run: &Run,
         concurrency: Concurrency,
         bounds: QueueBounds,
+        audit: &AuditEntry,
     ) -> StoreResult<Admission>;
     /// Records a run that ended as it was made (a skipped tick): never queued, never claimed.
     async fn record_ended(&self, run: &Run) -> StoreResult<()>;
@@ -60,7 +62,13 @@ pub trait QueueStore: Send + Sync {
         at: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<Option<Run>>;
-    async fn request_cancel(&self, run_id: &str, at: DateTime<Utc>) -> StoreResult<CancelRequest>;
+    /// `audit` is recorded with the cancel or the request, in the same transaction.
+    async fn request_cancel(
+        &self,
+        run_id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<CancelRequest>;
     /// Cancels a script's queued runs and asks for its running ones to stop. Returns the ids
     /// of each.
     async fn cancel_script_runs(
@@ -123,6 +131,7 @@ macro_rules! bind_run {
             .bind(r.log_bytes)
             .bind(r.log_truncated)
             .bind(&r.node_id)
+            .bind(r.script_version)
     }};
 }
 
@@ -137,25 +146,31 @@ macro_rules! impl_queue_store {
                 r: &$crate::domain::Run,
                 concurrency: $crate::domain::Concurrency,
                 bounds: $crate::store::QueueBounds,
+                audit: &$crate::domain::AuditEntry,
             ) -> $crate::store::StoreResult<$crate::store::Admission> {
                 // One statement: the bounds are checked where the row is written.
                 let sql = format!(
                     "INSERT INTO runs ({}, concurrency) \
-                     SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18 \
-                     WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $19 \
+                     SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19 \
+                     WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
                      AND (SELECT COUNT(*) FROM runs WHERE script_id = $2 \
-                          AND status = 'queued') < $20",
+                          AND status = 'queued') < $21",
                     $crate::store::rows::RUN_COLUMNS
                 );
+                let mut tx = self.pool.begin().await?;
                 let done = $crate::store::queue::bind_run!(sqlx::query(&sql), r)
                     .bind(concurrency.as_str())
                     .bind(bounds.total)
                     .bind(bounds.per_script)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await;
                 match done {
                     Ok(d) if d.rows_affected() == 0 => Ok($crate::store::Admission::Full),
-                    Ok(_) => Ok($crate::store::Admission::Admitted),
+                    Ok(_) => {
+                        $crate::store::audit::insert_entry!(&mut *tx, audit);
+                        tx.commit().await?;
+                        Ok($crate::store::Admission::Admitted)
+                    }
                     Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                         Ok($crate::store::Admission::Busy)
                     }
@@ -170,7 +185,7 @@ macro_rules! impl_queue_store {
                 debug_assert!(r.status.is_terminal());
                 let sql = format!(
                     "INSERT INTO runs ({}) \
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
                     $crate::store::rows::RUN_COLUMNS
                 );
                 $crate::store::queue::bind_run!(sqlx::query(&sql), r)
@@ -201,37 +216,44 @@ macro_rules! impl_queue_store {
                 &self,
                 run_id: &str,
                 at: chrono::DateTime<chrono::Utc>,
+                audit: &$crate::domain::AuditEntry,
             ) -> $crate::store::StoreResult<$crate::store::CancelRequest> {
                 use $crate::store::CancelRequest;
+                let mut tx = self.pool.begin().await?;
                 let queued = sqlx::query(
                     "UPDATE runs SET status = 'canceled', finished_at = $2 \
                      WHERE id = $1 AND status = 'queued'",
                 )
                 .bind(run_id)
                 .bind($crate::store::rows::to_ms(at))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                if queued.rows_affected() == 1 {
-                    return Ok(CancelRequest::Canceled);
-                }
-                let running = sqlx::query(
-                    "UPDATE runs SET cancel_requested = TRUE WHERE id = $1 AND status = 'running'",
-                )
-                .bind(run_id)
-                .execute(&self.pool)
-                .await?;
-                if running.rows_affected() == 1 {
-                    return Ok(CancelRequest::Requested);
-                }
-                let exists: Option<(String,)> =
-                    sqlx::query_as("SELECT id FROM runs WHERE id = $1")
-                        .bind(run_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(match exists {
-                    Some(_) => CancelRequest::Finished,
-                    None => CancelRequest::NotFound,
-                })
+                let outcome = if queued.rows_affected() == 1 {
+                    CancelRequest::Canceled
+                } else {
+                    let running = sqlx::query(
+                        "UPDATE runs SET cancel_requested = TRUE WHERE id = $1 AND status = 'running'",
+                    )
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if running.rows_affected() == 1 {
+                        CancelRequest::Requested
+                    } else {
+                        let exists: Option<(String,)> =
+                            sqlx::query_as("SELECT id FROM runs WHERE id = $1")
+                                .bind(run_id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        return Ok(match exists {
+                            Some(_) => CancelRequest::Finished,
+                            None => CancelRequest::NotFound,
+                        });
+                    }
+                };
+                $crate::store::audit::insert_entry!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(outcome)
             }
 
             async fn cancel_script_runs(
@@ -315,7 +337,7 @@ macro_rules! impl_queue_store {
                     // the retry is admitted; should that ever not hold, the end still counts.
                     let sql = format!(
                         "INSERT INTO runs ({}, concurrency, not_before) \
-                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) \
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20) \
                          ON CONFLICT DO NOTHING",
                         $crate::store::rows::RUN_COLUMNS
                     );

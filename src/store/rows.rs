@@ -18,14 +18,14 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 
 pub const SCRIPT_COLUMNS: &str = "id, name, code_identifier, description, script_type, runner, \
     script, working_dir, env, timeout_ms, memory_limit_mb, enabled, concurrency, schedule_enabled, schedule_cron, \
-    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema, notifications";
+    schedule_tz, next_fire_at, api_enabled, token_created_at, created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema, notifications, version";
 
 /// The same columns for lists: no body, no env (nothing to decrypt).
 pub const SCRIPT_LIST_COLUMNS: &str =
     "id, name, code_identifier, description, script_type, runner, \
     '' AS script, working_dir, '[]' AS env, timeout_ms, memory_limit_mb, enabled, concurrency, \
     schedule_enabled, schedule_cron, schedule_tz, next_fire_at, api_enabled, token_created_at, \
-    created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema, '[]' AS notifications";
+    created_at, updated_at, schedule_catch_up, tty, retry_policy, input_schema, '[]' AS notifications, version";
 
 #[derive(sqlx::FromRow)]
 pub struct ScriptRow {
@@ -55,6 +55,7 @@ pub struct ScriptRow {
     token_created_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    version: i64,
 }
 
 impl ScriptRow {
@@ -114,6 +115,7 @@ impl ScriptRow {
             token_created_at: r.token_created_at.map(from_ms),
             created_at: from_ms(r.created_at),
             updated_at: from_ms(r.updated_at),
+            version: r.version,
         })
     }
 }
@@ -128,13 +130,13 @@ pub struct TriggerRow {
 
 pub const RUN_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
     started_at, finished_at, exit_code, signal, error, output_tail, result, log_bytes, log_truncated, \
-    node_id";
+    node_id, script_version";
 
 /// The same columns for lists: no tail, no result, and the error cut short, so a page of runs
 /// stays small whatever the runs produced.
 pub const RUN_SUMMARY_COLUMNS: &str = "id, script_id, status, trigger_kind, meta, input, queued_at, \
     started_at, finished_at, exit_code, signal, SUBSTR(error, 1, 1000) AS error, '' AS output_tail, \
-    NULL AS result, log_bytes, log_truncated, node_id";
+    NULL AS result, log_bytes, log_truncated, node_id, script_version";
 
 #[derive(sqlx::FromRow)]
 pub struct RunRow {
@@ -155,6 +157,7 @@ pub struct RunRow {
     log_bytes: i64,
     log_truncated: bool,
     node_id: Option<String>,
+    script_version: Option<i64>,
 }
 
 /// A scripts-list entry: the script's list columns and its newest run's summary, if any.
@@ -206,6 +209,7 @@ impl ScriptListRow {
             log_bytes: 0,
             log_truncated: false,
             node_id: None,
+            script_version: None,
         }
         .try_into()
         .map(Some)
@@ -239,6 +243,7 @@ impl TryFrom<RunRow> for Run {
             log_bytes: r.log_bytes,
             log_truncated: r.log_truncated,
             node_id: r.node_id,
+            script_version: r.script_version,
         })
     }
 }

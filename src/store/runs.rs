@@ -11,6 +11,8 @@ pub const SKIPPED_KEPT: i64 = 50;
 #[async_trait]
 pub trait RunStore: Send + Sync {
     async fn get_run(&self, id: &str) -> StoreResult<Run>;
+    /// Records the script version a run runs, when it differs from the one it was queued with.
+    async fn set_run_version(&self, id: &str, version: i64) -> StoreResult<()>;
     /// Newest first; `output_tail` is left empty to keep lists light.
     async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
     /// Runs of a script that are queued or running, on any node.
@@ -36,6 +38,19 @@ macro_rules! impl_run_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::RunStore for $store {
+            async fn set_run_version(
+                &self,
+                id: &str,
+                version: i64,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE runs SET script_version = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(version)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn get_run(&self, id: &str) -> $crate::store::StoreResult<$crate::domain::Run> {
                 let sql = format!(
                     "SELECT {} FROM runs WHERE id = $1",

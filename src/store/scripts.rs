@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{EnvCodec, ScriptFilter, ScriptListing, StoreError, StoreResult};
-use crate::domain::ScriptDefinition;
+use crate::domain::{AuditEntry, NewVersion, ScriptDefinition};
 
 #[async_trait]
 pub trait ScriptStore: Send + Sync {
@@ -13,11 +13,18 @@ pub trait ScriptStore: Send + Sync {
     async fn list_scripts(&self, filter: &ScriptFilter) -> StoreResult<Vec<ScriptListing>>;
     async fn get_script(&self, id: &str) -> StoreResult<ScriptDefinition>;
     async fn get_script_by_code(&self, code: &str) -> StoreResult<ScriptDefinition>;
-    /// `Conflict` when the codeIdentifier is taken.
-    async fn insert_script(&self, script: &ScriptDefinition) -> StoreResult<()>;
-    async fn update_script(&self, script: &ScriptDefinition) -> StoreResult<()>;
-    /// Removes the script with its runs and their logs.
-    async fn delete_script(&self, id: &str) -> StoreResult<()>;
+    /// Creates, updates and deletes scripts with their versions and the audit entries that
+    /// record it, all in one transaction: all of it is stored or none. Returns each change's
+    /// version number (0 for a delete). `Conflict` when a codeIdentifier is taken; versions
+    /// beyond the newest `keep_versions` that no run points to are dropped.
+    async fn write_scripts(
+        &self,
+        changes: &[ScriptChange<'_>],
+        audit: &[AuditEntry],
+        keep_versions: i64,
+    ) -> StoreResult<Vec<i64>>;
+    /// Records version 1 of each script stored before versions were kept. Returns how many.
+    async fn record_first_versions(&self) -> StoreResult<u64>;
 
     /// The script a trigger names, with its token's hash: one read, found or not.
     async fn script_for_trigger(
@@ -31,12 +38,28 @@ pub trait ScriptStore: Send + Sync {
         script_id: &str,
         hash: Option<&str>,
         created_at: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
     ) -> StoreResult<()>;
 
     /// Checks that every stored secret opens with the current master key.
     async fn verify_secrets(&self) -> StoreResult<()>;
     /// Re-seals every secret under `next`, in one transaction. Returns the scripts changed.
-    async fn reseal_secrets(&self, next: &EnvCodec) -> StoreResult<u64>;
+    async fn reseal_secrets(&self, next: &EnvCodec, audit: &AuditEntry) -> StoreResult<u64>;
+}
+
+/// One change of a script, as `write_scripts` applies it.
+pub enum ScriptChange<'a> {
+    Create {
+        script: &'a ScriptDefinition,
+        version: NewVersion,
+    },
+    /// `version` is `None` when nothing a version keeps has changed.
+    Update {
+        script: &'a ScriptDefinition,
+        version: Option<NewVersion>,
+    },
+    /// Removes the script with its versions, runs and their logs.
+    Delete { id: &'a str },
 }
 
 /// A retry policy as stored: JSON, every field present.
@@ -75,6 +98,122 @@ macro_rules! impl_script_store {
                     .await?
                     .map(|row| self.codec.open(row))
                     .ok_or($crate::store::StoreError::NotFound("script"))?
+            }
+
+            async fn insert_script(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                s: &$crate::domain::ScriptDefinition,
+            ) -> $crate::store::StoreResult<()> {
+                let env = self.codec.seal(&s.id, &s.env)?;
+                let sql = format!(
+                    "INSERT INTO scripts ({}) VALUES \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,1)",
+                    $crate::store::rows::SCRIPT_COLUMNS
+                );
+                sqlx::query(&sql)
+                    .bind(&s.id)
+                    .bind(&s.name)
+                    .bind(s.code_identifier.as_str())
+                    .bind(&s.description)
+                    .bind(s.script_type.as_str())
+                    .bind(s.runner.as_str())
+                    .bind(&s.script)
+                    .bind(&s.default_working_directory)
+                    .bind(env)
+                    .bind(s.timeout_ms)
+                    .bind(s.memory_limit_mb)
+                    .bind(s.enabled)
+                    .bind(s.concurrency.as_str())
+                    .bind(s.schedule.enabled)
+                    .bind(&s.schedule.cron)
+                    .bind(&s.schedule.timezone)
+                    .bind(s.next_run_at.map($crate::store::rows::to_ms))
+                    .bind(s.api_trigger_enabled)
+                    .bind(s.token_created_at.map($crate::store::rows::to_ms))
+                    .bind($crate::store::rows::to_ms(s.created_at))
+                    .bind($crate::store::rows::to_ms(s.updated_at))
+                    .bind(s.schedule.catch_up.as_str())
+                    .bind(s.tty)
+                    .bind($crate::store::scripts::retry_json(&s.retry))
+                    .bind(s.input_schema.as_ref().map(|i| i.to_json()))
+                    .bind(self.codec.seal_webhooks(&s.id, &s.notifications)?)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err($crate::store::scripts::unique_to_conflict)?;
+                Ok(())
+            }
+
+            /// Returns the script's version number, one more than before when `bump`.
+            async fn update_script(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                s: &$crate::domain::ScriptDefinition,
+                bump: bool,
+            ) -> $crate::store::StoreResult<i64> {
+                let env = self.codec.seal(&s.id, &s.env)?;
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE scripts SET name=$2, code_identifier=$3, description=$4, \
+                     script_type=$5, runner=$6, script=$7, working_dir=$8, env=$9, \
+                     timeout_ms=$10, enabled=$11, concurrency=$12, schedule_enabled=$13, \
+                     schedule_cron=$14, schedule_tz=$15, next_fire_at=$16, api_enabled=$17, \
+                     updated_at=$18, memory_limit_mb=$19, schedule_catch_up=$20, tty=$21, \
+                     retry_policy=$22, input_schema=$23, notifications=$24, \
+                     version = version + $25 WHERE id=$1 RETURNING version",
+                )
+                .bind(&s.id)
+                .bind(&s.name)
+                .bind(s.code_identifier.as_str())
+                .bind(&s.description)
+                .bind(s.script_type.as_str())
+                .bind(s.runner.as_str())
+                .bind(&s.script)
+                .bind(&s.default_working_directory)
+                .bind(env)
+                .bind(s.timeout_ms)
+                .bind(s.enabled)
+                .bind(s.concurrency.as_str())
+                .bind(s.schedule.enabled)
+                .bind(&s.schedule.cron)
+                .bind(&s.schedule.timezone)
+                .bind(s.next_run_at.map($crate::store::rows::to_ms))
+                .bind(s.api_trigger_enabled)
+                .bind($crate::store::rows::to_ms(s.updated_at))
+                .bind(s.memory_limit_mb)
+                .bind(s.schedule.catch_up.as_str())
+                .bind(s.tty)
+                .bind($crate::store::scripts::retry_json(&s.retry))
+                .bind(s.input_schema.as_ref().map(|i| i.to_json()))
+                .bind(self.codec.seal_webhooks(&s.id, &s.notifications)?)
+                .bind(i64::from(bump))
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err($crate::store::scripts::unique_to_conflict)?;
+                row.map(|r| r.0)
+                    .ok_or($crate::store::StoreError::NotFound("script"))
+            }
+
+            async fn delete_script(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: &str,
+            ) -> $crate::store::StoreResult<()> {
+                for sql in [
+                    "DELETE FROM run_log_chunks WHERE run_id IN (SELECT id FROM runs WHERE script_id = $1)",
+                    "DELETE FROM deliveries WHERE script_id = $1",
+                    "DELETE FROM runs WHERE script_id = $1",
+                    "DELETE FROM script_versions WHERE script_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id).execute(&mut **tx).await?;
+                }
+                let done = sqlx::query("DELETE FROM scripts WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::NotFound("script"));
+                }
+                Ok(())
             }
         }
 
@@ -138,119 +277,76 @@ macro_rules! impl_script_store {
                 self.script_where("code_identifier", code).await
             }
 
-            async fn insert_script(
+            async fn write_scripts(
                 &self,
-                s: &$crate::domain::ScriptDefinition,
-            ) -> $crate::store::StoreResult<()> {
-                let env = self.codec.seal(&s.id, &s.env)?;
-                let sql = format!(
-                    "INSERT INTO scripts ({}) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)",
-                    $crate::store::rows::SCRIPT_COLUMNS
-                );
-                sqlx::query(&sql)
-                    .bind(&s.id)
-                    .bind(&s.name)
-                    .bind(s.code_identifier.as_str())
-                    .bind(&s.description)
-                    .bind(s.script_type.as_str())
-                    .bind(s.runner.as_str())
-                    .bind(&s.script)
-                    .bind(&s.default_working_directory)
-                    .bind(env)
-                    .bind(s.timeout_ms)
-                    .bind(s.memory_limit_mb)
-                    .bind(s.enabled)
-                    .bind(s.concurrency.as_str())
-                    .bind(s.schedule.enabled)
-                    .bind(&s.schedule.cron)
-                    .bind(&s.schedule.timezone)
-                    .bind(s.next_run_at.map($crate::store::rows::to_ms))
-                    .bind(s.api_trigger_enabled)
-                    .bind(s.token_created_at.map($crate::store::rows::to_ms))
-                    .bind($crate::store::rows::to_ms(s.created_at))
-                    .bind($crate::store::rows::to_ms(s.updated_at))
-                    .bind(s.schedule.catch_up.as_str())
-                    .bind(s.tty)
-                    .bind($crate::store::scripts::retry_json(&s.retry))
-                    .bind(s.input_schema.as_ref().map(|i| i.to_json()))
-                    .bind(self.codec.seal_webhooks(&s.id, &s.notifications)?)
-                    .execute(&self.pool)
-                    .await
-                    .map_err($crate::store::scripts::unique_to_conflict)?;
-                Ok(())
-            }
-
-            async fn update_script(
-                &self,
-                s: &$crate::domain::ScriptDefinition,
-            ) -> $crate::store::StoreResult<()> {
-                let env = self.codec.seal(&s.id, &s.env)?;
-                let done = sqlx::query(
-                    "UPDATE scripts SET name=$2, code_identifier=$3, description=$4, \
-                     script_type=$5, runner=$6, script=$7, working_dir=$8, env=$9, \
-                     timeout_ms=$10, enabled=$11, concurrency=$12, schedule_enabled=$13, \
-                     schedule_cron=$14, schedule_tz=$15, next_fire_at=$16, api_enabled=$17, \
-                     updated_at=$18, memory_limit_mb=$19, schedule_catch_up=$20, tty=$21, retry_policy=$22, input_schema=$23, notifications=$24 WHERE id=$1",
-                )
-                .bind(&s.id)
-                .bind(&s.name)
-                .bind(s.code_identifier.as_str())
-                .bind(&s.description)
-                .bind(s.script_type.as_str())
-                .bind(s.runner.as_str())
-                .bind(&s.script)
-                .bind(&s.default_working_directory)
-                .bind(env)
-                .bind(s.timeout_ms)
-                .bind(s.enabled)
-                .bind(s.concurrency.as_str())
-                .bind(s.schedule.enabled)
-                .bind(&s.schedule.cron)
-                .bind(&s.schedule.timezone)
-                .bind(s.next_run_at.map($crate::store::rows::to_ms))
-                .bind(s.api_trigger_enabled)
-                .bind($crate::store::rows::to_ms(s.updated_at))
-                .bind(s.memory_limit_mb)
-                .bind(s.schedule.catch_up.as_str())
-                .bind(s.tty)
-                .bind($crate::store::scripts::retry_json(&s.retry))
-                .bind(s.input_schema.as_ref().map(|i| i.to_json()))
-                .bind(self.codec.seal_webhooks(&s.id, &s.notifications)?)
-                .execute(&self.pool)
-                .await
-                .map_err($crate::store::scripts::unique_to_conflict)?;
-                if done.rows_affected() == 0 {
-                    return Err($crate::store::StoreError::NotFound("script"));
-                }
-                Ok(())
-            }
-
-            async fn delete_script(&self, id: &str) -> $crate::store::StoreResult<()> {
+                changes: &[$crate::store::ScriptChange<'_>],
+                audit: &[$crate::domain::AuditEntry],
+                keep_versions: i64,
+            ) -> $crate::store::StoreResult<Vec<i64>> {
+                use $crate::store::ScriptChange;
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "DELETE FROM run_log_chunks WHERE run_id IN (SELECT id FROM runs WHERE script_id = $1)",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM deliveries WHERE script_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM runs WHERE script_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                let done = sqlx::query("DELETE FROM scripts WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err($crate::store::StoreError::NotFound("script"));
+                let mut numbers = Vec::with_capacity(changes.len());
+                for change in changes {
+                    let number = match change {
+                        ScriptChange::Create { script, version } => {
+                            self.insert_script(&mut tx, script).await?;
+                            $crate::store::versions::insert_version!(&mut *tx, &script.id, 1, version);
+                            1
+                        }
+                        ScriptChange::Update { script, version } => {
+                            let number = self
+                                .update_script(&mut tx, script, version.is_some())
+                                .await?;
+                            if let Some(version) = version {
+                                $crate::store::versions::insert_version!(&mut *tx, &script.id, number, version);
+                                $crate::store::versions::prune_versions!(&mut *tx, &script.id, number, keep_versions);
+                            }
+                            number
+                        }
+                        ScriptChange::Delete { id } => {
+                            self.delete_script(&mut tx, id).await?;
+                            0
+                        }
+                    };
+                    numbers.push(number);
+                }
+                for entry in audit {
+                    $crate::store::audit::insert_entry!(&mut *tx, entry);
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(numbers)
+            }
+
+            async fn record_first_versions(&self) -> $crate::store::StoreResult<u64> {
+                let sql = format!(
+                    "SELECT {} FROM scripts WHERE version = 0",
+                    $crate::store::rows::SCRIPT_COLUMNS
+                );
+                let rows = sqlx::query_as::<_, $crate::store::rows::ScriptRow>(&sql)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut recorded = 0;
+                for row in rows {
+                    let script = self.codec.open(row)?;
+                    let version = $crate::domain::NewVersion {
+                        author: "system".into(),
+                        message: "the definition when versions began to be kept".into(),
+                        document: $crate::domain::ScriptDocument::of(&script),
+                        secrets_changed: Vec::new(),
+                        at: script.updated_at,
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    let claimed = sqlx::query("UPDATE scripts SET version = 1 WHERE id = $1 AND version = 0")
+                        .bind(&script.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if claimed.rows_affected() == 1 {
+                        $crate::store::versions::insert_version!(&mut *tx, &script.id, 1, &version);
+                        recorded += 1;
+                    }
+                    tx.commit().await?;
+                }
+                Ok(recorded)
             }
 
             async fn script_for_trigger(
@@ -290,18 +386,22 @@ macro_rules! impl_script_store {
                 script_id: &str,
                 hash: Option<&str>,
                 created_at: Option<chrono::DateTime<chrono::Utc>>,
+                audit: &$crate::domain::AuditEntry,
             ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE scripts SET token_hash = $2, token_created_at = $3 WHERE id = $1",
                 )
                 .bind(script_id)
                 .bind(hash)
                 .bind(created_at.map($crate::store::rows::to_ms))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::store::StoreError::NotFound("script"));
                 }
+                $crate::store::audit::insert_entry!(&mut *tx, audit);
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -320,6 +420,7 @@ macro_rules! impl_script_store {
             async fn reseal_secrets(
                 &self,
                 next: &$crate::store::EnvCodec,
+                audit: &$crate::domain::AuditEntry,
             ) -> $crate::store::StoreResult<u64> {
                 let mut tx = self.pool.begin().await?;
                 let rows: Vec<(String, String, String)> =
@@ -342,6 +443,9 @@ macro_rules! impl_script_store {
                         .await?;
                     changed += 1;
                 }
+                let mut audit = audit.clone();
+                audit.summary["scripts"] = changed.into();
+                $crate::store::audit::insert_entry!(&mut *tx, &audit);
                 tx.commit().await?;
                 Ok(changed)
             }

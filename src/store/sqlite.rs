@@ -64,6 +64,8 @@ super::leases::impl_lease_store!(SqliteStore);
 super::logs::impl_log_store!(SqliteStore, sqlx::Sqlite);
 super::schedules::impl_schedule_store!(SqliteStore);
 super::nodes::impl_node_store!(SqliteStore);
+super::versions::impl_version_store!(SqliteStore);
+super::audit::impl_audit_store!(SqliteStore, sqlx::Sqlite);
 super::deliveries::impl_delivery_store!(SqliteStore, "");
 
 #[async_trait]

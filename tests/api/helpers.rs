@@ -109,6 +109,7 @@ pub struct Options {
     pub max_concurrent_runs: Option<usize>,
     pub max_log_bytes: Option<u64>,
     pub keep_runs: Option<u32>,
+    pub keep_versions: Option<u32>,
     pub kill_grace_ms: Option<u64>,
     pub auth_failure_limit: Option<u32>,
     pub auth_failure_window: Option<Duration>,
@@ -163,6 +164,9 @@ impl TestApp {
         }
         if let Some(n) = opts.keep_runs {
             settings.keep_runs = n;
+        }
+        if let Some(n) = opts.keep_versions {
+            settings.keep_versions = n;
         }
         if let Some(n) = opts.auth_failure_limit {
             settings.auth_failure_limit = n;

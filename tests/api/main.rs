@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod backup;
 mod binary;
@@ -27,5 +28,7 @@ mod security;
 mod stream;
 mod supervision;
 mod terminal;
+mod transfer;
 mod trigger;
 mod upgrade;
+mod versions;
