@@ -169,7 +169,8 @@ pub fn router(state: AppState) -> Router {
         .route(&admin_path, get(ui::dashboard))
         .route(&format!("{admin_path}/"), get(ui::dashboard))
         .route(&format!("{admin_path}/scripts"), get(ui::scripts_page))
-        .route(&format!("{admin_path}/runs"), get(ui::runs_page));
+        .route(&format!("{admin_path}/runs"), get(ui::runs_page))
+        .route(&format!("{admin_path}/audit"), get(ui::audit_page));
     let admin = Router::from(admin_routes())
         .merge(pages)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));

@@ -80,6 +80,13 @@ pub async fn runs_page(State(state): State<AppState>) -> Result<Html<String>, Ap
     )
 }
 
+pub async fn audit_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    state.ui.render(
+        "audit.html",
+        context! { admin_path => state.settings.admin_path, page => "audit" },
+    )
+}
+
 pub async fn scripts_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     state.ui.render(
         "scripts.html",

@@ -242,6 +242,7 @@ async fn every_documented_admin_operation_refuses_missing_credentials() {
     routes.push((Method::GET, "/admin".into()));
     routes.push((Method::GET, "/admin/scripts".into()));
     routes.push((Method::GET, "/admin/runs".into()));
+    routes.push((Method::GET, "/admin/audit".into()));
     for (method, path) in routes {
         let anonymous = app
             .client
