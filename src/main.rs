@@ -76,10 +76,6 @@ enum ServerCommand {
     ///
     /// Reads the configured database, or a running server's API with --url. Secret values are
     /// left out unless --with-secrets seals them with a passphrase.
-    ///
-    /// Examples:
-    ///   scriptd export --data-dir /var/lib/scriptd --out scripts/
-    ///   scriptd export --url http://127.0.0.1:8080 --script nightly-backup --out .
     Export {
         #[command(flatten)]
         settings: ServeArgs,
@@ -89,10 +85,6 @@ enum ServerCommand {
     /// Create and update scripts from files; every file is checked before anything changes
     ///
     /// A script whose file matches it is left alone, so importing twice changes nothing.
-    ///
-    /// Examples:
-    ///   scriptd import --data-dir /var/lib/scriptd scripts/ --dry-run
-    ///   scriptd import --url http://127.0.0.1:8080 scripts/ --prune
     Import {
         #[command(flatten)]
         settings: ServeArgs,

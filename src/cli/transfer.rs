@@ -67,6 +67,10 @@ impl Target {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  scriptd export --data-dir /var/lib/scriptd --out scripts/
+  scriptd export --url http://127.0.0.1:8080 --script nightly-backup --out .
+  SCRIPTD_EXPORT_PASSPHRASE=… scriptd export --out scripts/ --with-secrets")]
 pub struct ExportArgs {
     #[command(flatten)]
     target: Target,
@@ -83,6 +87,10 @@ pub struct ExportArgs {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  scriptd import --data-dir /var/lib/scriptd scripts/ --dry-run
+  scriptd import --url http://127.0.0.1:8080 scripts/ --prune
+  scriptd import scripts/nightly-backup.toml --passphrase-file pass.txt")]
 pub struct ImportArgs {
     #[command(flatten)]
     target: Target,

@@ -135,11 +135,11 @@ impl ScriptDocument {
             memory_limit_mb: s.memory_limit_mb,
             tty: s.tty,
             default_working_directory: s.default_working_directory.clone(),
-            input_schema: s.input_schema.as_ref().map(|i| {
-                serde_json::from_str::<serde_json::Value>(&i.to_json())
-                    .and_then(|v| serde_json::to_string_pretty(&v))
-                    .unwrap_or_else(|_| i.to_json())
-            }),
+            // Straight from the form, not through a JSON value: that would sort its fields.
+            input_schema: s
+                .input_schema
+                .as_ref()
+                .map(|i| serde_json::to_string_pretty(i).unwrap_or_else(|_| i.to_json())),
             sealed_with: None,
             script: s.script.clone(),
             schedule: ScheduleDocument {

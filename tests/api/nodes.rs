@@ -909,3 +909,87 @@ async fn nodes_are_listed_with_their_heartbeat_and_running_count() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_and_the_audit_log_are_one_history_across_nodes() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let body = |script: &str| json!({"name": "Shared", "codeIdentifier": "shared", "type": "bash", "script": script});
+    let id = a.create(body("echo one")).await;
+    let path = format!("/api/admin/scripts/{id}");
+    assert_eq!(
+        b.json(Method::PUT, &path, Some(&body("echo two"))).await["version"],
+        2
+    );
+
+    // Two edits at the same moment through two nodes: two versions, numbered one after the other.
+    let (three, four) = (body("echo three"), body("echo four"));
+    let (x, y) = tokio::join!(
+        a.json(Method::PUT, &path, Some(&three)),
+        b.json(Method::PUT, &path, Some(&four)),
+    );
+    let mut numbers = [
+        x["version"].as_i64().unwrap(),
+        y["version"].as_i64().unwrap(),
+    ];
+    numbers.sort();
+    assert_eq!(numbers, [3, 4]);
+    let current = a.json(Method::GET, &path, None).await;
+    assert_eq!(current["version"], 4);
+
+    // A run started on one node and claimed by either records the version it ran.
+    let run = b.run(&id).await;
+    let done = a.wait_finished(&run).await;
+    assert_eq!(done["scriptVersion"], 4);
+    assert_eq!(
+        a.log(&run).await,
+        format!("{}\n", &current["script"].as_str().unwrap()[5..])
+    );
+
+    let restored = b
+        .json(Method::POST, &format!("{path}/versions/2/restore"), None)
+        .await;
+    assert_eq!(restored["version"], 5);
+    for node in [a, b] {
+        let list = node
+            .json(Method::GET, &format!("{path}/versions"), None)
+            .await;
+        let numbers: Vec<i64> = list["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, [5, 4, 3, 2, 1]);
+        let audit = node
+            .json(Method::GET, "/api/admin/audit?target=script:shared", None)
+            .await;
+        let actions: Vec<&str> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "script.restore",
+                "script.update",
+                "script.update",
+                "script.update",
+                "script.create"
+            ]
+        );
+        let started = node
+            .json(
+                Method::GET,
+                &format!("/api/admin/audit?target=run:{run}"),
+                None,
+            )
+            .await;
+        assert_eq!(started["entries"][0]["action"], "run.start");
+    }
+}

@@ -93,6 +93,7 @@ async fn the_openapi_document_describes_every_route_and_nothing_else() {
             "&format!(\"{admin_path}/\")",
             "&format!(\"{admin_path}/scripts\")",
             "&format!(\"{admin_path}/runs\")",
+            "&format!(\"{admin_path}/audit\")",
             "\"/assets/{*path}\""
         ],
         "a route outside the document"

@@ -44,11 +44,43 @@ async fn seed(app: &TestApp) {
             "mode": {"type": "string", "enum": ["fast", "slow"]}}, "required": ["mode"]}
     }))
     .await;
-    app.create_script(json!({
-        "name": "Page", "codeIdentifier": "page", "type": "browser",
-        "script": "console.log('hi')"
-    }))
-    .await;
+    // Sent as text: the form's fields keep their order (a JSON value would sort them).
+    let resp = app
+        .admin(Method::POST, "/api/admin/scripts")
+        .header("content-type", "application/json")
+        .body(
+            r#"{"name": "Page", "codeIdentifier": "page", "type": "browser",
+                "script": "console.log('hi')", "inputSchema": {"type": "object",
+                "properties": {"zeta": {"type": "string"}, "alpha": {"type": "boolean"}}}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
+
+/// The input form's field names, in their order, as the script's page shows them.
+async fn form_fields(app: &TestApp, code: &str) -> Vec<String> {
+    let list = app.get_json("/api/admin/scripts").await;
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codeIdentifier"] == code)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = app
+        .call(Method::GET, &format!("/api/admin/scripts/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let at = |name: &str| text.find(&format!("\"{name}\"")).unwrap();
+    let mut names = vec!["zeta".to_string(), "alpha".to_string()];
+    names.sort_by_key(|n| at(n));
+    names
 }
 
 async fn export_tar(app: &TestApp, body: Value) -> BTreeMap<String, String> {

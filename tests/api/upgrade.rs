@@ -99,4 +99,25 @@ async fn logs_stored_line_by_line_by_an_older_version_survive_the_upgrade(b: Bac
     assert_eq!(lines[0].1["line"], "a \"quoted\" é");
     assert_eq!(lines[1].1["line"], "");
     assert!(events.iter().any(|e| e.event == "done"));
+
+    // A script stored before versions were kept gets its first version at the start; its old
+    // runs ran no known version.
+    let script = "01a2116a-0000-7000-8000-000000000001";
+    assert_eq!(
+        app.get_json(&format!("/api/admin/scripts/{script}")).await["version"],
+        1
+    );
+    let versions = app
+        .get_json(&format!("/api/admin/scripts/{script}/versions"))
+        .await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(versions["versions"][0]["author"], "system");
+    let v1 = app
+        .get_json(&format!("/api/admin/scripts/{script}/versions/1"))
+        .await;
+    assert_eq!(v1["definition"]["script"], "echo");
+    assert_eq!(
+        app.get_run(RUN_ID).await["scriptVersion"],
+        serde_json::Value::Null
+    );
 }
