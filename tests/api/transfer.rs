@@ -24,7 +24,7 @@ async fn seed(app: &TestApp) {
         "name": "Nightly backup", "codeIdentifier": "nightly-backup",
         "description": "Dumps the database\nto /var/backups",
         "type": "bash",
-        "script": "#!/bin/bash\nset -e\necho \"it's \\\"quoted\\\" and 'single'\"\nprintf 'tab\\there'\ncat <<'EOF'\n'''\n\"\"\"\nEOF\necho ünïcödé ✓   \n",
+        "script": "#!/bin/bash\nset -e\necho \"it's \\\"quoted\\\" and 'single'\"\nprintf 'tab\\there'\ncat <<'EOF'\n'''\n\"\"\"\nEOF\necho ünïcödé ✓   \ntest \"${PGPASSWORD#pg-pass-}\" = 31337\n",
         "defaultWorkingDirectory": "/tmp",
         "env": [{"key": "PGHOST", "value": "db.internal"},
                 {"key": "PGPASSWORD", "value": SECRET, "secret": true}],
@@ -219,8 +219,9 @@ async fn export_then_import_into_an_empty_instance_then_export_gives_the_same_fi
         again, files,
         "export → import → export gives the same bytes"
     );
+    assert_eq!(form_fields(&target, "page").await, ["zeta", "alpha"]);
 
-    // The secret arrived: a run sees it.
+    // The sealed secret arrived: the script checks its value.
     let list = target.get_json("/api/admin/scripts").await;
     let backup_id = list
         .as_array()
@@ -234,6 +235,8 @@ async fn export_then_import_into_an_empty_instance_then_export_gives_the_same_fi
     let versions = target
         .get_json(&format!("/api/admin/scripts/{backup_id}/versions"))
         .await;
+    let run = target.run(&backup_id).await;
+    assert_eq!(target.wait_run(&run).await["status"], "succeeded");
     assert_eq!(
         versions["versions"][0]["message"],
         "imported from nightly-backup.toml"
