@@ -35,14 +35,13 @@ pub async fn export(
     let sealer = passphrase.map(Sealer::new).transpose()?;
     let listed = catalog.store.list_scripts(&ScriptFilter::default()).await?;
     let wanted: HashSet<&str> = codes.iter().map(String::as_str).collect();
-    if let Some(missing) = codes.iter().find(|c| {
+    // An unknown code is a script that is not there (404), as for any other lookup.
+    if codes.iter().any(|c| {
         !listed
             .iter()
             .any(|l| l.script.code_identifier.as_str() == c.as_str())
     }) {
-        return Err(
-            ValidationError::new("script", format!("no script has the code {missing:?}")).into(),
-        );
+        return Err(crate::store::StoreError::NotFound("script").into());
     }
     let mut files = Vec::new();
     for listing in listed {

@@ -69,6 +69,7 @@ pub struct ExportBody {
     scripts: Vec<String>,
     /// Seals secret values with a key derived from it (at least 12 characters); without one,
     /// secrets are only named.
+    #[schema(min_length = 12)]
     passphrase: Option<String>,
 }
 
@@ -81,9 +82,10 @@ pub struct ExportBody {
     request_body = ExportBody,
     responses(
         (status = 200, description = "The archive", content_type = "application/x-tar", body = Vec<u8>),
-        (status = 400, description = "An unknown codeIdentifier, or a passphrase too short", body = ErrorBody),
+        (status = 400, description = "A passphrase too short", body = ErrorBody),
         (status = 401, description = "Admin credentials missing or wrong", body = ErrorBody),
         (status = 403, description = "A cross-origin request", body = ErrorBody),
+        (status = 404, description = "No script has one of the codeIdentifiers", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "The JSON is not an export request", body = ErrorBody),
         (status = 429, description = "Too many failed logins from this client", body = ErrorBody),
@@ -130,7 +132,10 @@ pub fn tar_of(files: &[ScriptFile]) -> std::io::Result<Vec<u8>> {
 #[serde(deny_unknown_fields)]
 pub struct ImportFile {
     /// `<codeIdentifier>.toml`
+    #[schema(pattern = r"^[a-z0-9_-]{1,100}\.toml$")]
     name: String,
+    /// The file's text: a script in the format the README shows, checked by the same rules
+    /// as `ScriptInput`.
     content: String,
 }
 

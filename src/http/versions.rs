@@ -118,7 +118,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/admin/scripts/{id}/versions/{version}", operation_id = "getVersion",
     tag = "versions",
     params(("id" = String, Path, description = "The script's id"),
-           ("version" = i64, Path, description = "The version's number")),
+           ("version" = i64, Path, minimum = 1, description = "The version's number")),
     responses(
         (status = 200, description = "The version", body = VersionView),
         (status = 400, description = "The number is not one", body = ErrorBody),
@@ -223,7 +223,7 @@ fn restore_body(headers: &HeaderMap, body: &[u8]) -> Result<RestoreBody, ApiErro
 #[utoipa::path(post, path = "/api/admin/scripts/{id}/versions/{version}/restore",
     operation_id = "restoreVersion", tag = "versions",
     params(("id" = String, Path, description = "The script's id"),
-           ("version" = i64, Path, description = "The version to restore")),
+           ("version" = i64, Path, minimum = 1, description = "The version to restore")),
     request_body(content = Option<RestoreBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "The script as now stored", body = ScriptView),

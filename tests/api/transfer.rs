@@ -315,6 +315,18 @@ async fn an_import_checks_every_file_first_and_changes_nothing_if_one_is_wrong(b
     }
     let (status, _) = import(&app, &files, json!({"colour": 1})).await;
     assert_eq!(status, 422);
+    for (body, status) in [
+        (json!({"scripts": ["no-such-script"]}), 404),
+        (json!({"passphrase": "too short"}), 400),
+    ] {
+        let resp = app
+            .admin(Method::POST, "/api/admin/scripts/export")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{body}");
+    }
 }
 
 async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
