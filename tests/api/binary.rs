@@ -329,12 +329,27 @@ async fn a_wrong_master_key_stops_the_start_and_rotation_keeps_secrets_usable() 
     );
 
     let server = start(dir.path(), &pw);
-    let (_, log) = Admin::new(&server.base, "pw-rotate").run_and_log(&id).await;
+    let admin = Admin::new(&server.base, "pw-rotate");
+    let (_, log) = admin.run_and_log(&id).await;
+    // The rotation is in the audit log, by the command line, with no key in it.
+    let audit = admin
+        .json(
+            Method::GET,
+            "/api/admin/audit?action=master_key.rotate",
+            None,
+        )
+        .await;
     stop(server);
     assert!(
         log.contains("secret-ok"),
         "the secret still reaches the script: {log}"
     );
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["target"], "master-key", "{audit}");
+    assert_eq!(entry["summary"]["scripts"], 1);
+    assert!(entry["actor"].as_str().unwrap().starts_with("cli:"));
+    assert!(!audit.to_string().contains(new_key.trim()));
+    assert!(!audit.to_string().contains(old_key.trim()));
 }
 
 #[tokio::test]
