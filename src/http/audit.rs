@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_doc::blank_or;
-use super::extract::ApiQuery;
+use super::extract::{time_param, ApiQuery};
 use super::state::AppState;
 use super::views::time;
 use crate::domain::{Action, AuditEntry, ValidationError};
@@ -104,18 +104,6 @@ fn actions() -> utoipa::openapi::schema::Object {
     )
 }
 
-fn time_filter(
-    field: &'static str,
-    raw: Option<&str>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| Some(t.to_utc()))
-        .map_err(|_| ValidationError::new(field, "must be an RFC 3339 time").into())
-}
-
 fn filter(q: AuditQuery) -> Result<AuditFilter, ApiError> {
     let action = match q.action.as_deref().filter(|a| !a.is_empty()) {
         Some(a) => Some(Action::parse(a).ok_or_else(|| {
@@ -129,8 +117,8 @@ fn filter(q: AuditQuery) -> Result<AuditFilter, ApiError> {
     }
     let blank = |v: Option<String>| v.filter(|v| !v.is_empty());
     Ok(AuditFilter {
-        from: time_filter("from", q.from.as_deref())?,
-        to: time_filter("to", q.to.as_deref())?,
+        from: time_param("from", q.from.as_deref())?,
+        to: time_param("to", q.to.as_deref())?,
         actor: blank(q.actor),
         action,
         target: blank(q.target),

@@ -58,3 +58,16 @@ where
         }
     }
 }
+
+/// An optional RFC 3339 time query parameter; blank means not given.
+pub fn time_param(
+    field: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| Some(t.to_utc()))
+        .map_err(|_| crate::domain::ValidationError::new(field, "must be an RFC 3339 time").into())
+}

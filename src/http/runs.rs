@@ -175,12 +175,7 @@ fn run_triggers() -> utoipa::openapi::schema::Object {
 
 /// A time filter as the run id bound it is; `None` when not given.
 fn time_bound(field: &'static str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    let at = chrono::DateTime::parse_from_rfc3339(raw)
-        .map_err(|_| crate::domain::ValidationError::new(field, "must be an RFC 3339 time"))?;
-    Ok(Some(Run::first_id_at(at.timestamp_millis())))
+    Ok(super::extract::time_param(field, raw)?.map(|at| Run::first_id_at(at.timestamp_millis())))
 }
 
 fn run_statuses() -> utoipa::openapi::schema::Object {

@@ -10,9 +10,11 @@ export class ApiError extends Error {
   }
 }
 
-const BASE = "/api/admin/scripts";
+const ADMIN = "/api/admin";
+const BASE = `${ADMIN}/scripts`;
 
-async function request(method, path, body, { signal } = {}) {
+/** The response when it is a success; an ApiError with the server's message otherwise. */
+async function send(method, url, body, { signal } = {}) {
   const opts = { method, headers: { Accept: "application/json" }, signal, credentials: "same-origin" };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
@@ -20,24 +22,38 @@ async function request(method, path, body, { signal } = {}) {
   }
   let resp;
   try {
-    resp = await fetch(BASE + path, opts);
+    resp = await fetch(url, opts);
   } catch (e) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, "network", "The server could not be reached. Check the connection and try again.");
   }
+  if (resp.ok) return resp;
+  let err = null;
+  try {
+    err = JSON.parse(await resp.text())?.error;
+  } catch {
+    err = null;
+  }
+  throw new ApiError(resp.status, err?.code || "http_" + resp.status, err?.message || `Request failed (${resp.status})`, err?.field);
+}
+
+async function json(resp) {
   if (resp.status === 204) return null;
   const text = await resp.text();
-  let data = null;
   try {
-    data = text ? JSON.parse(text) : null;
+    return text ? JSON.parse(text) : null;
   } catch {
-    data = null;
+    return null;
   }
-  if (!resp.ok) {
-    const err = data && data.error;
-    throw new ApiError(resp.status, err?.code || "http_" + resp.status, err?.message || `Request failed (${resp.status})`, err?.field);
-  }
-  return data;
+}
+
+const request = async (method, path, body, opts) => json(await send(method, BASE + path, body, opts));
+
+/** A download the server names (Content-Disposition), as a blob and that name. */
+async function download(method, path, body, fallbackName) {
+  const resp = await send(method, BASE + path, body);
+  const named = /filename="?([^";]+)"?/.exec(resp.headers.get("Content-Disposition") || "");
+  return { blob: await resp.blob(), name: named ? named[1] : fallbackName };
 }
 
 const qs = (params) => {
@@ -70,6 +86,19 @@ export const api = {
     request("GET", "/schedule-preview" + qs({ cron, timezone, count: 5 }), undefined, { signal }),
   createToken: (id) => request("POST", `/${encodeURIComponent(id)}/api-token`),
   revokeToken: (id) => request("DELETE", `/${encodeURIComponent(id)}/api-token`),
+  listVersions: (id, before, limit = 50) => request("GET", `/${encodeURIComponent(id)}/versions` + qs({ before, limit })),
+  /** What changed from version `from` to `to` (the current one when left out). */
+  diffVersions: (id, from, to) => request("GET", `/${encodeURIComponent(id)}/versions/diff` + qs({ from, to })),
+  restoreVersion: (id, version, message) =>
+    request("POST", `/${encodeURIComponent(id)}/versions/${version}/restore`, message ? { message } : undefined),
+  /** A tar archive of the scripts (all when `scripts` is empty); a passphrase seals their secrets. */
+  exportScripts: (scripts, passphrase) =>
+    download("POST", "/export", { scripts, ...(passphrase ? { passphrase } : {}) }, "scriptd-scripts.tar"),
+  /** files: [{name, content}]; what would change (dryRun) or what changed. */
+  importScripts: (files, { dryRun, prune, passphrase }) =>
+    request("POST", "/import", { files, dryRun, prune, ...(passphrase ? { passphrase } : {}) }),
+  /** A page of the audit log, newest first; filters: {actor, action, target, from, to}. */
+  audit: async (filters, before, limit = 50) => json(await send("GET", `${ADMIN}/audit` + qs({ ...filters, before, limit }))),
 };
 
 /** The message without a leading "field: ", for display next to that field. */
@@ -83,3 +112,5 @@ export function fieldMessage(err) {
 export const streamUrl = (runId) => `${BASE}/runs/${encodeURIComponent(runId)}/stream`;
 export const logUrl = (runId) => `${BASE}/runs/${encodeURIComponent(runId)}/log`;
 export const eventsUrl = () => `${BASE}/events`;
+export const exportUrl = (id) => `${BASE}/${encodeURIComponent(id)}/export`;
+export const auditExportUrl = (filters) => `${ADMIN}/audit/export` + qs(filters);

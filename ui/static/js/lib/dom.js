@@ -100,3 +100,14 @@ export async function copyText(text, button) {
   }
   toast("Copied to clipboard");
 }
+
+/** Hands a blob to the browser as a download named `name`. */
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a.offscreen", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // The click has started the download; the URL is only needed until then.
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}

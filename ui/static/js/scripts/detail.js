@@ -1,7 +1,8 @@
-// One script: the form on the left; Run/Cancel, the live output panel and the run history on
-// the right. Saving, running and opening past runs never reload the page.
+// One script: the form on the left (or, in its Versions tab, the script's versions); Run/Cancel,
+// the live output panel and the run history on the right. Saving, running, opening past runs
+// and restoring versions never reload the page.
 import { h, icon, mount, toast } from "../lib/dom.js";
-import { api, fieldMessage, logUrl } from "../lib/api.js";
+import { api, exportUrl, fieldMessage, logUrl } from "../lib/api.js";
 import { onRunChange } from "../lib/run-events.js";
 import { isActive, RUNNER_LABEL, TYPE_LABEL } from "../lib/format.js";
 import { ScriptForm } from "./editor.js";
@@ -11,6 +12,7 @@ import { BrowserRun } from "./browser-run.js";
 import { RunHistory } from "./history.js";
 import { RunDetails } from "./run-details.js";
 import { InputForm } from "./input-form.js";
+import { VersionsPanel } from "./versions.js";
 
 const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
 const MOD = isMac ? "⌘" : "Ctrl";
@@ -21,7 +23,7 @@ const TAIL_FROM_BYTES = 2 * 1024 * 1024;
 const TAIL_LINES = 5000;
 
 export class ScriptDetail {
-  /** opts: { id, runId, navigate(hash, {replace}) , onDirty(bool) } */
+  /** opts: { id, runId, version (a number, or true for the Versions tab), navigate(hash, {replace}) , onDirty(bool) } */
   constructor(root, opts) {
     this.root = root;
     this.opts = opts;
@@ -43,6 +45,7 @@ export class ScriptDetail {
     }
     if (this.destroyed) return;
     this.build(script);
+    if (this.opts.version) this.showTab("versions", this.opts.version);
     document.addEventListener("keydown", this.onKey, true);
     await this.history.load();
     if (this.destroyed) return;
@@ -84,6 +87,20 @@ export class ScriptDetail {
     this.runHint = h("div.run-hint", { hidden: true, role: "status", "data-testid": "run-blocked" });
     this.cancelBtn = h("button.btn.btn-danger", { type: "button", hidden: true, "data-testid": "cancel", onclick: () => this.cancel() }, icon("player-stop"), "Cancel");
     this.deleteBtn = h("button.btn.btn-icon.btn-ghost", { type: "button", title: "Delete script", "aria-label": "Delete script", hidden: !this.id, onclick: () => this.remove() }, icon("trash"));
+    this.exportBtn = h("a.btn.btn-icon.btn-ghost", { href: this.id ? exportUrl(this.id) : "#", download: "", hidden: !this.id,
+      title: "Export the saved script as a TOML file", "aria-label": "Export script", "data-testid": "export-script" }, icon("download"));
+    this.versions = new VersionsPanel({
+      scriptId: () => this.id,
+      type: () => this.form.type,
+      isDirty: () => this.dirty,
+      onSelect: (n) => { if (this.tab === "versions") this.opts.navigate(`#s/${this.id}/versions/${n}`, { replace: true }); },
+      onRestored: (script, n) => this.restored(script, n),
+    });
+    this.tabs = {};
+    const tab = (name, label, iconName) => (this.tabs[name] = h("button.tab", { type: "button", role: "tab", "data-tab": name,
+      onclick: () => this.switchTab(name) }, icon(iconName), label));
+    this.tabBar = h("div.tabs", { role: "tablist", "aria-label": "Script", hidden: !this.id },
+      tab("definition", "Definition", "file-text"), tab("versions", "Versions", "history"));
 
     this.input = h("textarea.input.mono#run-input", { rows: 3, spellcheck: "false", placeholder: '{"projectId": 42}' });
     this.inputError = h("div.field-error", { hidden: true });
@@ -98,12 +115,13 @@ export class ScriptDetail {
 
     const head = h("div.page-head.detail-head",
       h("div.crumbs", h("a.crumb", { href: "#" }, icon("arrow-left"), "Scripts"), h("span.sep", "/"), this.titleEl, this.badges, this.dirtyPill),
-      h("div.actions", this.deleteBtn, this.saveBtn, this.cancelBtn, this.runBtn));
+      h("div.actions", this.exportBtn, this.deleteBtn, this.saveBtn, this.cancelBtn, this.runBtn));
     this.details = new RunDetails({ onRunAgain: (input) => this.runAgain(input) });
     const runCard = h("section.card.run-card", this.runHint, this.inputBox, this.output.el, this.details.el);
     this.el = h("div.detail", head,
-      h("div.detail-grid", this.form.el, h("aside.run-col", runCard, this.history.el)));
+      h("div.detail-grid", h("div.main-col", this.tabBar, this.form.el, this.versions.el), h("aside.run-col", runCard, this.history.el)));
     mount(this.root, this.el);
+    this.showTab("definition");
     this.refreshHead();
     this.updateButtons();
   }
@@ -120,6 +138,40 @@ export class ScriptDetail {
         ? h("span.pill.pill-danger", { title: "Runs with the server's privileges" }, icon("alert-triangle"), "host runner")
         : h("span.pill", RUNNER_LABEL[s.runner]),
       this.form.script?.enabled === false ? h("span.pill.pill-muted", "Disabled") : null);
+  }
+
+  /** Shows the form or the versions (then compares `version` with the current one, if given). */
+  showTab(name, version) {
+    // Asked for before the script has loaded: init() opens it once the page is built.
+    if (!this.form) {
+      this.opts.version = name === "versions" ? version || true : null;
+      return;
+    }
+    this.tab = name;
+    for (const [n, b] of Object.entries(this.tabs)) {
+      b.classList.toggle("active", n === name);
+      b.setAttribute("aria-selected", String(n === name));
+    }
+    this.form.el.hidden = name !== "definition";
+    this.versions.el.hidden = name !== "versions";
+    if (name === "versions") this.versions.show(typeof version === "number" ? version : null);
+  }
+
+  /** A tab picked by hand: the address follows, so a reload comes back to it. */
+  switchTab(name) {
+    this.showTab(name);
+    const run = this.activeRunId ? `/runs/${this.activeRunId}` : "";
+    const version = this.versions.picked ? `/${this.versions.picked}` : "";
+    this.opts.navigate(name === "versions" ? `#s/${this.id}/versions${version}` : `#s/${this.id}${run}`, { replace: true });
+  }
+
+  /** The server restored version n: the form shows what it now holds. */
+  restored(script, n) {
+    this.form.load(script);
+    this.setInputForm(script.inputSchema);
+    this.form.trigger.render();
+    this.setDirty(false);
+    toast(`Restored version ${n} as version ${script.version}`);
   }
 
   setDirty(d) {
@@ -163,7 +215,8 @@ export class ScriptDetail {
 
   keydown(e) {
     const mod = isMac ? e.metaKey : e.ctrlKey;
-    if (!mod || e.altKey) return;
+    // In a dialog (restoring a version) Ctrl+Enter must not start a run behind it.
+    if (!mod || e.altKey || e.target.closest?.("dialog")) return;
     if (e.key === "s" || e.key === "S") {
       e.preventDefault();
       e.stopPropagation();
@@ -195,6 +248,10 @@ export class ScriptDetail {
         this.setInputForm(saved.inputSchema);
         this.history.scriptId = saved.id;
         this.deleteBtn.hidden = false;
+        this.exportBtn.hidden = false;
+        this.exportBtn.href = exportUrl(saved.id);
+        this.tabBar.hidden = false;
+        this.versions.invalidate();
         this.setDirty(false);
         if (created) {
           this.opts.navigate(`#s/${saved.id}`, { replace: true });
@@ -205,6 +262,7 @@ export class ScriptDetail {
         return true;
       } catch (e) {
         // Next to its field when it names one, otherwise in a banner above the form: once.
+        if (this.tab !== "definition") this.switchTab("definition");
         this.form.showError(e);
         return false;
       } finally {

@@ -1,9 +1,10 @@
 // The list of scripts: search, type filter, schedule with next run, last run status. Rows are
 // links, so they open with a click, Enter, or in a new tab; "/" focuses the search box, "n" starts
-// a new script, arrow keys move between rows.
+// a new script, arrow keys move between rows. Export and Import move scripts as TOML files.
 import { h, icon, mount, debounce, toast } from "../lib/dom.js";
 import { api } from "../lib/api.js";
 import { onRunChange } from "../lib/run-events.js";
+import { exportAll, importFiles } from "./transfer.js";
 import { absolute, relative, STATUS_LABEL, TYPE_LABEL, RUNNER_LABEL, isActive } from "../lib/format.js";
 
 const TYPE_ICON = { bash: "terminal", node: "brand-nodejs", browser: "world" };
@@ -23,6 +24,8 @@ export class ScriptList {
         h("div.actions",
           h("label.search-box", icon("search"), this.search, h("kbd", "/")),
           this.type,
+          h("button.btn", { type: "button", title: "Export every script as TOML files", "data-testid": "export-all", onclick: () => exportAll() }, icon("download"), "Export"),
+          h("button.btn", { type: "button", title: "Import scripts from TOML files", "data-testid": "import", onclick: () => importFiles({ onImported: () => this.load(true) }) }, icon("file-text"), "Import"),
           h("a.btn.btn-primary#new-script", { href: "#new", title: "New script (N)" }, icon("plus"), "New script"))),
       this.body);
     mount(root, this.el);
@@ -39,6 +42,7 @@ export class ScriptList {
   }
 
   keydown(e) {
+    if (e.target.closest?.("dialog")) return;
     const typing = e.target.closest?.("input, textarea, select, [contenteditable]");
     if (e.key === "/" && !typing) {
       e.preventDefault();

@@ -1,5 +1,5 @@
 // The Scripts page: a small hash router between the list (#), a new script (#new) and one script
-// (#s/<id>, #s/<id>/runs/<runId>). Leaving a form with unsaved changes asks first, both inside
+// (#s/<id>, #s/<id>/runs/<runId>, and its Versions tab: #s/<id>/versions, #s/<id>/versions/<n>). Leaving a form with unsaved changes asks first, both inside
 // the page and when closing the tab.
 import { ScriptList } from "./list.js";
 import { ScriptDetail } from "./detail.js";
@@ -13,7 +13,10 @@ let ignoreNext = false;
 function parse(hash) {
   const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   if (parts[0] === "new") return { name: "new" };
-  if (parts[0] === "s" && parts[1]) return { name: "script", id: parts[1], runId: parts[2] === "runs" ? parts[3] : null };
+  if (parts[0] === "s" && parts[1]) {
+    const version = parts[2] === "versions" ? Number(parts[3]) || true : null;
+    return { name: "script", id: parts[1], runId: parts[2] === "runs" ? parts[3] : null, version };
+  }
   return { name: "list" };
 }
 
@@ -39,6 +42,7 @@ function route() {
   if (view instanceof ScriptDetail && target.name === "script" && target.id === view.id && now.id === target.id) {
     current = location.hash;
     if (target.runId && target.runId !== view.activeRunId) view.openRun(target.runId, false, true);
+    view.showTab(target.version ? "versions" : "definition", target.version);
     return;
   }
   if (dirty && !confirm("You have unsaved changes. Leave this script and discard them?")) {
@@ -58,6 +62,7 @@ function route() {
     view = new ScriptDetail(root, {
       id: target.name === "script" ? target.id : null,
       runId: target.runId,
+      version: target.version,
       navigate,
       onDirty: (d) => { dirty = d; },
     });

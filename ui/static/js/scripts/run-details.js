@@ -1,7 +1,7 @@
 // What a run was given and gave back, under its output: how it was started and by whom (or why
-// a skipped schedule tick started nothing), its
-// input, an isolated run's result (formatted, with a copy button), and "Run again" with the
-// same input.
+// a skipped schedule tick started nothing), the version of the script it ran (linking to it in
+// the Versions tab), its input, an isolated run's result (formatted, with a copy button), and
+// "Run again" with the same input.
 import { h, icon, mount, copyText } from "../lib/dom.js";
 import { absolute } from "../lib/format.js";
 import { api } from "../lib/api.js";
@@ -72,8 +72,12 @@ export class RunDetails {
     const again = h("button.btn.btn-sm", { type: "button", "data-testid": "run-again",
       title: "Start a new run of this script with the same input" }, icon("rotate"), "Run again");
     again.addEventListener("click", () => this.onRunAgain(run.input ?? null));
+    const version = run.scriptVersion
+      ? h("a.run-version", { href: `#s/${encodeURIComponent(run.scriptId)}/versions/${run.scriptVersion}`, "data-testid": "run-version",
+        title: "Open this version of the script" }, icon("history"), `Version ${run.scriptVersion}`)
+      : null;
     mount(this.el,
-      h("div.run-details-head", h("span.run-who", { "data-testid": "run-who" }, who(run)), h("span.grow"), again),
+      h("div.run-details-head", h("span.run-who", { "data-testid": "run-who" }, who(run)), version, h("span.grow"), again),
       this.attempt(run),
       run.input !== null && run.input !== undefined ? json("Input", run.input, "run-input-value") : null,
       run.result !== null && run.result !== undefined ? json("Result", run.result, "run-result") : null);
