@@ -624,12 +624,14 @@ test("a run shows how it was started, its input and its result, and runs again w
   assert.match(await page.getByTestId("run-who").textContent(), /Started by hand \(admin/);
   assert.deepEqual(JSON.parse(await page.getByTestId("run-input-value").locator("pre").textContent()), { n: 21 });
   assert.deepEqual(JSON.parse(await page.getByTestId("run-result").locator("pre").textContent()), { doubled: 42 });
+  assert.equal((await page.getByTestId("run-again").textContent()).trim(), "Run again (version 1)", "it says which version it runs");
   await page.getByTestId("run-again").click();
   const again = await until(async () => {
     const { runs } = await api("GET", `/runs?scriptId=${s.id}`);
     return runs.length === 2 ? runs[0] : null;
   }, { what: "the second run" });
   assert.deepEqual(again.input, { n: 21 }, "the same input");
+  assert.equal(again.scriptVersion, 1);
   const done = await waitForRunEnd(again.id);
   assert.deepEqual(done.result, { doubled: 42 });
   await until(async () => page.url().endsWith(`/runs/${again.id}`), { what: "the new run on screen" });

@@ -71,6 +71,7 @@ export class ScriptDetail {
   }
 
   build(script) {
+    this.version = script?.version ?? null;
     this.form = new ScriptForm(script, { onChange: (d) => this.setDirty(d), scriptId: () => this.id });
     this.output = new OutputView();
     this.history = new RunHistory({
@@ -116,7 +117,7 @@ export class ScriptDetail {
     const head = h("div.page-head.detail-head",
       h("div.crumbs", h("a.crumb", { href: "#" }, icon("arrow-left"), "Scripts"), h("span.sep", "/"), this.titleEl, this.badges, this.dirtyPill),
       h("div.actions", this.exportBtn, this.deleteBtn, this.saveBtn, this.cancelBtn, this.runBtn));
-    this.details = new RunDetails({ onRunAgain: (input) => this.runAgain(input) });
+    this.details = new RunDetails({ onRunAgain: (input) => this.runAgain(input), currentVersion: () => this.version });
     const runCard = h("section.card.run-card", this.runHint, this.inputBox, this.output.el, this.details.el);
     this.el = h("div.detail", head,
       h("div.detail-grid", h("div.main-col", this.tabBar, this.form.el, this.versions.el), h("aside.run-col", runCard, this.history.el)));
@@ -167,6 +168,7 @@ export class ScriptDetail {
 
   /** The server restored version n: the form shows what it now holds. */
   restored(script, n) {
+    this.version = script.version;
     this.form.load(script);
     this.setInputForm(script.inputSchema);
     this.form.trigger.render();
@@ -243,6 +245,7 @@ export class ScriptDetail {
         const saved = this.id ? await api.updateScript(this.id, doc) : await api.createScript(doc);
         const created = !this.id;
         this.id = saved.id;
+        this.version = saved.version;
         this.form.isNew = false;
         this.form.load(saved);
         this.setInputForm(saved.inputSchema);

@@ -47,9 +47,11 @@ function json(label, value, testid) {
 }
 
 export class RunDetails {
-  /** onRunAgain(input): starts a new run with this run's input. */
-  constructor({ onRunAgain }) {
+  /** onRunAgain(input): starts a new run with this run's input; currentVersion(): the script's
+   * version now, the one a new run runs. */
+  constructor({ onRunAgain, currentVersion }) {
     this.onRunAgain = onRunAgain;
+    this.currentVersion = currentVersion;
     this.el = h("div.run-details", { hidden: true, "data-testid": "run-details" });
   }
 
@@ -69,8 +71,11 @@ export class RunDetails {
   }
 
   show(run) {
+    // A new run runs the script as it is now, which may not be the version this run ran.
+    const now = this.currentVersion();
     const again = h("button.btn.btn-sm", { type: "button", "data-testid": "run-again",
-      title: "Start a new run of this script with the same input" }, icon("rotate"), "Run again");
+      title: now ? `Start a new run of version ${now} (the current one) with the same input` : "Start a new run of this script with the same input" },
+      icon("rotate"), now ? `Run again (version ${now})` : "Run again");
     again.addEventListener("click", () => this.onRunAgain(run.input ?? null));
     const version = run.scriptVersion
       ? h("a.run-version", { href: `#s/${encodeURIComponent(run.scriptId)}/versions/${run.scriptVersion}`, "data-testid": "run-version",
