@@ -52,7 +52,19 @@ fn plan_retry(
         retry["after"] = run_id.into();
         m.insert("retry".into(), retry);
     }
+    let audit = crate::domain::Author::server("retry").entry(
+        crate::domain::Action::RunStart,
+        crate::domain::audit::run_target(&run.id),
+        serde_json::json!({
+            "script": ctx.script.code_identifier.as_str(),
+            "version": ctx.script.version,
+            "trigger": trigger.as_str(),
+            "retryOf": current.of,
+            "attempt": next.attempt,
+        }),
+    );
     Some(RetryRun {
+        audit,
         run: Run {
             meta,
             script_version: Some(ctx.script.version),

@@ -106,6 +106,8 @@ pub struct RetryRun {
     pub run: crate::domain::Run,
     pub concurrency: crate::domain::Concurrency,
     pub not_before: DateTime<Utc>,
+    /// Its start, for the audit log, recorded with it.
+    pub audit: crate::domain::AuditEntry,
 }
 
 /// Who holds a claimed run: the node, and the lease token of this process of it. Every

@@ -348,6 +348,9 @@ macro_rules! impl_queue_store {
                         .await?;
                     done.rows_affected() == 1
                 };
+                if queued {
+                    $crate::store::audit::insert_entry!(&mut *tx, &retry.audit);
+                }
                 tx.commit().await?;
                 Ok(Ended::Recorded {
                     retry_queued: queued,

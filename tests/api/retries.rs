@@ -119,6 +119,23 @@ async fn a_script_failing_twice_then_succeeding_gives_three_linked_runs(b: Backe
     }
     let log = app.log(runs[2]["id"].as_str().unwrap()).await;
     assert_eq!(log, "attempt 3\n");
+    // Each retry's start is in the audit log, by the server's retry policy.
+    let audit = app
+        .get_json("/api/admin/audit?action=run.start&actor=retry")
+        .await;
+    let mut targets: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect();
+    targets.reverse();
+    let retried: Vec<String> = runs[1..]
+        .iter()
+        .map(|r| format!("run:{}", r["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(targets, retried);
+    assert_eq!(audit["entries"][0]["summary"]["attempt"], 3);
 }
 
 async fn only_the_named_outcomes_retry_and_a_cancel_ends_the_chain(b: Backend) {
