@@ -29,12 +29,8 @@ async function expectRefusal(page) {
 /** The page is no wider than its window (tables scroll inside their own wrapper). */
 const fitsWidth = (page) => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
 
-// Made by the first test, read by the audit test.
-let versioned;
-
 test("the Versions tab lists versions, diffs any two, restores one, and a run links to its version", async () => {
   const s = await createScript({ name: `Versions ${tag}`, script: "echo one\necho two\necho three\n", timeoutMs: 5000 });
-  versioned = s;
   let doc = await api("GET", `/${s.id}`);
   await api("PUT", `/${s.id}`, { ...doc, script: "echo one\necho TWO\necho three\n", versionMessage: "louder two" });
   doc = await api("GET", `/${s.id}`);
@@ -140,8 +136,14 @@ test("a restore the server refuses says why in its dialog and changes nothing", 
 });
 
 test("the Audit page lists changes newest first, filters them, and keeps the filters in the URL", async () => {
-  assert.ok(versioned, "runs after the versions test");
-  const target = `script:${versioned.codeIdentifier}`;
+  // A script with a history of its own: created, edited twice, version 1 restored as version 4.
+  const s = await createScript({ name: `Audited ${tag}`, script: "echo a\n" });
+  let doc = await api("GET", `/${s.id}`);
+  await api("PUT", `/${s.id}`, { ...doc, script: "echo b\n" });
+  doc = await api("GET", `/${s.id}`);
+  await api("PUT", `/${s.id}`, { ...doc, timeoutMs: 9000 });
+  await api("POST", `/${s.id}/versions/1/restore`, {});
+  const target = `script:${s.codeIdentifier}`;
   const page = await browser.page("/audit");
   const rows = page.locator('[data-testid="audit"] tbody tr[data-action]');
   await rows.first().waitFor();
