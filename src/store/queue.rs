@@ -137,8 +137,11 @@ macro_rules! bind_run {
 
 pub(crate) use bind_run;
 
+/// `$claim_lock` is what the backend adds to lock a claim's candidate row; with
+/// `$audit_in_statement` a run and its start's audit entry are written by one statement (a
+/// data-modifying `WITH`, PostgreSQL), else by a transaction of two.
 macro_rules! impl_queue_store {
-    ($store:ty, $claim_lock:expr) => {
+    ($store:ty, $claim_lock:expr, $audit_in_statement:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::QueueStore for $store {
             async fn enqueue(
@@ -148,8 +151,9 @@ macro_rules! impl_queue_store {
                 bounds: $crate::store::QueueBounds,
                 audit: &$crate::domain::AuditEntry,
             ) -> $crate::store::StoreResult<$crate::store::Admission> {
-                // One statement: the bounds are checked where the row is written.
-                let sql = format!(
+                use $crate::store::Admission;
+                // The bounds are checked where the row is written.
+                let insert = format!(
                     "INSERT INTO runs ({}, concurrency) \
                      SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19 \
                      WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
@@ -157,25 +161,52 @@ macro_rules! impl_queue_store {
                           AND status = 'queued') < $21",
                     $crate::store::rows::RUN_COLUMNS
                 );
+                let admitted = |done: Result<u64, sqlx::Error>| match done {
+                    Ok(0) => Ok(Admission::Full),
+                    Ok(_) => Ok(Admission::Admitted),
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        Ok(Admission::Busy)
+                    }
+                    Err(e) => Err(e),
+                };
+                if $audit_in_statement {
+                    // One statement, one round trip: the entry is written only with the run.
+                    let sql = format!(
+                        "WITH r AS ({insert} RETURNING id) \
+                         INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
+                         SELECT $22, $23, $24, $25, $26, $27, $28, $29 FROM r"
+                    );
+                    let done = $crate::store::queue::bind_run!(sqlx::query(&sql), r)
+                        .bind(concurrency.as_str())
+                        .bind(bounds.total)
+                        .bind(bounds.per_script)
+                        .bind(&audit.id)
+                        .bind($crate::store::rows::to_ms(audit.at))
+                        .bind(&audit.actor)
+                        .bind(&audit.client)
+                        .bind(audit.action.as_str())
+                        .bind(&audit.target)
+                        .bind(audit.summary.to_string())
+                        .bind(audit.count)
+                        .execute(&self.pool)
+                        .await
+                        .map(|d| d.rows_affected());
+                    return Ok(admitted(done)?);
+                }
                 let mut tx = self.pool.begin().await?;
-                let done = $crate::store::queue::bind_run!(sqlx::query(&sql), r)
+                let done = $crate::store::queue::bind_run!(sqlx::query(&insert), r)
                     .bind(concurrency.as_str())
                     .bind(bounds.total)
                     .bind(bounds.per_script)
                     .execute(&mut *tx)
-                    .await;
-                match done {
-                    Ok(d) if d.rows_affected() == 0 => Ok($crate::store::Admission::Full),
-                    Ok(_) => {
-                        $crate::store::audit::insert_entry!(&mut *tx, audit);
-                        tx.commit().await?;
-                        Ok($crate::store::Admission::Admitted)
-                    }
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        Ok($crate::store::Admission::Busy)
-                    }
-                    Err(e) => Err(e.into()),
+                    .await
+                    .map(|d| d.rows_affected());
+                let admission = admitted(done)?;
+                if admission == Admission::Admitted {
+                    $crate::store::audit::insert_entry!(&mut *tx, audit);
+                    tx.commit().await?;
                 }
+                Ok(admission)
             }
 
             async fn record_ended(

@@ -14,6 +14,7 @@ both_backends!(
     every_changing_admin_operation_is_recorded_with_no_secret,
     failed_logins_are_counted_per_client_in_one_entry,
     filters_pages_and_the_export_read_the_log,
+    a_start_that_is_refused_records_nothing,
 );
 
 async fn entries(app: &TestApp, query: &str) -> Vec<Value> {
@@ -360,4 +361,44 @@ async fn filters_pages_and_the_export_read_the_log(b: Backend) {
     let settings = entries(&app, "action=settings.change").await;
     assert_eq!(settings.len(), 2);
     assert_eq!(settings[0]["summary"]["changed"], json!(["keepRuns"]));
+}
+
+async fn a_start_that_is_refused_records_nothing(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            max_queued_per_script: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let single = app.bash("sleep 30", json!({"concurrency": "single"})).await;
+    let run = app.run(&single).await;
+    assert_eq!(app.start_run(&single, None).await.status(), 409);
+    let queued = app.bash("sleep 30", json!({"concurrency": "queue"})).await;
+    let first = app.run(&queued).await;
+    let second = app.run(&queued).await;
+    assert_eq!(
+        app.start_run(&queued, None).await.status(),
+        429,
+        "the queue is full"
+    );
+    let mut started: Vec<String> = entries(&app, "action=run.start")
+        .await
+        .iter()
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect();
+    started.sort();
+    let mut admitted: Vec<String> = [&run, &first, &second]
+        .iter()
+        .map(|r| format!("run:{r}"))
+        .collect();
+    admitted.sort();
+    assert_eq!(
+        started, admitted,
+        "one entry per admitted run, none for the refused ones"
+    );
+    for r in [&run, &first, &second] {
+        app.cancel(r).await;
+    }
 }
