@@ -377,6 +377,8 @@ async fn a_start_that_is_refused_records_nothing(b: Backend) {
     assert_eq!(app.start_run(&single, None).await.status(), 409);
     let queued = app.bash("sleep 30", json!({"concurrency": "queue"})).await;
     let first = app.run(&queued).await;
+    // Running, so the one place in the queue is free for the next.
+    app.wait_status(&first, "running").await;
     let second = app.run(&queued).await;
     assert_eq!(
         app.start_run(&queued, None).await.status(),
