@@ -136,7 +136,7 @@ export class LogPager {
     this.hasAfter = false;
     this.note();
     this.view.stick = true;
-    this.view.scroller.scrollTop = this.view.scroller.scrollHeight;
+    this.view.follow();
   }
 
   render(lines) {

@@ -47,9 +47,15 @@ export class OutputView {
       onToggle: (open) => this.searchBtn.setAttribute("aria-expanded", String(open)),
     });
     this.capNote.after(this.search.el);
+    // Where following the end last put the view: a scroll event the page caused itself can be
+    // reported after more lines arrived (the end then looks out of reach), so only a move up
+    // from there means the reader wants the view to stay put.
+    this.followedTo = 0;
     this.scroller.addEventListener("scroll", () => {
-      const atBottom = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 6;
-      this.stick = atBottom && !this.pager.hasAfter;
+      const el = this.scroller;
+      const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 6;
+      const movedUp = el.scrollTop < this.followedTo - 1;
+      this.stick = (atBottom || (this.stick && !movedUp)) && !this.pager.hasAfter;
       if (this.stick) {
         this.unseen = 0;
         this.jump.hidden = true;
@@ -62,7 +68,7 @@ export class OutputView {
     // The panel shrinks when something opens above it (the input box, a notice): the end stays
     // in view while following.
     this.resized = new ResizeObserver(() => {
-      if (this.stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+      if (this.stick) this.follow();
     });
     this.resized.observe(this.scroller);
   }
@@ -81,6 +87,7 @@ export class OutputView {
     this.total = 0;
     this.unseen = 0;
     this.stick = true;
+    this.followedTo = 0;
     this.renderers = { stdout: new AnsiRenderer(), stderr: new AnsiRenderer() };
     this.lines.replaceChildren();
     this.empty.hidden = true;
@@ -145,7 +152,7 @@ export class OutputView {
         this.downloadUrl ? h("a", { href: this.downloadUrl, download: "" }, "Download the full log") : "");
     }
     if (this.stick) {
-      this.scroller.scrollTop = this.scroller.scrollHeight;
+      this.follow();
     } else {
       this.unseen += n;
       this.jump.hidden = false;
@@ -188,7 +195,13 @@ export class OutputView {
     this.stick = true;
     this.unseen = 0;
     this.jump.hidden = true;
+    this.follow();
+  }
+
+  /** Puts the end in view, remembering where that left the view. */
+  follow() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.followedTo = this.scroller.scrollTop;
   }
 
   /** Status badge plus exit code, signal, error and duration. */
