@@ -87,9 +87,9 @@ fn message(
     Ok(if text.is_empty() { default() } else { text })
 }
 
-/// The audit summary of a change from `before` to `after`: the fields that changed (the body
-/// as `script`), the secrets by name, and the version.
-fn change_summary(
+/// What a change from `before` to `after` changes: the fields (the body as `script`), and the
+/// secrets by name. Both empty: nothing to record.
+pub(super) fn change_summary(
     before: &ScriptDefinition,
     after: &ScriptDefinition,
 ) -> (Vec<String>, Vec<String>) {

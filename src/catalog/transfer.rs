@@ -202,13 +202,7 @@ pub async fn import(
                 let next = catalog
                     .changed_script(&current, draft)
                     .map_err(in_file(&f.name))?;
-                let (a, b) = (ScriptDocument::of(&current), ScriptDocument::of(&next));
-                let mut fields: Vec<String> =
-                    a.changes_to(&b).into_iter().map(|c| c.field).collect();
-                if a.script != b.script {
-                    fields.push("script".into());
-                }
-                let secrets = secrets_changed(Some(&current), &next);
+                let (fields, secrets) = super::edit::change_summary(&current, &next);
                 if fields.is_empty() && secrets.is_empty() {
                     plan.unchanged.push(code);
                 } else {
