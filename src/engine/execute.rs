@@ -1,7 +1,8 @@
 //! Executing a claimed run: its runner under supervision, its output into the store and out
 //! to watchers, and its end recorded, fenced by this node's lease.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,10 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::RunContext;
 use super::logs::{LogSink, LogSummary};
-use super::{isolate, process, Engine, Masker};
+use super::{isolate, process, Engine, HubEvent, Masker};
 use crate::domain::{Attempt, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, Trigger};
 use crate::metrics::StoreCall;
-use crate::store::{Ended, RetryRun, RunFinish, Signal};
+use crate::store::{Claimed, Ended, RetryRun, RunFinish, Signal};
+
+/// How many scripts' definitions a node holds for their next runs.
+const HELD_DEFINITIONS: usize = 256;
 
 /// The run that retries `run_id` after it ended with `outcome`, if the script's policy asks for
 /// one: the same trigger and input, `meta.retry` naming the chain's first run and the attempt,
@@ -94,13 +98,17 @@ impl<'a> RunEnd<'a> {
 
 impl Engine {
     /// Executes a claimed run in the background; frees its place here when it is recorded.
-    pub(super) fn launch(&self, run: Run, stop: CancellationToken) {
+    pub(super) fn launch(&self, claimed: Claimed, stop: CancellationToken) {
         let engine = self.clone();
         self.inner.tasks.spawn(async move {
+            let Claimed {
+                run,
+                current_version,
+            } = claimed;
             let run_id = run.id.clone();
             let script_id = run.script_id.clone();
             let (trigger, started_at) = (run.trigger, run.started_at);
-            let ran = std::panic::AssertUnwindSafe(engine.execute(run, stop))
+            let ran = std::panic::AssertUnwindSafe(engine.execute(run, current_version, stop))
                 .catch_unwind()
                 .await;
             let ended = match ran {
@@ -163,10 +171,15 @@ impl Engine {
 
     /// Runs the script to its end. Returns the final status if it was recorded.
     #[tracing::instrument(skip_all, fields(run_id = %run.id, script = tracing::field::Empty))]
-    async fn execute(&self, run: Run, stop: CancellationToken) -> Option<RunStatus> {
+    async fn execute(
+        &self,
+        run: Run,
+        current_version: Option<i64>,
+        stop: CancellationToken,
+    ) -> Option<RunStatus> {
         let inner = &self.inner;
         let end = RunEnd::new(&run.id, run.trigger, run.started_at);
-        let script = match inner.store.get_script(&run.script_id).await {
+        let script = match self.definition(&run.script_id, current_version).await {
             Ok(s) => s,
             Err(e) => {
                 inner.metrics.start_failed();
@@ -248,6 +261,37 @@ impl Engine {
         recorded
     }
 
+    /// The script a claimed run runs: the definition held here when the claim saw that
+    /// version, else the store's (then held for the script's next run).
+    async fn definition(
+        &self,
+        script_id: &str,
+        current_version: Option<i64>,
+    ) -> crate::store::StoreResult<ScriptDefinition> {
+        let held = |defs: &HashMap<String, ScriptDefinition>| {
+            let held = defs.get(script_id)?;
+            (Some(held.version) == current_version).then(|| held.clone())
+        };
+        if let Some(script) = held(&self.definitions()) {
+            return Ok(script);
+        }
+        let script = self.inner.store.get_script(script_id).await?;
+        let mut defs = self.definitions();
+        // Bounded by forgetting all at once: the next run of each script reads it again.
+        if defs.len() >= HELD_DEFINITIONS {
+            defs.clear();
+        }
+        defs.insert(script_id.to_string(), script.clone());
+        Ok(script)
+    }
+
+    fn definitions(&self) -> std::sync::MutexGuard<'_, HashMap<String, ScriptDefinition>> {
+        self.inner
+            .definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records how a run ended, if this node still holds it. Returns the status recorded.
     async fn record_end(
         &self,
@@ -278,6 +322,10 @@ impl Engine {
         inner.metrics.store_call(StoreCall::Finish, asked.elapsed());
         match recorded {
             Ok(Ended::Recorded { retry_queued }) => {
+                inner.hub.publish(
+                    run_id,
+                    HubEvent::Ended(Arc::new(finish.outcome.clone()), finish.finished_at),
+                );
                 let ran = end
                     .started_at
                     .and_then(|s| (finish.finished_at - s).to_std().ok());

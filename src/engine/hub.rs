@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
-use crate::domain::{LogLine, RunStatus};
+use crate::domain::{LogLine, RunOutcome, RunStatus};
 
 /// Events in flight per run; a watcher that falls further behind re-reads the store.
 const CAPACITY: usize = 16;
@@ -22,6 +22,9 @@ pub enum HubEvent {
     Stored(i64),
     /// The run's status changed; a final status ends the stream.
     Status(RunStatus, DateTime<Utc>),
+    /// The run executing on this node ended as recorded, at that time. Every line it
+    /// published came before this, so a watcher that kept up has nothing left to read.
+    Ended(Arc<RunOutcome>, DateTime<Utc>),
 }
 
 type Channels = Arc<Mutex<HashMap<String, broadcast::Sender<HubEvent>>>>;

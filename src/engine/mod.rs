@@ -20,6 +20,7 @@ mod pty;
 mod queue;
 pub mod supervise;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +105,12 @@ struct Inner {
     isolates: Arc<isolate::Spares>,
     /// Runs finished per script since its runs were last pruned here.
     prune_due: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// The definitions of scripts run here lately, each at the version it was read at; a
+    /// claim says a script's current version, so a run of an unchanged script reads nothing.
+    definitions: std::sync::Mutex<std::collections::HashMap<String, ScriptDefinition>>,
+    /// Whether a queued run may be waiting for a due time (a retry), so the claim loop must
+    /// ask the store when to wake; set by every queued run's signal, cleared when none is.
+    deferred: std::sync::atomic::AtomicBool,
     tasks: TaskTracker,
     /// Wakes the claim loop: work appeared or capacity freed up.
     work: Notify,
@@ -141,6 +148,8 @@ impl Engine {
                 isolates: isolate::Spares::new(exe, launcher.clone()),
                 launcher,
                 prune_due: Default::default(),
+                definitions: Default::default(),
+                deferred: std::sync::atomic::AtomicBool::new(true),
                 tasks: TaskTracker::new(),
                 work: Notify::new(),
                 schedules: Arc::new(Notify::new()),
@@ -260,6 +269,7 @@ impl Engine {
                 run_id,
                 status: RunStatus::Queued,
             } => {
+                inner.deferred.store(true, Ordering::SeqCst);
                 inner.work.notify_one();
                 let _ = inner.run_events.send(RunEvent {
                     run_id: run_id.clone(),
@@ -281,6 +291,7 @@ impl Engine {
                 });
             }
             Signal::Resync => {
+                inner.deferred.store(true, Ordering::SeqCst);
                 inner.work.notify_one();
                 inner.schedules.notify_one();
             }

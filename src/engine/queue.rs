@@ -2,6 +2,7 @@
 //! `single` rule is enforced atomically) and the nodes are told; each node's claim loop takes
 //! queued runs while it has capacity. No run is bound to the node that accepted it.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,6 +14,9 @@ use crate::store::{Admission, Signal};
 
 /// The claim loop's safety net should a wake-up be lost; wake-ups do the real work.
 const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// Most runs one claim takes, so that nodes sharing a burst each get a share of it.
+const CLAIM_BATCH: usize = 8;
 
 impl Engine {
     /// Records a run as `queued` if the script's concurrency rule allows it.
@@ -97,39 +101,55 @@ impl Engine {
         Ok(run.id)
     }
 
-    /// Claims one queued run and starts it, if this node has room and one is eligible.
-    /// Returns its id.
-    pub async fn run_next(&self) -> Result<Option<String>, EngineError> {
+    /// Claims queued runs and starts them, as many as this node has room for, at most a
+    /// batch. Returns whether there may be more to claim: it got all it asked for.
+    pub async fn claim_batch(&self) -> Result<bool, EngineError> {
         let inner = &self.inner;
-        if !inner.active.has_room(inner.config.max_concurrent_runs) {
-            return Ok(None);
+        let capacity = inner.config.max_concurrent_runs;
+        if !inner.active.has_room(capacity) {
+            return Ok(false);
         }
+        let want = (capacity - inner.active.len()).clamp(1, CLAIM_BATCH);
         let now = Utc::now();
         let until = now + inner.config.lease_span();
         let asked = std::time::Instant::now();
-        let claimed = inner.store.claim_next(&inner.owner, now, until).await;
+        let claimed = inner
+            .store
+            .claim(&inner.owner, now, until, want as i64)
+            .await;
         inner
             .metrics
             .store_call(crate::metrics::StoreCall::Claim, asked.elapsed());
-        let Some(run) = claimed? else {
-            return Ok(None);
-        };
-        if let Ok(waited) = (now - run.queued_at).to_std() {
-            inner.metrics.run_claimed(waited);
+        let claimed = claimed?;
+        let more = claimed.len() == want;
+        for c in claimed {
+            if let Ok(waited) = (now - c.run.queued_at).to_std() {
+                inner.metrics.run_claimed(waited);
+            }
+            let stop = inner.active.register(&c.run.id);
+            self.launch(c, stop);
         }
-        let stop = inner.active.register(&run.id);
-        let id = run.id.clone();
-        self.launch(run, stop);
-        Ok(Some(id))
+        Ok(more)
     }
 
     /// How long the claim loop may sleep: until the next queued retry is due (the store holds
-    /// the due time, so every node wakes for it), and never past the safety-net poll.
+    /// the due time, so every node wakes for it), and never past the safety-net poll. The
+    /// store is asked only while a queued run may be waiting for its time.
     async fn until_next_due(&self) -> Duration {
+        if !self.inner.deferred.swap(false, Ordering::SeqCst) {
+            return POLL_EVERY;
+        }
         let now = Utc::now();
         match self.inner.store.next_due(now).await {
-            Ok(Some(due)) => (due - now).to_std().unwrap_or_default().min(POLL_EVERY),
-            _ => POLL_EVERY,
+            Ok(Some(due)) => {
+                self.inner.deferred.store(true, Ordering::SeqCst);
+                (due - now).to_std().unwrap_or_default().min(POLL_EVERY)
+            }
+            Ok(None) => POLL_EVERY,
+            Err(_) => {
+                self.inner.deferred.store(true, Ordering::SeqCst);
+                POLL_EVERY
+            }
         }
     }
 
@@ -137,9 +157,9 @@ impl Engine {
     pub async fn work(&self, closing: CancellationToken) {
         loop {
             loop {
-                match self.run_next().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
+                match self.claim_batch().await {
+                    Ok(true) => {}
+                    Ok(false) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "could not claim a run");
                         break;
@@ -149,7 +169,8 @@ impl Engine {
             let wait = self.until_next_due().await;
             tokio::select! {
                 _ = self.inner.work.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                // The safety net re-reads everything, due times included.
+                _ = tokio::time::sleep(wait) => self.inner.deferred.store(true, Ordering::SeqCst),
                 _ = closing.cancelled() => return,
             }
         }

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::ApiQuery;
 use super::state::AppState;
 use super::views::time;
-use crate::domain::{LogLine, Run, RunStatus};
+use crate::domain::{LogLine, Run, RunOutcome, RunStatus};
 use crate::engine::{HubEvent, Subscription};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{DynStore, StoreError};
@@ -139,7 +139,10 @@ impl Follower {
         if run.status.is_terminal() {
             return self.finish().await;
         }
-        self.catch_up().await?;
+        // A run still queued has written nothing yet; what it writes comes through `live`.
+        if run.status != RunStatus::Queued {
+            self.catch_up().await?;
+        }
         self.status(run.status, run.started_at.unwrap_or(run.queued_at));
         self.flush().await?;
         self.follow(live).await
@@ -187,6 +190,10 @@ impl Follower {
                         self.catch_up().await?;
                     }
                 }
+                Ok(HubEvent::Ended(outcome, at)) => {
+                    self.status(outcome.status, at);
+                    return self.end(&outcome, Some(at)).await;
+                }
                 Ok(HubEvent::Status(status, _)) if status.is_terminal() => {
                     return self.finish().await;
                 }
@@ -219,14 +226,29 @@ impl Follower {
     async fn finish(&mut self) -> Result<(), Gone> {
         self.catch_up().await?;
         let run = self.load_run().await?;
-        let data = DoneData {
-            status: run.status.as_str(),
+        let outcome = RunOutcome {
+            status: run.status,
             exit_code: run.exit_code,
             signal: run.signal,
-            error: run.error.as_deref(),
-            ts: run.finished_at.map(time),
+            error: run.error,
         };
         self.status(run.status, run.finished_at.unwrap_or(run.queued_at));
+        self.end(&outcome, run.finished_at).await
+    }
+
+    /// Sends the final status and `done`.
+    async fn end(
+        &mut self,
+        outcome: &RunOutcome,
+        finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), Gone> {
+        let data = DoneData {
+            status: outcome.status.as_str(),
+            exit_code: outcome.exit_code,
+            signal: outcome.signal,
+            error: outcome.error.as_deref(),
+            ts: finished_at.map(time),
+        };
         self.event("done", &to_json(&data));
         self.flush().await
     }

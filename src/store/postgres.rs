@@ -35,7 +35,12 @@ impl PgStore {
 
 super::scripts::impl_script_store!(PgStore, sqlx::Postgres);
 super::runs::impl_run_store!(PgStore, sqlx::Postgres);
-super::queue::impl_queue_store!(PgStore, "FOR UPDATE OF q SKIP LOCKED", true);
+super::queue::impl_queue_store!(
+    PgStore,
+    "FOR UPDATE OF q SKIP LOCKED",
+    super::queue::pg_admission_sql,
+    true
+);
 super::leases::impl_lease_store!(PgStore);
 super::logs::impl_log_store!(PgStore, sqlx::Postgres);
 super::schedules::impl_schedule_store!(PgStore);

@@ -3,8 +3,8 @@
 //!
 //! Admission of a `single` script is atomic through a unique partial index (at most one
 //! queued-or-running `single` run per script), so two nodes accepting at once cannot both
-//! win. A claim takes the oldest eligible queued run in one statement; with PostgreSQL the
-//! candidate row is locked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait on
+//! win. A claim takes the oldest eligible queued runs in one statement; with PostgreSQL the
+//! candidate rows are locked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait on
 //! each other and never take the same run. A `queue` run is eligible only when no run of its
 //! script is running and no older one is queued, so its runs take turns in order wherever
 //! they were accepted.
@@ -54,14 +54,15 @@ pub trait QueueStore: Send + Sync {
     ) -> StoreResult<Admission>;
     /// Records a run that ended as it was made (a skipped tick): never queued, never claimed.
     async fn record_ended(&self, run: &Run) -> StoreResult<()>;
-    /// Takes the oldest eligible queued run for `owner` and marks it running, leased until
-    /// `until`.
-    async fn claim_next(
+    /// Takes up to `max` of the oldest eligible queued runs for `owner` (one statement) and
+    /// marks them running, leased until `until`.
+    async fn claim(
         &self,
         owner: &Owner,
         at: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> StoreResult<Option<Run>>;
+        max: i64,
+    ) -> StoreResult<Vec<Claimed>>;
     /// `audit` is recorded with the cancel or the request, in the same transaction.
     async fn request_cancel(
         &self,
@@ -84,6 +85,15 @@ pub trait QueueStore: Send + Sync {
     async fn finish_run(&self, id: &str, lease: &str, finish: &RunFinish) -> StoreResult<Ended>;
 }
 
+/// A run a claim took.
+#[derive(Debug)]
+pub struct Claimed {
+    pub run: Run,
+    /// Its script's version when it was claimed (`None` if the script is gone), so the
+    /// executor knows without another read whether a definition it holds is still current.
+    pub current_version: Option<i64>,
+}
+
 /// What recording a run's end did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -93,18 +103,21 @@ pub enum Ended {
     Recorded { retry_queued: bool },
 }
 
-/// The claim statement; `lock` is what the backend adds to lock the candidate row.
+/// The claim statement; `lock` is what the backend adds to lock the candidate rows. The
+/// candidates are chosen before any is changed, so a `queue` script's second run is never
+/// eligible beside its first.
 pub fn claim_sql(lock: &str) -> String {
     format!(
         "UPDATE runs SET status = 'running', owner = $1, node_id = $2, started_at = $3, \
-         lease_until = $4 WHERE status = 'queued' AND id = (\
+         lease_until = $4 WHERE status = 'queued' AND id IN (\
            SELECT q.id FROM runs q WHERE q.status = 'queued' \
            AND (q.not_before IS NULL OR q.not_before <= $3) \
            AND (q.concurrency <> 'queue' OR NOT EXISTS (\
              SELECT 1 FROM runs o WHERE o.script_id = q.script_id \
              AND o.status IN ('queued', 'running') AND (o.status = 'running' OR o.id < q.id))) \
-           ORDER BY q.id LIMIT 1 {lock}) \
-         RETURNING {}",
+           ORDER BY q.id LIMIT $5 {lock}) \
+         RETURNING {}, (SELECT s.version FROM scripts s WHERE s.id = runs.script_id) \
+           AS current_version",
         super::rows::RUN_COLUMNS
     )
 }
@@ -137,11 +150,67 @@ macro_rules! bind_run {
 
 pub(crate) use bind_run;
 
-/// `$claim_lock` is what the backend adds to lock a claim's candidate row; with
-/// `$audit_in_statement` a run and its start's audit entry are written by one statement (a
-/// data-modifying `WITH`, PostgreSQL), else by a transaction of two.
+/// The text of a full queue's refusal where the backend raises one (SQLite's admission
+/// trigger, see its migration `one_statement_admission`).
+pub const QUEUE_FULL: &str = "scriptd: queue full";
+
+/// Binds an admission's parameters, in the order both backends' statements number them: the
+/// run's `RUN_COLUMNS`, its concurrency, the queue's bounds, then its start's audit entry.
+macro_rules! bind_admission {
+    ($query:expr, $run:expr, $concurrency:expr, $bounds:expr, $audit:expr) => {{
+        let audit: &$crate::domain::AuditEntry = $audit;
+        $crate::store::queue::bind_run!($query, $run)
+            .bind($concurrency.as_str())
+            .bind($bounds.total)
+            .bind($bounds.per_script)
+            .bind(&audit.id)
+            .bind($crate::store::rows::to_ms(audit.at))
+            .bind(&audit.actor)
+            .bind(&audit.client)
+            .bind(audit.action.as_str())
+            .bind(&audit.target)
+            .bind(audit.summary.to_string())
+            .bind(audit.count)
+    }};
+}
+
+pub(crate) use bind_admission;
+
+/// PostgreSQL's admission: a data-modifying `WITH` writes the run when the queue has room and
+/// the entry only with it, so no row written means a full queue.
+pub fn pg_admission_sql() -> String {
+    format!(
+        "WITH r AS (INSERT INTO runs ({}, concurrency) \
+           SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19 \
+           WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
+           AND (SELECT COUNT(*) FROM runs WHERE script_id = $2 AND status = 'queued') < $21 \
+           RETURNING id) \
+         INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
+         SELECT $22, $23, $24, $25, $26, $27, $28, $29 FROM r",
+        super::rows::RUN_COLUMNS
+    )
+}
+
+/// SQLite's admission: an insert into the `run_admissions` view, whose trigger checks the
+/// bounds (raising `QUEUE_FULL`) and writes the run and the entry. Changes made by a trigger
+/// are not counted, so the statement's row count says nothing.
+pub fn sqlite_admission_sql() -> String {
+    format!(
+        "INSERT INTO run_admissions ({}, concurrency, queue_total, queue_per_script, \
+           audit_id, audit_at, audit_actor, audit_client, audit_action, audit_target, \
+           audit_summary, audit_count) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,\
+           $22,$23,$24,$25,$26,$27,$28,$29)",
+        super::rows::RUN_COLUMNS
+    )
+}
+
+/// `$claim_lock` is what the backend adds to lock a claim's candidate rows; `$admission_sql`
+/// writes a run and its start's audit entry in one statement (one round trip, all or
+/// nothing), and `$full_when_no_row` says whether a full queue shows as no row written rather
+/// than as the `QUEUE_FULL` error.
 macro_rules! impl_queue_store {
-    ($store:ty, $claim_lock:expr, $audit_in_statement:expr) => {
+    ($store:ty, $claim_lock:expr, $admission_sql:expr, $full_when_no_row:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::QueueStore for $store {
             async fn enqueue(
@@ -152,61 +221,29 @@ macro_rules! impl_queue_store {
                 audit: &$crate::domain::AuditEntry,
             ) -> $crate::store::StoreResult<$crate::store::Admission> {
                 use $crate::store::Admission;
-                // The bounds are checked where the row is written.
-                let insert = format!(
-                    "INSERT INTO runs ({}, concurrency) \
-                     SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19 \
-                     WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
-                     AND (SELECT COUNT(*) FROM runs WHERE script_id = $2 \
-                          AND status = 'queued') < $21",
-                    $crate::store::rows::RUN_COLUMNS
-                );
-                let admitted = |done: Result<u64, sqlx::Error>| match done {
-                    Ok(0) => Ok(Admission::Full),
+                let sql = $admission_sql();
+                let done = $crate::store::queue::bind_admission!(
+                    sqlx::query(&sql),
+                    r,
+                    concurrency,
+                    bounds,
+                    audit
+                )
+                .execute(&self.pool)
+                .await;
+                match done {
+                    Ok(d) if d.rows_affected() == 0 && $full_when_no_row => Ok(Admission::Full),
                     Ok(_) => Ok(Admission::Admitted),
                     Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                         Ok(Admission::Busy)
                     }
-                    Err(e) => Err(e),
-                };
-                if $audit_in_statement {
-                    // One statement, one round trip: the entry is written only with the run.
-                    let sql = format!(
-                        "WITH r AS ({insert} RETURNING id) \
-                         INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
-                         SELECT $22, $23, $24, $25, $26, $27, $28, $29 FROM r"
-                    );
-                    let done = $crate::store::queue::bind_run!(sqlx::query(&sql), r)
-                        .bind(concurrency.as_str())
-                        .bind(bounds.total)
-                        .bind(bounds.per_script)
-                        .bind(&audit.id)
-                        .bind($crate::store::rows::to_ms(audit.at))
-                        .bind(&audit.actor)
-                        .bind(&audit.client)
-                        .bind(audit.action.as_str())
-                        .bind(&audit.target)
-                        .bind(audit.summary.to_string())
-                        .bind(audit.count)
-                        .execute(&self.pool)
-                        .await
-                        .map(|d| d.rows_affected());
-                    return Ok(admitted(done)?);
+                    Err(sqlx::Error::Database(db))
+                        if db.message().contains($crate::store::queue::QUEUE_FULL) =>
+                    {
+                        Ok(Admission::Full)
+                    }
+                    Err(e) => Err(e.into()),
                 }
-                let mut tx = self.pool.begin().await?;
-                let done = $crate::store::queue::bind_run!(sqlx::query(&insert), r)
-                    .bind(concurrency.as_str())
-                    .bind(bounds.total)
-                    .bind(bounds.per_script)
-                    .execute(&mut *tx)
-                    .await
-                    .map(|d| d.rows_affected());
-                let admission = admitted(done)?;
-                if admission == Admission::Admitted {
-                    $crate::store::audit::insert_entry!(&mut *tx, audit);
-                    tx.commit().await?;
-                }
-                Ok(admission)
             }
 
             async fn record_ended(
@@ -225,22 +262,28 @@ macro_rules! impl_queue_store {
                 Ok(())
             }
 
-            async fn claim_next(
+            async fn claim(
                 &self,
                 owner: &$crate::store::Owner,
                 at: chrono::DateTime<chrono::Utc>,
                 until: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::store::StoreResult<Option<$crate::domain::Run>> {
+                max: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Claimed>> {
                 let sql = $crate::store::queue::claim_sql($claim_lock);
-                sqlx::query_as::<_, $crate::store::rows::RunRow>(&sql)
+                let mut claimed = sqlx::query_as::<_, $crate::store::rows::ClaimRow>(&sql)
                     .bind(&owner.lease)
                     .bind(&owner.node_id)
                     .bind($crate::store::rows::to_ms(at))
                     .bind($crate::store::rows::to_ms(until))
-                    .fetch_optional(&self.pool)
+                    .bind(max)
+                    .fetch_all(&self.pool)
                     .await?
+                    .into_iter()
                     .map(TryInto::try_into)
-                    .transpose()
+                    .collect::<$crate::store::StoreResult<Vec<$crate::store::Claimed>>>()?;
+                // Started oldest first, as they were queued.
+                claimed.sort_by(|a, b| a.run.id.cmp(&b.run.id));
+                Ok(claimed)
             }
 
             async fn request_cancel(

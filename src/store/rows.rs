@@ -216,6 +216,25 @@ impl ScriptListRow {
     }
 }
 
+/// A run a claim took, and its script's version at that moment.
+#[derive(sqlx::FromRow)]
+pub struct ClaimRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    current_version: Option<i64>,
+}
+
+impl TryFrom<ClaimRow> for super::queue::Claimed {
+    type Error = StoreError;
+
+    fn try_from(r: ClaimRow) -> StoreResult<Self> {
+        Ok(Self {
+            run: r.run.try_into()?,
+            current_version: r.current_version,
+        })
+    }
+}
+
 fn parse_json(text: Option<&str>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(t).ok())
 }

@@ -993,3 +993,60 @@ async fn versions_and_the_audit_log_are_one_history_across_nodes() {
         assert_eq!(started["entries"][0]["action"], "run.start");
     }
 }
+
+/// Each node holds the definitions of scripts it ran, to start their next runs without reading
+/// them: an edit through another node (body, variable, secret) must reach every node's next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_through_one_node_reaches_the_next_run_on_every_node() {
+    if pg_url().is_none() {
+        return;
+    }
+    // Nodes sharing secrets share the master key.
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let cluster = Cluster::start(2, &["--max-concurrent-runs", "1", "--master-key", key]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let body = |script: &str, word: &str, secret: &str| {
+        json!({
+            "name": "Held", "codeIdentifier": "held", "type": "bash", "script": script,
+            "concurrency": "parallel",
+            "env": [{"key": "WORD", "value": word}, {"key": "SECRET", "value": secret, "secret": true}],
+        })
+    };
+    // The secret's length tells its value, which the output would show masked.
+    let script = "sleep 0.3; echo \"one $WORD ${#SECRET}\"";
+    let id = a.create(body(script, "w1", "a-secret-of-20-chars")).await;
+    // Both nodes run one at a time, so two runs at once are one on each.
+    let on_both = || async {
+        let runs = [a.run(&id).await, b.run(&id).await];
+        let mut owners = HashSet::new();
+        let mut logs = Vec::new();
+        for r in &runs {
+            let done = a.wait_finished(r).await;
+            assert_eq!(done["status"], "succeeded", "{done}");
+            owners.insert(cluster.owner_of(&done));
+            logs.push(a.log(r).await);
+        }
+        assert_eq!(owners.len(), 2, "each node ran one");
+        logs
+    };
+    assert_eq!(on_both().await, ["one w1 20\n", "one w1 20\n"]);
+
+    let path = format!("/api/admin/scripts/{id}");
+    let edited = "sleep 0.3; echo \"two $WORD ${#SECRET}\"";
+    b.json(
+        Method::PUT,
+        &path,
+        Some(&body(edited, "w2", "a-secret-of-20-chars")),
+    )
+    .await;
+    assert_eq!(on_both().await, ["two w2 20\n", "two w2 20\n"]);
+
+    // A new secret value alone is a new version too.
+    a.json(
+        Method::PUT,
+        &path,
+        Some(&body(edited, "w2", "a-longer-secret-of-27-chars")),
+    )
+    .await;
+    assert_eq!(on_both().await, ["two w2 27\n", "two w2 27\n"]);
+}

@@ -10,6 +10,7 @@ both_backends!(
     each_change_makes_a_version_and_a_run_records_the_one_it_ran,
     a_diff_shows_the_body_fields_and_secrets_and_restore_adds_a_version,
     a_version_runs_point_to_outlives_the_retention_count,
+    each_run_runs_the_definition_current_when_it_starts,
 );
 
 fn body(code: &str, script: &str, token: &str) -> Value {
@@ -315,4 +316,45 @@ async fn a_version_runs_point_to_outlives_the_retention_count(b: Backend) {
         .call(Method::GET, &format!("/api/admin/scripts/{id}/versions/2"))
         .await;
     assert_eq!(gone.status(), 404);
+}
+
+/// The engine holds a script's definition between its runs: each edit, a secret's new value
+/// alone included, must reach the next run.
+async fn each_run_runs_the_definition_current_when_it_starts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // The secret's length tells which value the run had (its output would be masked).
+    let created = app
+        .create_script(body(
+            "held",
+            "echo \"one $PLAIN ${#TOKEN}\"",
+            "secret-of-16-chr",
+        ))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(ran(&app, &id).await, "one visible 16\n");
+    assert_eq!(ran(&app, &id).await, "one visible 16\n");
+    put(
+        &app,
+        &id,
+        &body("held", "echo \"two $PLAIN ${#TOKEN}\"", "secret-of-16-chr"),
+    )
+    .await;
+    assert_eq!(ran(&app, &id).await, "two visible 16\n");
+    put(
+        &app,
+        &id,
+        &body(
+            "held",
+            "echo \"two $PLAIN ${#TOKEN}\"",
+            "a-secret-of-twenty-two",
+        ),
+    )
+    .await;
+    assert_eq!(ran(&app, &id).await, "two visible 22\n");
+}
+
+async fn ran(app: &TestApp, id: &str) -> String {
+    let run = app.run(id).await;
+    assert_eq!(app.wait_run(&run).await["status"], "succeeded");
+    app.log(&run).await
 }
