@@ -2,6 +2,7 @@
 //! to watchers, and its end recorded, fenced by this node's lease.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -334,6 +335,7 @@ impl Engine {
                     .run_finished(finish.outcome.status, end.trigger, ran);
                 match (retry_id, &finish.retry) {
                     (Some(retry_id), Some(retry)) if retry_queued => {
+                        inner.deferred.store(true, Ordering::SeqCst);
                         tracing::info!(run_id, retry_id = %retry_id, due = %retry.not_before, "retry queued");
                         self.announce(Signal::Status {
                             run_id: retry_id,

@@ -109,7 +109,8 @@ struct Inner {
     /// claim says a script's current version, so a run of an unchanged script reads nothing.
     definitions: std::sync::Mutex<std::collections::HashMap<String, ScriptDefinition>>,
     /// Whether a queued run may be waiting for a due time (a retry), so the claim loop must
-    /// ask the store when to wake; set by every queued run's signal, cleared when none is.
+    /// ask the store when to wake: set when this node queues a retry or another node queues
+    /// anything, cleared when the store has none.
     deferred: std::sync::atomic::AtomicBool,
     tasks: TaskTracker,
     /// Wakes the claim loop: work appeared or capacity freed up.
@@ -269,7 +270,6 @@ impl Engine {
                 run_id,
                 status: RunStatus::Queued,
             } => {
-                inner.deferred.store(true, Ordering::SeqCst);
                 inner.work.notify_one();
                 let _ = inner.run_events.send(RunEvent {
                     run_id: run_id.clone(),
@@ -309,7 +309,20 @@ impl Engine {
                 _ = closing.cancelled() => return,
             };
             match signal {
-                Ok(s) => self.apply(&s),
+                Ok(s) => {
+                    // Another node's queued run may be a retry waiting for its time; this
+                    // node's own are known where they are made.
+                    if matches!(
+                        s,
+                        Signal::Status {
+                            status: RunStatus::Queued,
+                            ..
+                        }
+                    ) {
+                        self.inner.deferred.store(true, Ordering::SeqCst);
+                    }
+                    self.apply(&s)
+                }
                 // Too far behind: whatever was dropped is re-read through the fallbacks.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     self.apply(&Signal::Resync)
