@@ -34,22 +34,34 @@ pub trait AuditStore: Send + Sync {
     async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// Binds an `AuditEntry`'s columns, in the order `insert_entry` names them, to a query.
+macro_rules! bind_entry {
+    ($query:expr, $entry:expr) => {{
+        let e: &$crate::domain::AuditEntry = $entry;
+        $query
+            .bind(&e.id)
+            .bind($crate::store::rows::to_ms(e.at))
+            .bind(&e.actor)
+            .bind(&e.client)
+            .bind(e.action.as_str())
+            .bind(&e.target)
+            .bind(e.summary.to_string())
+            .bind(e.count)
+    }};
+}
+
+pub(crate) use bind_entry;
+
 /// Inserts an `AuditEntry` on `$conn`.
 macro_rules! insert_entry {
     ($conn:expr, $entry:expr) => {{
-        let e: &$crate::domain::AuditEntry = $entry;
-        sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        $crate::store::audit::bind_entry!(
+            sqlx::query(
+                "INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            ),
+            $entry
         )
-        .bind(&e.id)
-        .bind($crate::store::rows::to_ms(e.at))
-        .bind(&e.actor)
-        .bind(&e.client)
-        .bind(e.action.as_str())
-        .bind(&e.target)
-        .bind(e.summary.to_string())
-        .bind(e.count)
         .execute($conn)
         .await?;
     }};

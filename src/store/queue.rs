@@ -158,19 +158,13 @@ pub const QUEUE_FULL: &str = "scriptd: queue full";
 /// run's `RUN_COLUMNS`, its concurrency, the queue's bounds, then its start's audit entry.
 macro_rules! bind_admission {
     ($query:expr, $run:expr, $concurrency:expr, $bounds:expr, $audit:expr) => {{
-        let audit: &$crate::domain::AuditEntry = $audit;
-        $crate::store::queue::bind_run!($query, $run)
-            .bind($concurrency.as_str())
-            .bind($bounds.total)
-            .bind($bounds.per_script)
-            .bind(&audit.id)
-            .bind($crate::store::rows::to_ms(audit.at))
-            .bind(&audit.actor)
-            .bind(&audit.client)
-            .bind(audit.action.as_str())
-            .bind(&audit.target)
-            .bind(audit.summary.to_string())
-            .bind(audit.count)
+        $crate::store::audit::bind_entry!(
+            $crate::store::queue::bind_run!($query, $run)
+                .bind($concurrency.as_str())
+                .bind($bounds.total)
+                .bind($bounds.per_script),
+            $audit
+        )
     }};
 }
 
