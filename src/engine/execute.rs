@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::context::RunContext;
 use super::logs::{LogSink, LogSummary};
 use super::{isolate, process, Engine, HubEvent, Masker};
-use crate::domain::{Attempt, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, Trigger};
+use crate::domain::{
+    Attempt, Concurrency, Run, RunOutcome, RunStatus, Runner, ScriptDefinition, Trigger,
+};
 use crate::metrics::StoreCall;
 use crate::store::{Claimed, Ended, RetryRun, RunFinish, Signal};
 
@@ -105,6 +107,7 @@ impl Engine {
             let Claimed {
                 run,
                 current_version,
+                concurrency,
             } = claimed;
             let run_id = run.id.clone();
             let script_id = run.script_id.clone();
@@ -132,8 +135,11 @@ impl Engine {
                     })
                     .await;
             }
-            // This node has room again, and the script's next `queue` run may be eligible.
-            engine.announce(Signal::Work).await;
+            // The script's next `queue` run may be eligible now, on any node; and this node has
+            // room again, which matters only if its last claim left eligible runs behind.
+            if concurrency == Concurrency::Queue || !engine.inner.drained.load(Ordering::SeqCst) {
+                engine.announce(Signal::Work).await;
+            }
             engine.prune(&script_id).await;
         });
     }

@@ -112,6 +112,9 @@ struct Inner {
     /// ask the store when to wake: set when this node queues a retry or another node queues
     /// anything, cleared when the store has none.
     deferred: std::sync::atomic::AtomicBool,
+    /// Whether this node's last claim found fewer eligible runs than it had room for, with no
+    /// claim begun since: then a run ending here frees room nobody is waiting for.
+    drained: std::sync::atomic::AtomicBool,
     tasks: TaskTracker,
     /// Wakes the claim loop: work appeared or capacity freed up.
     work: Notify,
@@ -151,6 +154,7 @@ impl Engine {
                 prune_due: Default::default(),
                 definitions: Default::default(),
                 deferred: std::sync::atomic::AtomicBool::new(true),
+                drained: std::sync::atomic::AtomicBool::new(false),
                 tasks: TaskTracker::new(),
                 work: Notify::new(),
                 schedules: Arc::new(Notify::new()),

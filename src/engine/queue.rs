@@ -105,6 +105,9 @@ impl Engine {
     /// batch. Returns whether there may be more to claim: it got all it asked for.
     pub async fn claim_batch(&self) -> Result<bool, EngineError> {
         let inner = &self.inner;
+        // Cleared before room is counted: a run ending meanwhile sees it cleared and asks for
+        // another claim, or its room is counted here.
+        inner.drained.store(false, Ordering::SeqCst);
         let capacity = inner.config.max_concurrent_runs;
         if !inner.active.has_room(capacity) {
             return Ok(false);
@@ -122,6 +125,7 @@ impl Engine {
             .store_call(crate::metrics::StoreCall::Claim, asked.elapsed());
         let claimed = claimed?;
         let more = claimed.len() == want;
+        inner.drained.store(!more, Ordering::SeqCst);
         for c in claimed {
             if let Ok(waited) = (now - c.run.queued_at).to_std() {
                 inner.metrics.run_claimed(waited);

@@ -92,6 +92,8 @@ pub struct Claimed {
     /// Its script's version when it was claimed (`None` if the script is gone), so the
     /// executor knows without another read whether a definition it holds is still current.
     pub current_version: Option<i64>,
+    /// The script's rule when the run was admitted, which its claims followed.
+    pub concurrency: Concurrency,
 }
 
 /// What recording a run's end did.
@@ -116,8 +118,8 @@ pub fn claim_sql(lock: &str) -> String {
              SELECT 1 FROM runs o WHERE o.script_id = q.script_id \
              AND o.status IN ('queued', 'running') AND (o.status = 'running' OR o.id < q.id))) \
            ORDER BY q.id LIMIT $5 {lock}) \
-         RETURNING {}, (SELECT s.version FROM scripts s WHERE s.id = runs.script_id) \
-           AS current_version",
+         RETURNING {}, concurrency, \
+           (SELECT s.version FROM scripts s WHERE s.id = runs.script_id) AS current_version",
         super::rows::RUN_COLUMNS
     )
 }

@@ -222,15 +222,19 @@ pub struct ClaimRow {
     #[sqlx(flatten)]
     run: RunRow,
     current_version: Option<i64>,
+    concurrency: String,
 }
 
 impl TryFrom<ClaimRow> for super::queue::Claimed {
     type Error = StoreError;
 
     fn try_from(r: ClaimRow) -> StoreResult<Self> {
+        let concurrency = crate::domain::Concurrency::parse(&r.concurrency)
+            .ok_or_else(|| StoreError::Corrupt(format!("run {}: bad concurrency", r.run.id)))?;
         Ok(Self {
             run: r.run.try_into()?,
             current_version: r.current_version,
+            concurrency,
         })
     }
 }

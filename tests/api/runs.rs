@@ -364,7 +364,18 @@ async fn the_global_limit_queues_runs_in_order(b: Backend) {
     assert_eq!(app.wait_run(&canceled).await["status"], "canceled");
     assert!(app.get_run(&canceled).await["startedAt"].is_null());
     app.cancel(&blocker).await;
-    assert_eq!(app.wait_run(&waiting).await["status"], "succeeded");
+    let done = app.wait_run(&waiting).await;
+    assert_eq!(done["status"], "succeeded");
+    // Woken by the end that freed the slot, not by the claim loop's 5 s safety poll.
+    let at = |run: &Value, field: &str| {
+        chrono::DateTime::parse_from_rfc3339(run[field].as_str().unwrap()).unwrap()
+    };
+    let freed = at(&app.get_run(&blocker).await, "finishedAt");
+    let gap = at(&done, "startedAt") - freed;
+    assert!(
+        gap < chrono::Duration::seconds(2),
+        "the queued run started {gap} after the slot freed"
+    );
 }
 
 async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
