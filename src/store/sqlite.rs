@@ -28,10 +28,6 @@ impl SqliteStore {
             // transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            // Rows come back from the connection's thread through a channel; one that holds a
-            // whole page lets the thread run a query to its end without waiting to be read,
-            // instead of handing over every 50 rows. (Every read collects its rows anyway.)
-            .row_buffer_size(1024)
             .foreign_keys(true);
         let file = options.get_filename();
         if let Some(parent) = file.parent() {
