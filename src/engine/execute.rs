@@ -127,6 +127,7 @@ impl Engine {
                 }
             };
             engine.inner.active.release(&run_id);
+            engine.inner.hub.writing(&run_id);
             if let Some(status) = ended {
                 engine
                     .announce(Signal::Status {
@@ -226,6 +227,7 @@ impl Engine {
             stop: stop.clone(),
             metrics: inner.metrics.clone(),
         };
+        inner.hub.starting(&run.id);
         let sink_task = tokio::spawn(sink.run(rx));
         let ctx = RunContext {
             env: self.child_env(&run, &script),

@@ -3,8 +3,8 @@
 //! node arrives as "stored up to seq N" from the node feed, and watchers read those lines from
 //! the store. A channel exists only while someone watches, so memory follows the watchers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
@@ -32,6 +32,8 @@ type Channels = Arc<Mutex<HashMap<String, broadcast::Sender<HubEvent>>>>;
 #[derive(Default, Clone)]
 pub struct Hub {
     channels: Channels,
+    /// Runs executing on this node that have not begun to store a line.
+    unwritten: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Hub {
@@ -55,6 +57,22 @@ impl Hub {
         if let Some(tx) = map.get(run_id) {
             let _ = tx.send(event);
         }
+    }
+
+    /// A run starts executing here: nothing of its log is stored yet.
+    pub fn starting(&self, run_id: &str) {
+        lock(&self.unwritten).insert(run_id.to_string());
+    }
+
+    /// Called before a run's first batch is stored (and when it ends).
+    pub fn writing(&self, run_id: &str) {
+        lock(&self.unwritten).remove(run_id);
+    }
+
+    /// True while a run executing here has begun to store nothing: a watcher that subscribed
+    /// before asking gets every line live, so it has nothing to read from the store.
+    pub fn stored_nothing(&self, run_id: &str) -> bool {
+        lock(&self.unwritten).contains(run_id)
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -90,4 +108,9 @@ impl Drop for Subscription {
             map.remove(&self.run_id);
         }
     }
+}
+
+/// A poisoned lock only means a thread panicked while holding it; the set stays usable.
+fn lock(m: &Mutex<HashSet<String>>) -> MutexGuard<'_, HashSet<String>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

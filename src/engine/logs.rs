@@ -142,6 +142,8 @@ impl LogSink {
     /// the script back): a database that is briefly unavailable leaves no gap in the log.
     /// A retry after a commit whose answer was lost stores nothing twice (the chunk's key).
     async fn store_batch(&self, lines: &[LogLine]) -> crate::store::StoreResult<bool> {
+        // From here on a watcher that arrives must read the store too.
+        self.hub.writing(&self.run_id);
         let mut delay = STORE_RETRY_FIRST;
         let mut attempt = 1;
         loop {

@@ -98,6 +98,10 @@ pub async fn stream(
     // Subscribe before the first read of the store, so nothing falls between the two.
     let live = state.engine.hub().subscribe(&run_id);
     let run = state.store.get_run(&run_id).await?;
+    // A run still queued, or executing here with nothing stored yet, has nothing to read: what
+    // it writes comes through `live`, subscribed before this was asked.
+    let nothing_stored = run.status == RunStatus::Queued
+        || (run.status == RunStatus::Running && state.engine.hub().stored_nothing(&run_id));
 
     let store = state.store.clone();
     Ok(super::sse::response(
@@ -112,7 +116,7 @@ pub async fn stream(
                 buf: Vec::new(),
                 last_ts: None,
             };
-            let _ = follower.run(run, live).await;
+            let _ = follower.run(run, live, nothing_stored).await;
         },
     ))
 }
@@ -133,14 +137,13 @@ struct Gone;
 
 impl Follower {
     /// `run` was read after `live` subscribed: a change since then is in `live`.
-    async fn run(mut self, run: Run, live: Subscription) -> Result<(), Gone> {
+    async fn run(mut self, run: Run, live: Subscription, nothing_stored: bool) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.extend_from_slice(b"retry: 1000\n\n");
         if run.status.is_terminal() {
             return self.finish().await;
         }
-        // A run still queued has written nothing yet; what it writes comes through `live`.
-        if run.status != RunStatus::Queued {
+        if !nothing_stored {
             self.catch_up().await?;
         }
         self.status(run.status, run.started_at.unwrap_or(run.queued_at));

@@ -16,6 +16,7 @@ both_backends!(
     past_the_log_cap_no_line_changes_its_number,
     lines_come_back_exactly_whatever_they_contain,
     a_big_log_can_open_at_its_end,
+    a_watcher_arriving_mid_run_first_gets_the_lines_already_stored,
 );
 
 async fn a_big_log_can_open_at_its_end(b: Backend) {
@@ -311,4 +312,38 @@ async fn lines_come_back_exactly_whatever_they_contain(b: Backend) {
             "say \"hi\" \\ back\ttab \u{1} é </script>".into()
         )]
     );
+}
+
+/// A run executing on the node a watcher asks: the lines stored before it arrived come from
+/// the store, even when nothing more comes live before the end.
+async fn a_watcher_arriving_mid_run_first_gets_the_lines_already_stored(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let gate = tempfile::tempdir().unwrap();
+    let flag = gate.path().join("go");
+    let id = app
+        .bash(
+            &format!(
+                "echo first; echo second; while [ ! -e {} ]; do sleep 0.05; done",
+                flag.display()
+            ),
+            json!({}),
+        )
+        .await;
+    let run = app.run(&id).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !app.log(&run).await.contains("second") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lines were never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut stream = app.open_stream(&run).await;
+    std::fs::write(&flag, "").unwrap();
+    stream.read_until(|t| t.contains("event: done")).await;
+    let lines: Vec<(i64, String)> = log_lines(&parse_sse(&stream.text))
+        .into_iter()
+        .map(|l| (l.0, l.2))
+        .collect();
+    assert_eq!(lines, [(1, "first".into()), (2, "second".into())]);
 }
