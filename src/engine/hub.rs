@@ -4,7 +4,7 @@
 //! the store. A channel exists only while someone watches, so memory follows the watchers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
@@ -61,18 +61,21 @@ impl Hub {
 
     /// A run starts executing here: nothing of its log is stored yet.
     pub fn starting(&self, run_id: &str) {
-        lock(&self.unwritten).insert(run_id.to_string());
+        self.unwritten
+            .lock()
+            .expect("hub lock")
+            .insert(run_id.to_string());
     }
 
     /// Called before a run's first batch is stored (and when it ends).
     pub fn writing(&self, run_id: &str) {
-        lock(&self.unwritten).remove(run_id);
+        self.unwritten.lock().expect("hub lock").remove(run_id);
     }
 
     /// True while a run executing here has begun to store nothing: a watcher that subscribed
     /// before asking gets every line live, so it has nothing to read from the store.
     pub fn stored_nothing(&self, run_id: &str) -> bool {
-        lock(&self.unwritten).contains(run_id)
+        self.unwritten.lock().expect("hub lock").contains(run_id)
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -108,9 +111,4 @@ impl Drop for Subscription {
             map.remove(&self.run_id);
         }
     }
-}
-
-/// A poisoned lock only means a thread panicked while holding it; the set stays usable.
-fn lock(m: &Mutex<HashSet<String>>) -> MutexGuard<'_, HashSet<String>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
