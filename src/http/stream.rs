@@ -193,10 +193,7 @@ impl Follower {
                         self.catch_up().await?;
                     }
                 }
-                Ok(HubEvent::Ended(outcome, at)) => {
-                    self.status(outcome.status, at);
-                    return self.end(&outcome, Some(at)).await;
-                }
+                Ok(HubEvent::Ended(outcome, at)) => return self.end(&outcome, at, Some(at)).await,
                 Ok(HubEvent::Status(status, _)) if status.is_terminal() => {
                     return self.finish().await;
                 }
@@ -235,16 +232,18 @@ impl Follower {
             signal: run.signal,
             error: run.error,
         };
-        self.status(run.status, run.finished_at.unwrap_or(run.queued_at));
-        self.end(&outcome, run.finished_at).await
+        let status_at = run.finished_at.unwrap_or(run.queued_at);
+        self.end(&outcome, status_at, run.finished_at).await
     }
 
-    /// Sends the final status and `done`.
+    /// Sends the final status (as of `status_at`) and `done`.
     async fn end(
         &mut self,
         outcome: &RunOutcome,
+        status_at: chrono::DateTime<chrono::Utc>,
         finished_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(), Gone> {
+        self.status(outcome.status, status_at);
         let data = DoneData {
             status: outcome.status.as_str(),
             exit_code: outcome.exit_code,
