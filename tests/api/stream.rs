@@ -124,16 +124,41 @@ async fn a_finished_run_replays_its_log_then_done_and_closes(b: Backend) {
     assert_eq!(missing.status(), 404);
 }
 
+/// A file that holds a script back until the test opens it.
+struct Gate {
+    dir: tempfile::TempDir,
+}
+
+impl Gate {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("go")
+    }
+
+    /// Shell that waits until the gate is open.
+    fn wait(&self) -> String {
+        format!(
+            "while [ ! -e {} ]; do sleep 0.02; done",
+            self.path().display()
+        )
+    }
+
+    fn open(&self) {
+        std::fs::write(self.path(), "").unwrap();
+    }
+}
+
 async fn lines_arrive_while_the_run_is_still_going(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let gate = tempfile::tempdir().unwrap();
-    let flag = gate.path().join("go");
+    let gate = Gate::new();
     let id = app
         .bash(
-            &format!(
-                "echo before; while [ ! -e {} ]; do sleep 0.05; done; echo after",
-                flag.display()
-            ),
+            &format!("echo before; {}; echo after", gate.wait()),
             json!({}),
         )
         .await;
@@ -147,7 +172,7 @@ async fn lines_arrive_while_the_run_is_still_going(b: Backend) {
         "running",
         "the line came while the run was going"
     );
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     stream.read_until(|t| t.contains("event: done")).await;
     let seen = stream.text;
     let lines: Vec<String> = log_lines(&parse_sse(&seen))
@@ -192,16 +217,9 @@ async fn resume_by_last_event_id_or_since_skips_and_repeats_nothing(b: Backend) 
 
 async fn many_subscribers_all_get_every_line(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let gate = tempfile::tempdir().unwrap();
-    let flag = gate.path().join("go");
+    let gate = Gate::new();
     let id = app
-        .bash(
-            &format!(
-                "while [ ! -e {} ]; do sleep 0.02; done; seq 1 3000",
-                flag.display()
-            ),
-            json!({}),
-        )
+        .bash(&format!("{}; seq 1 3000", gate.wait()), json!({}))
         .await;
     let run = app.run(&id).await;
     app.wait_status(&run, "running").await;
@@ -216,7 +234,7 @@ async fn many_subscribers_all_get_every_line(b: Backend) {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     let expected: Vec<String> = (1..=3000).map(|i| i.to_string()).collect();
     for r in readers {
         let text = tokio::time::timeout(Duration::from_secs(30), r)
@@ -318,14 +336,10 @@ async fn lines_come_back_exactly_whatever_they_contain(b: Backend) {
 /// the store, even when nothing more comes live before the end.
 async fn a_watcher_arriving_mid_run_first_gets_the_lines_already_stored(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let gate = tempfile::tempdir().unwrap();
-    let flag = gate.path().join("go");
+    let gate = Gate::new();
     let id = app
         .bash(
-            &format!(
-                "echo first; echo second; while [ ! -e {} ]; do sleep 0.05; done",
-                flag.display()
-            ),
+            &format!("echo first; echo second; {}", gate.wait()),
             json!({}),
         )
         .await;
@@ -339,7 +353,7 @@ async fn a_watcher_arriving_mid_run_first_gets_the_lines_already_stored(b: Backe
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut stream = app.open_stream(&run).await;
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     stream.read_until(|t| t.contains("event: done")).await;
     let lines: Vec<(i64, String)> = log_lines(&parse_sse(&stream.text))
         .into_iter()
