@@ -217,9 +217,10 @@ macro_rules! impl_queue_store {
                 audit: &$crate::domain::AuditEntry,
             ) -> $crate::store::StoreResult<$crate::store::Admission> {
                 use $crate::store::Admission;
-                let sql = $admission_sql();
+                // Every run passes here: its statement is put together once.
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new($admission_sql);
                 let done = $crate::store::queue::bind_admission!(
-                    sqlx::query(&sql),
+                    sqlx::query(SQL.as_str()),
                     r,
                     concurrency,
                     bounds,
@@ -265,8 +266,10 @@ macro_rules! impl_queue_store {
                 until: chrono::DateTime<chrono::Utc>,
                 max: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::store::Claimed>> {
-                let sql = $crate::store::queue::claim_sql($claim_lock);
-                let mut claimed = sqlx::query_as::<_, $crate::store::rows::ClaimRow>(&sql)
+                static SQL: std::sync::LazyLock<String> =
+                    std::sync::LazyLock::new(|| $crate::store::queue::claim_sql($claim_lock));
+                let mut claimed =
+                    sqlx::query_as::<_, $crate::store::rows::ClaimRow>(SQL.as_str())
                     .bind(&owner.lease)
                     .bind(&owner.node_id)
                     .bind($crate::store::rows::to_ms(at))
