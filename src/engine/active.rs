@@ -18,6 +18,8 @@ pub struct Active {
 #[derive(Default)]
 struct State {
     runs: HashMap<String, Entry>,
+    /// Slots held for runs being admitted here, which may start at once (see `reserve`).
+    reserved: usize,
     early_cancels: HashMap<String, Instant>,
     closed: bool,
 }
@@ -34,16 +36,34 @@ impl Active {
         self.state.lock().expect("active runs lock")
     }
 
-    /// Whether this node may claim another run.
-    pub fn has_room(&self, capacity: usize) -> bool {
+    /// How many more runs this node may take.
+    pub fn room(&self, capacity: usize) -> usize {
         let s = self.state();
-        !s.closed && s.runs.len() < capacity
+        if s.closed {
+            return 0;
+        }
+        capacity.saturating_sub(s.runs.len() + s.reserved)
+    }
+
+    /// Holds a slot for a run this node is admitting, if it has one free: the admission may
+    /// start the run here at once. The slot is freed when the reservation is dropped unless
+    /// the run took it (`Reservation::take`).
+    pub fn reserve(&self, capacity: usize) -> Option<Reservation<'_>> {
+        let mut s = self.state();
+        if s.closed || s.runs.len() + s.reserved >= capacity {
+            return None;
+        }
+        s.reserved += 1;
+        Some(Reservation { active: self })
     }
 
     /// Takes a claimed run in; its stop handle is already triggered if a cancel came first or
     /// the node is closing.
     pub fn register(&self, run_id: &str) -> CancellationToken {
-        let mut s = self.state();
+        Self::insert(&mut self.state(), run_id)
+    }
+
+    fn insert(s: &mut State, run_id: &str) -> CancellationToken {
         let stop = CancellationToken::new();
         if s.early_cancels.remove(run_id).is_some() || s.closed {
             stop.cancel();
@@ -109,5 +129,28 @@ impl Active {
 
     pub fn len(&self) -> usize {
         self.state().runs.len()
+    }
+}
+
+/// A slot held for a run being admitted (see `Active::reserve`).
+pub struct Reservation<'a> {
+    active: &'a Active,
+}
+
+impl Reservation<'_> {
+    /// The run started here: it takes the slot, as `register` would.
+    pub fn take(self, run_id: &str) -> CancellationToken {
+        let mut s = self.active.state();
+        s.reserved -= 1;
+        let stop = Active::insert(&mut s, run_id);
+        drop(s);
+        std::mem::forget(self);
+        stop
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.active.state().reserved -= 1;
     }
 }

@@ -127,7 +127,6 @@ impl Engine {
                 }
             };
             engine.inner.active.release(&run_id);
-            engine.inner.hub.writing(&run_id);
             if let Some(status) = ended {
                 engine
                     .announce(Signal::Status {
@@ -227,7 +226,7 @@ impl Engine {
             stop: stop.clone(),
             metrics: inner.metrics.clone(),
         };
-        inner.hub.starting(&run.id);
+        inner.hub.starting(&run.id, started);
         let sink_task = tokio::spawn(sink.run(rx));
         let ctx = RunContext {
             env: self.child_env(&run, &script),
@@ -285,13 +284,18 @@ impl Engine {
             return Ok(script);
         }
         let script = self.inner.store.get_script(script_id).await?;
+        self.hold_definition(&script);
+        Ok(script)
+    }
+
+    /// Keeps a script's definition, as read at its version, for its next runs here.
+    pub(super) fn hold_definition(&self, script: &ScriptDefinition) {
         let mut defs = self.definitions();
         // Bounded by forgetting all at once: the next run of each script reads it again.
         if defs.len() >= HELD_DEFINITIONS {
             defs.clear();
         }
-        defs.insert(script_id.to_string(), script.clone());
-        Ok(script)
+        defs.insert(script.id.clone(), script.clone());
     }
 
     fn definitions(&self) -> std::sync::MutexGuard<'_, HashMap<String, ScriptDefinition>> {
@@ -323,6 +327,9 @@ impl Engine {
         let inner = &self.inner;
         let run_id = end.run_id;
         inner.active.finishing(run_id);
+        // A watcher arriving from here on reads the run from the store: its end may be recorded
+        // and published before that watcher subscribes.
+        inner.hub.writing(run_id);
         let asked = Instant::now();
         let recorded = inner
             .store

@@ -3,7 +3,7 @@
 //! node arrives as "stored up to seq N" from the node feed, and watchers read those lines from
 //! the store. A channel exists only while someone watches, so memory follows the watchers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -32,8 +32,8 @@ type Channels = Arc<Mutex<HashMap<String, broadcast::Sender<HubEvent>>>>;
 #[derive(Default, Clone)]
 pub struct Hub {
     channels: Channels,
-    /// Runs executing on this node that have not begun to store a line.
-    unwritten: Arc<Mutex<HashSet<String>>>,
+    /// Runs executing on this node that have not begun to store a line, with their start.
+    unwritten: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
 }
 
 impl Hub {
@@ -59,23 +59,28 @@ impl Hub {
         }
     }
 
-    /// A run starts executing here: nothing of its log is stored yet.
-    pub fn starting(&self, run_id: &str) {
+    /// A run starts executing here, as of `started_at`: nothing of its log is stored yet.
+    pub fn starting(&self, run_id: &str, started_at: DateTime<Utc>) {
         self.unwritten
             .lock()
             .expect("hub lock")
-            .insert(run_id.to_string());
+            .insert(run_id.to_string(), started_at);
     }
 
-    /// Called before a run's first batch is stored (and when it ends).
+    /// Called before a run's first batch is stored, and before its end is recorded.
     pub fn writing(&self, run_id: &str) {
         self.unwritten.lock().expect("hub lock").remove(run_id);
     }
 
-    /// True while a run executing here has begun to store nothing: a watcher that subscribed
-    /// before asking gets every line live, so it has nothing to read from the store.
-    pub fn stored_nothing(&self, run_id: &str) -> bool {
-        self.unwritten.lock().expect("hub lock").contains(run_id)
+    /// When a run executing here started, while it has stored nothing and its end is not being
+    /// recorded: a watcher that subscribed before asking gets all of it live, so it has nothing
+    /// to read from the store, the run itself included.
+    pub fn unwritten_since(&self, run_id: &str) -> Option<DateTime<Utc>> {
+        self.unwritten
+            .lock()
+            .expect("hub lock")
+            .get(run_id)
+            .copied()
     }
 
     pub fn subscriber_count(&self) -> usize {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, RunRequest};
 use crate::domain::{Run, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger};
-use crate::store::{Admission, Signal};
+use crate::store::{Admission, Claimed, Signal, StartHere};
 
 /// The claim loop's safety net should a wake-up be lost; wake-ups do the real work.
 const POLL_EVERY: Duration = Duration::from_secs(5);
@@ -45,6 +45,17 @@ impl Engine {
         };
         let mut run = Run::queued(&req.script.id, req.trigger, req.meta, input);
         run.script_version = Some(req.script.version);
+        // With a slot free here the run may start at once, without waiting for a claim.
+        let slot = self
+            .inner
+            .active
+            .reserve(self.inner.config.max_concurrent_runs);
+        let now = Utc::now();
+        let start = slot.as_ref().map(|_| StartHere {
+            owner: &self.inner.owner,
+            at: now,
+            until: now + self.inner.config.lease_span(),
+        });
         let audit = req.author.entry(
             crate::domain::Action::RunStart,
             crate::domain::audit::run_target(&run.id),
@@ -54,7 +65,7 @@ impl Engine {
                 "trigger": req.trigger.as_str(),
             }),
         );
-        match self
+        let admission = self
             .inner
             .store
             .enqueue(
@@ -62,12 +73,35 @@ impl Engine {
                 req.script.concurrency,
                 self.inner.config.queue_bounds,
                 &audit,
+                start,
             )
-            .await?
-        {
-            Admission::Admitted => {}
-            Admission::Busy => return Err(EngineError::AlreadyRunning),
-            Admission::Full => return Err(EngineError::QueueFull),
+            .await?;
+        match (admission, slot) {
+            // Only an admission offered a start starts the run.
+            (Admission::Started, Some(slot)) => {
+                let stop = slot.take(&run.id);
+                self.inner.metrics.run_submitted(req.trigger);
+                self.inner.metrics.run_claimed(Duration::ZERO);
+                run.status = RunStatus::Running;
+                run.started_at = Some(now);
+                run.node_id = Some(self.inner.owner.node_id.clone());
+                // Watchers opening its stream from now on find it executing here.
+                self.inner.hub.starting(&run.id, now);
+                let id = run.id.clone();
+                self.hold_definition(&req.script);
+                self.launch(
+                    Claimed {
+                        run,
+                        current_version: Some(req.script.version),
+                        concurrency: req.script.concurrency,
+                    },
+                    stop,
+                );
+                return Ok(id);
+            }
+            (Admission::Busy, _) => return Err(EngineError::AlreadyRunning),
+            (Admission::Full, _) => return Err(EngineError::QueueFull),
+            (Admission::Admitted | Admission::Started, _) => {}
         }
         self.inner.metrics.run_submitted(req.trigger);
         self.announce(Signal::Status {
@@ -108,11 +142,11 @@ impl Engine {
         // Cleared before room is counted: a run ending meanwhile sees it cleared and asks for
         // another claim, or its room is counted here.
         inner.drained.store(false, Ordering::SeqCst);
-        let capacity = inner.config.max_concurrent_runs;
-        if !inner.active.has_room(capacity) {
+        let room = inner.active.room(inner.config.max_concurrent_runs);
+        if room == 0 {
             return Ok(false);
         }
-        let want = (capacity - inner.active.len()).clamp(1, CLAIM_BATCH);
+        let want = room.min(CLAIM_BATCH);
         let now = Utc::now();
         let until = now + inner.config.lease_span();
         let asked = std::time::Instant::now();

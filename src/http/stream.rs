@@ -97,11 +97,23 @@ pub async fn stream(
     };
     // Subscribe before the first read of the store, so nothing falls between the two.
     let live = state.engine.hub().subscribe(&run_id);
-    let run = state.store.get_run(&run_id).await?;
-    // A run still queued, or executing here with nothing stored yet, has nothing to read: what
-    // it writes comes through `live`, subscribed before this was asked.
-    let nothing_stored = run.status == RunStatus::Queued
-        || (run.status == RunStatus::Running && state.engine.hub().stored_nothing(&run_id));
+    // A run executing here that has stored nothing is all in `live`, subscribed first: there is
+    // nothing to read, the run included. A run still queued has nothing stored either.
+    let start = match state.engine.hub().unwritten_since(&run_id) {
+        Some(started_at) => Start {
+            status: RunStatus::Running,
+            at: started_at,
+            nothing_stored: true,
+        },
+        None => {
+            let run = state.store.get_run(&run_id).await?;
+            Start {
+                status: run.status,
+                at: run.started_at.unwrap_or(run.queued_at),
+                nothing_stored: run.status == RunStatus::Queued,
+            }
+        }
+    };
 
     let store = state.store.clone();
     Ok(super::sse::response(
@@ -116,9 +128,17 @@ pub async fn stream(
                 buf: Vec::new(),
                 last_ts: None,
             };
-            let _ = follower.run(run, live, nothing_stored).await;
+            let _ = follower.run(start, live).await;
         },
     ))
+}
+
+/// Where a stream begins: the run's status as first seen, since when, and whether nothing of
+/// its log can be stored yet.
+struct Start {
+    status: RunStatus,
+    at: chrono::DateTime<chrono::Utc>,
+    nothing_stored: bool,
 }
 
 struct Follower {
@@ -136,17 +156,17 @@ struct Follower {
 struct Gone;
 
 impl Follower {
-    /// `run` was read after `live` subscribed: a change since then is in `live`.
-    async fn run(mut self, run: Run, live: Subscription, nothing_stored: bool) -> Result<(), Gone> {
+    /// `start` was learned after `live` subscribed: a change since then is in `live`.
+    async fn run(mut self, start: Start, live: Subscription) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.extend_from_slice(b"retry: 1000\n\n");
-        if run.status.is_terminal() {
+        if start.status.is_terminal() {
             return self.finish().await;
         }
-        if !nothing_stored {
+        if !start.nothing_stored {
             self.catch_up().await?;
         }
-        self.status(run.status, run.started_at.unwrap_or(run.queued_at));
+        self.status(start.status, start.at);
         self.flush().await?;
         self.follow(live).await
     }

@@ -36,7 +36,7 @@ pub use leases::LeaseStore;
 pub use logs::{search_log, LogSearch, LogStore};
 pub use nodes::{NodeBeat, NodeStore};
 pub use postgres::PgStore;
-pub use queue::{Admission, CancelRequest, Claimed, Ended, QueueBounds, QueueStore};
+pub use queue::{Admission, CancelRequest, Claimed, Ended, QueueBounds, QueueStore, StartHere};
 pub use rows::{from_ms as rows_from_ms, to_ms as rows_time};
 pub use runs::RunStore;
 pub use schedules::ScheduleStore;

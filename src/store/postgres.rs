@@ -38,8 +38,7 @@ super::runs::impl_run_store!(PgStore, sqlx::Postgres);
 super::queue::impl_queue_store!(
     PgStore,
     "FOR UPDATE OF q SKIP LOCKED",
-    super::queue::pg_admission_sql,
-    true
+    super::queue::pg_admission_sql
 );
 super::leases::impl_lease_store!(PgStore);
 super::logs::impl_log_store!(PgStore, sqlx::Postgres);

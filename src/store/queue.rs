@@ -17,7 +17,10 @@ use crate::domain::{AuditEntry, Concurrency, Run};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
+    /// Queued, for any node to claim.
     Admitted,
+    /// Admitted and already running under the lease the admission offered (see `StartHere`).
+    Started,
     /// A `single` script already has a queued or running run.
     Busy,
     /// The queue is at its bound, in all or for this script.
@@ -29,6 +32,17 @@ pub enum Admission {
 pub struct QueueBounds {
     pub total: i64,
     pub per_script: i64,
+}
+
+/// A node's offer to run what it admits at once, from one of its free slots: the run is then
+/// written as running under this lease instead of queued, when no queued run is due before it
+/// and its script is not `queue` (whose runs take turns through claims). Saves the claim a run
+/// would otherwise wait for.
+#[derive(Debug, Clone, Copy)]
+pub struct StartHere<'a> {
+    pub owner: &'a Owner,
+    pub at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,14 +57,16 @@ pub enum CancelRequest {
 
 #[async_trait]
 pub trait QueueStore: Send + Sync {
-    /// Records a `queued` run, unless the concurrency rule or the queue's bounds refuse it.
-    /// `audit` is recorded with it, in the same transaction, when it is admitted.
+    /// Records a `queued` run, unless the concurrency rule or the queue's bounds refuse it; or,
+    /// offered `start` and allowed by it, a run already running under its lease. `audit` is
+    /// recorded with it, in the same statement, when it is admitted.
     async fn enqueue(
         &self,
         run: &Run,
         concurrency: Concurrency,
         bounds: QueueBounds,
         audit: &AuditEntry,
+        start: Option<StartHere<'_>>,
     ) -> StoreResult<Admission>;
     /// Records a run that ended as it was made (a skipped tick): never queued, never claimed.
     async fn record_ended(&self, run: &Run) -> StoreResult<()>;
@@ -105,6 +121,12 @@ pub enum Ended {
     Recorded { retry_queued: bool },
 }
 
+/// The test that a queued run `q` has its turn, besides being due: a `queue` run only when no
+/// run of its script is running and none older is queued.
+const ELIGIBLE: &str = "AND (q.concurrency <> 'queue' OR NOT EXISTS (\
+    SELECT 1 FROM runs o WHERE o.script_id = q.script_id \
+    AND o.status IN ('queued', 'running') AND (o.status = 'running' OR o.id < q.id)))";
+
 /// The claim statement; `lock` is what the backend adds to lock the candidate rows. The
 /// candidates are chosen before any is changed, so a `queue` script's second run is never
 /// eligible beside its first.
@@ -113,10 +135,7 @@ pub fn claim_sql(lock: &str) -> String {
         "UPDATE runs SET status = 'running', owner = $1, node_id = $2, started_at = $3, \
          lease_until = $4 WHERE status = 'queued' AND id IN (\
            SELECT q.id FROM runs q WHERE q.status = 'queued' \
-           AND (q.not_before IS NULL OR q.not_before <= $3) \
-           AND (q.concurrency <> 'queue' OR NOT EXISTS (\
-             SELECT 1 FROM runs o WHERE o.script_id = q.script_id \
-             AND o.status IN ('queued', 'running') AND (o.status = 'running' OR o.id < q.id))) \
+           AND (q.not_before IS NULL OR q.not_before <= $3) {ELIGIBLE} \
            ORDER BY q.id LIMIT $5 {lock}) \
          RETURNING {}, concurrency, \
            (SELECT s.version FROM scripts s WHERE s.id = runs.script_id) AS current_version",
@@ -157,9 +176,11 @@ pub(crate) use bind_run;
 pub const QUEUE_FULL: &str = "scriptd: queue full";
 
 /// Binds an admission's parameters, in the order both backends' statements number them: the
-/// run's `RUN_COLUMNS`, its concurrency, the queue's bounds, then its start's audit entry.
+/// run's `RUN_COLUMNS`, its concurrency, the queue's bounds, its start's audit entry, then the
+/// lease of a start offered here (all NULL when none is).
 macro_rules! bind_admission {
-    ($query:expr, $run:expr, $concurrency:expr, $bounds:expr, $audit:expr) => {{
+    ($query:expr, $run:expr, $concurrency:expr, $bounds:expr, $audit:expr, $start:expr) => {{
+        let start: Option<$crate::store::StartHere<'_>> = $start;
         $crate::store::audit::bind_entry!(
             $crate::store::queue::bind_run!($query, $run)
                 .bind($concurrency.as_str())
@@ -167,46 +188,60 @@ macro_rules! bind_admission {
                 .bind($bounds.per_script),
             $audit
         )
+        .bind(start.map(|s| s.owner.lease.as_str()))
+        .bind(start.map(|s| s.owner.node_id.as_str()))
+        .bind(start.map(|s| $crate::store::rows::to_ms(s.at)))
+        .bind(start.map(|s| $crate::store::rows::to_ms(s.until)))
     }};
 }
 
 pub(crate) use bind_admission;
 
-/// PostgreSQL's admission: a data-modifying `WITH` writes the run when the queue has room and
-/// the entry only with it, so no row written means a full queue.
+/// PostgreSQL's admission: a data-modifying `WITH` writes the run when the queue has room,
+/// running under the offered lease when `here` allows it, and the entry only with it; the
+/// status written comes back, so no row means a full queue.
 pub fn pg_admission_sql() -> String {
     format!(
-        "WITH r AS (INSERT INTO runs ({}, concurrency) \
-           SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19 \
+        "WITH here AS (SELECT $30::text IS NOT NULL AND $19 <> 'queue' AND NOT EXISTS (\
+           SELECT 1 FROM runs q WHERE q.status = 'queued' \
+           AND (q.not_before IS NULL OR q.not_before <= $32) {ELIGIBLE}) AS go), \
+         r AS (INSERT INTO runs ({}, concurrency, owner, lease_until) \
+           SELECT $1, $2, CASE WHEN go THEN 'running' ELSE $3 END, $4, $5, $6, $7, \
+             CASE WHEN go THEN $32 ELSE $8 END, $9, $10, $11, $12, $13, $14, $15, $16, \
+             CASE WHEN go THEN $31 ELSE $17 END, $18, $19, \
+             CASE WHEN go THEN $30 END, CASE WHEN go THEN $33 END FROM here \
            WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
            AND (SELECT COUNT(*) FROM runs WHERE script_id = $2 AND status = 'queued') < $21 \
-           RETURNING id) \
-         INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
-         SELECT $22, $23, $24, $25, $26, $27, $28, $29 FROM r",
+           RETURNING id, status), \
+         a AS (INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
+           SELECT $22, $23, $24, $25, $26, $27, $28, $29 FROM r) \
+         SELECT status FROM r",
         super::rows::RUN_COLUMNS
     )
 }
 
 /// SQLite's admission: an insert into the `run_admissions` view, whose trigger checks the
-/// bounds (raising `QUEUE_FULL`) and writes the run and the entry. Changes made by a trigger
-/// are not counted, so the statement's row count says nothing.
+/// bounds (raising `QUEUE_FULL`), writes the run (started under the offered lease when it may
+/// be, see its migration `admission_starts_here`) and the entry. The trigger's changes are not
+/// the statement's own, so the status it wrote is read back in `RETURNING`.
 pub fn sqlite_admission_sql() -> String {
     format!(
         "INSERT INTO run_admissions ({}, concurrency, queue_total, queue_per_script, \
            audit_id, audit_at, audit_actor, audit_client, audit_action, audit_target, \
-           audit_summary, audit_count) \
+           audit_summary, audit_count, start_owner, start_node, start_at, start_until) \
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,\
-           $22,$23,$24,$25,$26,$27,$28,$29)",
+           $22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33) \
+         RETURNING (SELECT a.status FROM runs a WHERE a.id = $1)",
         super::rows::RUN_COLUMNS
     )
 }
 
 /// `$claim_lock` is what the backend adds to lock a claim's candidate rows; `$admission_sql`
 /// writes a run and its start's audit entry in one statement (one round trip, all or
-/// nothing), and `$full_when_no_row` says whether a full queue shows as no row written rather
-/// than as the `QUEUE_FULL` error.
+/// nothing) and returns the status written: no row, or the `QUEUE_FULL` error, when the queue
+/// is full.
 macro_rules! impl_queue_store {
-    ($store:ty, $claim_lock:expr, $admission_sql:expr, $full_when_no_row:expr) => {
+    ($store:ty, $claim_lock:expr, $admission_sql:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::QueueStore for $store {
             async fn enqueue(
@@ -215,22 +250,26 @@ macro_rules! impl_queue_store {
                 concurrency: $crate::domain::Concurrency,
                 bounds: $crate::store::QueueBounds,
                 audit: &$crate::domain::AuditEntry,
+                start: Option<$crate::store::StartHere<'_>>,
             ) -> $crate::store::StoreResult<$crate::store::Admission> {
                 use $crate::store::Admission;
                 // Every run passes here: its statement is put together once.
                 static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new($admission_sql);
-                let done = $crate::store::queue::bind_admission!(
-                    sqlx::query(SQL.as_str()),
-                    r,
-                    concurrency,
-                    bounds,
-                    audit
-                )
-                .execute(&self.pool)
-                .await;
+                let done: Result<Option<(Option<String>,)>, sqlx::Error> =
+                    $crate::store::queue::bind_admission!(
+                        sqlx::query_as(SQL.as_str()),
+                        r,
+                        concurrency,
+                        bounds,
+                        audit,
+                        start
+                    )
+                    .fetch_optional(&self.pool)
+                    .await;
                 match done {
-                    Ok(d) if d.rows_affected() == 0 && $full_when_no_row => Ok(Admission::Full),
-                    Ok(_) => Ok(Admission::Admitted),
+                    Ok(None) => Ok(Admission::Full),
+                    Ok(Some((Some(status),))) if status == "running" => Ok(Admission::Started),
+                    Ok(Some(_)) => Ok(Admission::Admitted),
                     Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                         Ok(Admission::Busy)
                     }

@@ -59,7 +59,7 @@ impl SqliteStore {
 
 super::scripts::impl_script_store!(SqliteStore, sqlx::Sqlite);
 super::runs::impl_run_store!(SqliteStore, sqlx::Sqlite);
-super::queue::impl_queue_store!(SqliteStore, "", super::queue::sqlite_admission_sql, false);
+super::queue::impl_queue_store!(SqliteStore, "", super::queue::sqlite_admission_sql);
 super::leases::impl_lease_store!(SqliteStore);
 super::logs::impl_log_store!(SqliteStore, sqlx::Sqlite);
 super::schedules::impl_schedule_store!(SqliteStore);

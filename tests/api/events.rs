@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::helpers::{both_backends, parse_sse, Backend, TestApp};
 use crate::process::{Cluster, Server};
 
-both_backends!(a_triggered_run_is_seen_queued_running_and_ended);
+both_backends!(a_triggered_run_is_seen_from_its_admission_to_its_end);
 
 /// Reads `run` events from an open stream until `run_id` has ended; returns its statuses in
 /// the order they came.
@@ -43,25 +43,34 @@ async fn statuses_of(resp: reqwest::Response, run_id: &str) -> Vec<(String, Valu
     }
 }
 
-async fn a_triggered_run_is_seen_queued_running_and_ended(b: Backend) {
+/// A run that waits in the queue is seen queued, running and ended; one its admission started
+/// at once (a free slot, a script that is not `queue`) is seen running and ended.
+async fn a_triggered_run_is_seen_from_its_admission_to_its_end(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let (id, code, token) = app.triggered_bash("echo hi", json!({})).await;
-    let events = app.call(Method::GET, "/api/admin/scripts/events").await;
-    assert_eq!(events.status(), 200);
-    assert!(events.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
-    let started = app.trigger(&code, &token).await;
-    let run = started["runId"].as_str().unwrap();
-    let seen = statuses_of(events, run).await;
-    let order: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(order, ["queued", "running", "succeeded"]);
-    let (_, last) = seen.last().unwrap();
-    assert_eq!(last["scriptId"], id.as_str());
-    assert_eq!(last["trigger"], "api");
-    assert_eq!(last["exitCode"], 0);
-    assert!(last.get("outputTail").is_none(), "list shape: {last}");
+    for (concurrency, expected) in [
+        ("queue", &["queued", "running", "succeeded"][..]),
+        ("single", &["running", "succeeded"][..]),
+    ] {
+        let (id, code, token) = app
+            .triggered_bash("echo hi", json!({"concurrency": concurrency}))
+            .await;
+        let events = app.call(Method::GET, "/api/admin/scripts/events").await;
+        assert_eq!(events.status(), 200);
+        assert!(events.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        let started = app.trigger(&code, &token).await;
+        let run = started["runId"].as_str().unwrap();
+        let seen = statuses_of(events, run).await;
+        let order: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(order, expected, "{concurrency}");
+        let (_, last) = seen.last().unwrap();
+        assert_eq!(last["scriptId"], id.as_str());
+        assert_eq!(last["trigger"], "api");
+        assert_eq!(last["exitCode"], 0);
+        assert!(last.get("outputTail").is_none(), "list shape: {last}");
+    }
 }
 
 #[tokio::test]
@@ -74,7 +83,7 @@ async fn a_run_on_one_node_is_seen_on_another() {
     let script = a
         .create(
             json!({"name": "elsewhere", "codeIdentifier": "elsewhere", "type": "bash",
-                       "script": "echo hi"}),
+                       "script": "echo hi", "concurrency": "queue"}),
         )
         .await;
     let events = b.send(Method::GET, "/api/admin/scripts/events", None).await;

@@ -174,6 +174,48 @@ async fn runs_queued_on_a_full_node_are_claimed_by_idle_ones() {
     }
 }
 
+/// A node with a free slot starts what it admits in the same statement: the run is already
+/// running there when the start request returns, and the other nodes never see it queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_room_runs_what_it_admits_at_once() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(2, &["--max-concurrent-runs", "3"]).await;
+    let script = cluster.nodes[0]
+        .create(bash("sleep 60".into(), json!({"concurrency": "parallel"})))
+        .await;
+    let mut all = Vec::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        for _ in 0..3 {
+            let r = node.run(&script).await;
+            let run = node.get_run(&r).await;
+            assert_eq!(run["status"], "running", "started by its admission: {run}");
+            assert_eq!(cluster.owner_of(&run), i, "on the node that admitted it");
+            all.push(r);
+        }
+    }
+    // Both nodes are full now: the next run waits in the queue for a free slot.
+    let queued = cluster.nodes[0].run(&script).await;
+    assert_eq!(cluster.nodes[0].get_run(&queued).await["status"], "queued");
+    all.push(queued);
+    for r in &all {
+        cluster.nodes[1]
+            .send(
+                Method::POST,
+                &format!("/api/admin/scripts/runs/{r}/cancel"),
+                None,
+            )
+            .await;
+    }
+    for r in &all {
+        assert_eq!(
+            cluster.nodes[1].wait_finished(r).await["status"],
+            "canceled"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_through_any_node_stops_the_process_where_it_runs() {
     if pg_url().is_none() {

@@ -353,8 +353,9 @@ async fn the_global_limit_queues_runs_in_order(b: Backend) {
     .await;
     let slow = app.bash("sleep 30", json!({})).await;
     let quick = app.bash("echo quick", json!({})).await;
+    // With the slot free, the admission itself starts the run; with none, runs wait queued.
     let blocker = app.run(&slow).await;
-    app.wait_status(&blocker, "running").await;
+    assert_eq!(app.get_run(&blocker).await["status"], "running");
     let waiting = app.run(&quick).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.get_run(&waiting).await["status"], "queued");

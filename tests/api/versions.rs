@@ -319,16 +319,18 @@ async fn a_version_runs_point_to_outlives_the_retention_count(b: Backend) {
 }
 
 /// The engine holds a script's definition between its runs: each edit, a secret's new value
-/// alone included, must reach the next run.
+/// alone included, must reach the next run. Runs of a `queue` script always start through a
+/// claim, which is where a held definition is used.
 async fn each_run_runs_the_definition_current_when_it_starts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    let held = |script: &str, token: &str| {
+        let mut b = body("held", script, token);
+        b["concurrency"] = json!("queue");
+        b
+    };
     // The secret's length tells which value the run had (its output would be masked).
     let created = app
-        .create_script(body(
-            "held",
-            "echo \"one $PLAIN ${#TOKEN}\"",
-            "secret-of-16-chr",
-        ))
+        .create_script(held("echo \"one $PLAIN ${#TOKEN}\"", "secret-of-16-chr"))
         .await;
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(ran(&app, &id).await, "one visible 16\n");
@@ -336,18 +338,14 @@ async fn each_run_runs_the_definition_current_when_it_starts(backend: Backend) {
     put(
         &app,
         &id,
-        &body("held", "echo \"two $PLAIN ${#TOKEN}\"", "secret-of-16-chr"),
+        &held("echo \"two $PLAIN ${#TOKEN}\"", "secret-of-16-chr"),
     )
     .await;
     assert_eq!(ran(&app, &id).await, "two visible 16\n");
     put(
         &app,
         &id,
-        &body(
-            "held",
-            "echo \"two $PLAIN ${#TOKEN}\"",
-            "a-secret-of-twenty-two",
-        ),
+        &held("echo \"two $PLAIN ${#TOKEN}\"", "a-secret-of-twenty-two"),
     )
     .await;
     assert_eq!(ran(&app, &id).await, "two visible 22\n");
