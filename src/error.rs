@@ -249,6 +249,9 @@ impl From<EngineError> for ApiError {
             EngineError::AlreadyFinished => ApiError::conflict("the run has already finished"),
             EngineError::RunNotFound => ApiError::NotFound("run"),
             EngineError::QueueFull => ApiError::QueueFull,
+            EngineError::DefinitionChanged => ApiError::conflict(
+                "the script was edited several times while the run was being started; try again",
+            ),
             EngineError::ShuttingDown => ApiError::Unavailable,
             EngineError::Input(v) => ApiError::Validation(v),
             EngineError::Store(s) => s.into(),

@@ -4,6 +4,8 @@
 -- claim's own test: due, and not a `queue` run behind another of its script) and its script is
 -- not `queue` (whose turns are the claims' to give). Otherwise it is queued as before. The
 -- statement's RETURNING reads the status the trigger wrote.
+-- A run made from a definition that is no longer its script's current version (a node may
+-- hold one from an earlier run) is refused with 'scriptd: definition changed'.
 DROP TRIGGER run_admission;
 DROP VIEW run_admissions;
 
@@ -19,6 +21,8 @@ CREATE VIEW run_admissions (
 
 CREATE TRIGGER run_admission INSTEAD OF INSERT ON run_admissions
 BEGIN
+    SELECT RAISE(ABORT, 'scriptd: definition changed')
+    WHERE (SELECT version FROM scripts WHERE id = NEW.script_id) IS NOT NEW.script_version;
     SELECT RAISE(ABORT, 'scriptd: queue full')
     WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') >= NEW.queue_total
        OR (SELECT COUNT(*) FROM runs WHERE script_id = NEW.script_id AND status = 'queued')

@@ -298,7 +298,9 @@ impl Engine {
         defs.insert(script.id.clone(), script.clone());
     }
 
-    fn definitions(&self) -> std::sync::MutexGuard<'_, HashMap<String, ScriptDefinition>> {
+    pub(super) fn definitions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, ScriptDefinition>> {
         self.inner
             .definitions
             .lock()

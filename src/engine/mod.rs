@@ -59,6 +59,8 @@ pub enum EngineError {
     AlreadyRunning,
     #[error("too many runs are waiting in the queue")]
     QueueFull,
+    #[error("the script was edited while the run was being started")]
+    DefinitionChanged,
     #[error("browser scripts run only in the admin page")]
     BrowserScript,
     #[error("the run has already finished")]

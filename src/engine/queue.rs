@@ -9,7 +9,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, RunRequest};
-use crate::domain::{Run, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger};
+use crate::domain::{Author, Run, RunStatus, Runner, ScriptDefinition, ScriptType, Trigger};
 use crate::store::{Admission, Claimed, Signal, StartHere};
 
 /// The claim loop's safety net should a wake-up be lost; wake-ups do the real work.
@@ -18,33 +18,75 @@ const POLL_EVERY: Duration = Duration::from_secs(5);
 /// Most runs one claim takes, so that nodes sharing a burst each get a share of it.
 const CLAIM_BATCH: usize = 8;
 
+/// How often a start re-reads a script edited while it was being admitted before giving up.
+const MAX_REREADS: usize = 3;
+
 impl Engine {
-    /// Records a run as `queued` if the script's concurrency rule allows it.
+    /// Records a run as `queued` if the script's concurrency rule allows it, or starts it here
+    /// at once (see `StartHere`). The request's definition may be one held here: admission
+    /// checks that it is still the script's current version, and after an edit the run is made
+    /// again from the store's.
     pub async fn submit(&self, req: RunRequest) -> Result<String, EngineError> {
-        if req.script.script_type == ScriptType::Browser || req.script.runner == Runner::Browser {
+        let RunRequest {
+            mut script,
+            trigger,
+            meta,
+            input,
+            author,
+        } = req;
+        let mut reads = 0;
+        loop {
+            match self.admit(&script, trigger, &meta, &input, &author).await {
+                Err(EngineError::DefinitionChanged) if reads < MAX_REREADS => {
+                    reads += 1;
+                    script = self.inner.store.get_script(&script.id).await?;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// The definition a start of `script_id` is made from: the one held here if any (its
+    /// admission checks that it is current), else the store's.
+    pub async fn definition_to_start(
+        &self,
+        script_id: &str,
+    ) -> Result<ScriptDefinition, EngineError> {
+        if let Some(script) = self.definitions().get(script_id) {
+            return Ok(script.clone());
+        }
+        let script = self.inner.store.get_script(script_id).await?;
+        self.hold_definition(&script);
+        Ok(script)
+    }
+
+    async fn admit(
+        &self,
+        script: &ScriptDefinition,
+        trigger: Trigger,
+        meta: &serde_json::Value,
+        input: &Option<serde_json::Value>,
+        author: &Author,
+    ) -> Result<String, EngineError> {
+        if script.script_type == ScriptType::Browser || script.runner == Runner::Browser {
             return Err(EngineError::BrowserScript);
         }
-        if !req.script.enabled {
+        if !script.enabled {
             return Err(EngineError::ScriptDisabled);
         }
-        if !self
-            .inner
-            .config
-            .allowed_runners
-            .contains(&req.script.runner)
-        {
-            return Err(EngineError::RunnerNotAllowed(req.script.runner.as_str()));
+        if !self.inner.config.allowed_runners.contains(&script.runner) {
+            return Err(EngineError::RunnerNotAllowed(script.runner.as_str()));
         }
         if self.inner.active.is_closed() {
             return Err(EngineError::ShuttingDown);
         }
         // With an input form, the script gets the checked input with its defaults filled in.
-        let input = match &req.script.input_schema {
-            Some(form) => Some(form.apply(req.input.as_ref()).map_err(EngineError::Input)?),
-            None => req.input,
+        let input = match &script.input_schema {
+            Some(form) => Some(form.apply(input.as_ref()).map_err(EngineError::Input)?),
+            None => input.clone(),
         };
-        let mut run = Run::queued(&req.script.id, req.trigger, req.meta, input);
-        run.script_version = Some(req.script.version);
+        let mut run = Run::queued(&script.id, trigger, meta.clone(), input);
+        run.script_version = Some(script.version);
         // With a slot free here the run may start at once, without waiting for a claim.
         let slot = self
             .inner
@@ -56,13 +98,13 @@ impl Engine {
             at: now,
             until: now + self.inner.config.lease_span(),
         });
-        let audit = req.author.entry(
+        let audit = author.entry(
             crate::domain::Action::RunStart,
             crate::domain::audit::run_target(&run.id),
             serde_json::json!({
-                "script": req.script.code_identifier.as_str(),
-                "version": req.script.version,
-                "trigger": req.trigger.as_str(),
+                "script": script.code_identifier.as_str(),
+                "version": script.version,
+                "trigger": trigger.as_str(),
             }),
         );
         let admission = self
@@ -70,7 +112,7 @@ impl Engine {
             .store
             .enqueue(
                 &run,
-                req.script.concurrency,
+                script.concurrency,
                 self.inner.config.queue_bounds,
                 &audit,
                 start,
@@ -80,7 +122,7 @@ impl Engine {
             // Only an admission offered a start starts the run.
             (Admission::Started, Some(slot)) => {
                 let stop = slot.take(&run.id);
-                self.inner.metrics.run_submitted(req.trigger);
+                self.inner.metrics.run_submitted(trigger);
                 self.inner.metrics.run_claimed(Duration::ZERO);
                 run.status = RunStatus::Running;
                 run.started_at = Some(now);
@@ -88,22 +130,23 @@ impl Engine {
                 // Watchers opening its stream from now on find it executing here.
                 self.inner.hub.starting(&run.id, now);
                 let id = run.id.clone();
-                self.hold_definition(&req.script);
+                self.hold_definition(script);
                 self.launch(
                     Claimed {
                         run,
-                        current_version: Some(req.script.version),
-                        concurrency: req.script.concurrency,
+                        current_version: Some(script.version),
+                        concurrency: script.concurrency,
                     },
                     stop,
                 );
                 return Ok(id);
             }
+            (Admission::Changed, _) => return Err(EngineError::DefinitionChanged),
             (Admission::Busy, _) => return Err(EngineError::AlreadyRunning),
             (Admission::Full, _) => return Err(EngineError::QueueFull),
             (Admission::Admitted | Admission::Started, _) => {}
         }
-        self.inner.metrics.run_submitted(req.trigger);
+        self.inner.metrics.run_submitted(trigger);
         self.announce(Signal::Status {
             run_id: run.id.clone(),
             status: RunStatus::Queued,

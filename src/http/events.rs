@@ -30,7 +30,8 @@ pub struct RunChange {
 
 /// Run events (Server-Sent Events)
 ///
-/// One `run` event each time a run is queued, starts or ends, on any node; its data is a
+/// One `run` event each time a run is queued, starts or ends, on any node (a run its admission
+/// started at once, on a node with a free slot, is never queued); its data is a
 /// `RunChange`: the status it moved to, and the run as read just after (by then it may have
 /// moved on). A client that fell behind gets a `resync` event (no data) and should re-read
 /// what it shows. Comment lines (`: ping`) keep an idle connection open. The stream does not

@@ -72,7 +72,7 @@ pub async fn start(
     body: Bytes,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     let input = parse_run_body(&headers, &body)?;
-    let script = state.store.get_script(&id).await?;
+    let script = state.engine.definition_to_start(&id).await?;
     let meta = json!({
         "user": user.0,
         "clientAddress": client.to_string(),

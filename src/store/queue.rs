@@ -25,6 +25,9 @@ pub enum Admission {
     Busy,
     /// The queue is at its bound, in all or for this script.
     Full,
+    /// The run was made from a version of its script that is no longer current (or the
+    /// script is gone): nothing was written.
+    Changed,
 }
 
 /// How many runs may wait in the queue.
@@ -59,7 +62,8 @@ pub enum CancelRequest {
 pub trait QueueStore: Send + Sync {
     /// Records a `queued` run, unless the concurrency rule or the queue's bounds refuse it; or,
     /// offered `start` and allowed by it, a run already running under its lease. `audit` is
-    /// recorded with it, in the same statement, when it is admitted.
+    /// recorded with it, in the same statement, when it is admitted. Nothing is written when
+    /// `run.script_version` is not the script's current version (`Changed`).
     async fn enqueue(
         &self,
         run: &Run,
@@ -174,6 +178,8 @@ pub(crate) use bind_run;
 /// The text of a full queue's refusal where the backend raises one (SQLite's admission
 /// trigger, see its migration `one_statement_admission`).
 pub const QUEUE_FULL: &str = "scriptd: queue full";
+/// The same for a run made from a definition that is no longer current.
+pub const DEFINITION_CHANGED: &str = "scriptd: definition changed";
 
 /// Binds an admission's parameters, in the order both backends' statements number them: the
 /// run's `RUN_COLUMNS`, its concurrency, the queue's bounds, its start's audit entry, then the
@@ -197,9 +203,10 @@ macro_rules! bind_admission {
 
 pub(crate) use bind_admission;
 
-/// PostgreSQL's admission: a data-modifying `WITH` writes the run when the queue has room,
-/// running under the offered lease when `here` allows it, and the entry only with it; the
-/// status written comes back, so no row means a full queue.
+/// PostgreSQL's admission: a data-modifying `WITH` writes the run when the queue has room and
+/// its definition is current, running under the offered lease when `here` allows it, and the
+/// entry only with it; the status written comes back, `changed` when the definition is not
+/// current, and no row means a full queue.
 pub fn pg_admission_sql() -> String {
     format!(
         "WITH here AS (SELECT $30::text IS NOT NULL AND $19 <> 'queue' AND NOT EXISTS (\
@@ -212,16 +219,18 @@ pub fn pg_admission_sql() -> String {
              CASE WHEN go THEN $30 END, CASE WHEN go THEN $33 END FROM here \
            WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
            AND (SELECT COUNT(*) FROM runs WHERE script_id = $2 AND status = 'queued') < $21 \
+           AND EXISTS (SELECT 1 FROM scripts WHERE id = $2 AND version = $18) \
            RETURNING id, status), \
          a AS (INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
            SELECT $22, $23, $24, $25, $26, $27, $28, $29 FROM r) \
-         SELECT status FROM r",
+         SELECT status FROM r UNION ALL SELECT 'changed' \
+           WHERE NOT EXISTS (SELECT 1 FROM scripts WHERE id = $2 AND version = $18)",
         super::rows::RUN_COLUMNS
     )
 }
 
 /// SQLite's admission: an insert into the `run_admissions` view, whose trigger checks the
-/// bounds (raising `QUEUE_FULL`), writes the run (started under the offered lease when it may
+/// definition (raising `DEFINITION_CHANGED`) and the bounds (raising `QUEUE_FULL`), writes the run (started under the offered lease when it may
 /// be, see its migration `admission_starts_here`) and the entry. The trigger's changes are not
 /// the statement's own, so the status it wrote is read back in `RETURNING`.
 pub fn sqlite_admission_sql() -> String {
@@ -269,6 +278,7 @@ macro_rules! impl_queue_store {
                 match done {
                     Ok(None) => Ok(Admission::Full),
                     Ok(Some((Some(status),))) if status == "running" => Ok(Admission::Started),
+                    Ok(Some((Some(status),))) if status == "changed" => Ok(Admission::Changed),
                     Ok(Some(_)) => Ok(Admission::Admitted),
                     Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                         Ok(Admission::Busy)
@@ -277,6 +287,11 @@ macro_rules! impl_queue_store {
                         if db.message().contains($crate::store::queue::QUEUE_FULL) =>
                     {
                         Ok(Admission::Full)
+                    }
+                    Err(sqlx::Error::Database(db))
+                        if db.message().contains($crate::store::queue::DEFINITION_CHANGED) =>
+                    {
+                        Ok(Admission::Changed)
                     }
                     Err(e) => Err(e.into()),
                 }

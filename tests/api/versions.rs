@@ -319,36 +319,53 @@ async fn a_version_runs_point_to_outlives_the_retention_count(b: Backend) {
 }
 
 /// The engine holds a script's definition between its runs: each edit, a secret's new value
-/// alone included, must reach the next run. Runs of a `queue` script always start through a
-/// claim, which is where a held definition is used.
+/// alone included, must reach the next run, whether it starts at once (its admission checks
+/// the held version) or through a claim (a `queue` script's runs always do).
 async fn each_run_runs_the_definition_current_when_it_starts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let held = |script: &str, token: &str| {
-        let mut b = body("held", script, token);
-        b["concurrency"] = json!("queue");
-        b
-    };
-    // The secret's length tells which value the run had (its output would be masked).
-    let created = app
-        .create_script(held("echo \"one $PLAIN ${#TOKEN}\"", "secret-of-16-chr"))
+    for concurrency in ["parallel", "queue"] {
+        let code = format!("held-{concurrency}");
+        let held = |script: &str, token: &str| {
+            let mut b = body(&code, script, token);
+            b["concurrency"] = json!(concurrency);
+            b
+        };
+        // The secret's length tells which value the run had (its output would be masked).
+        let created = app
+            .create_script(held("echo \"one $PLAIN ${#TOKEN}\"", "secret-of-16-chr"))
+            .await;
+        let id = created["id"].as_str().unwrap().to_string();
+        assert_eq!(ran(&app, &id).await, "one visible 16\n");
+        assert_eq!(ran(&app, &id).await, "one visible 16\n");
+        put(
+            &app,
+            &id,
+            &held("echo \"two $PLAIN ${#TOKEN}\"", "secret-of-16-chr"),
+        )
         .await;
-    let id = created["id"].as_str().unwrap().to_string();
-    assert_eq!(ran(&app, &id).await, "one visible 16\n");
-    assert_eq!(ran(&app, &id).await, "one visible 16\n");
-    put(
-        &app,
-        &id,
-        &held("echo \"two $PLAIN ${#TOKEN}\"", "secret-of-16-chr"),
-    )
-    .await;
-    assert_eq!(ran(&app, &id).await, "two visible 16\n");
-    put(
-        &app,
-        &id,
-        &held("echo \"two $PLAIN ${#TOKEN}\"", "a-secret-of-twenty-two"),
-    )
-    .await;
-    assert_eq!(ran(&app, &id).await, "two visible 22\n");
+        assert_eq!(ran(&app, &id).await, "two visible 16\n", "{concurrency}");
+        put(
+            &app,
+            &id,
+            &held("echo \"two $PLAIN ${#TOKEN}\"", "a-secret-of-twenty-two"),
+        )
+        .await;
+        assert_eq!(ran(&app, &id).await, "two visible 22\n", "{concurrency}");
+        // Disabled, then deleted: the definition held from the last run starts nothing.
+        let mut disabled = held("echo \"two $PLAIN ${#TOKEN}\"", "a-secret-of-twenty-two");
+        disabled["enabled"] = json!(false);
+        put(&app, &id, &disabled).await;
+        let refused = app.start_run(&id, None).await;
+        assert_eq!(refused.status(), 409, "{concurrency}");
+        let deleted = app
+            .admin(Method::DELETE, &format!("/api/admin/scripts/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(deleted.status().is_success());
+        let gone = app.start_run(&id, None).await;
+        assert_eq!(gone.status(), 404, "{concurrency}");
+    }
 }
 
 async fn ran(app: &TestApp, id: &str) -> String {
