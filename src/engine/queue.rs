@@ -24,8 +24,9 @@ const MAX_REREADS: usize = 3;
 impl Engine {
     /// Records a run as `queued` if the script's concurrency rule allows it, or starts it here
     /// at once (see `StartHere`). The request's definition may be one held here: admission
-    /// checks that it is still the script's current version, and after an edit the run is made
-    /// again from the store's.
+    /// checks that it is still the script's current version, and a refusal it caused (disabled,
+    /// not allowed, input not matching its form) counts only once the store's agrees; after an
+    /// edit the run is made again from the store's definition.
     pub async fn submit(&self, req: RunRequest) -> Result<String, EngineError> {
         let RunRequest {
             mut script,
@@ -36,13 +37,25 @@ impl Engine {
         } = req;
         let mut reads = 0;
         loop {
-            match self.admit(&script, trigger, &meta, &input, &author).await {
-                Err(EngineError::DefinitionChanged) if reads < MAX_REREADS => {
-                    reads += 1;
-                    script = self.inner.store.get_script(&script.id).await?;
-                }
+            let refused = match self.admit(&script, trigger, &meta, &input, &author).await {
+                Err(
+                    e @ (EngineError::DefinitionChanged
+                    | EngineError::ScriptDisabled
+                    | EngineError::BrowserScript
+                    | EngineError::RunnerNotAllowed(_)
+                    | EngineError::Input(_)),
+                ) if reads < MAX_REREADS => e,
                 done => return done,
+            };
+            reads += 1;
+            let current = self.inner.store.get_script(&script.id).await?;
+            self.hold_definition(&current);
+            if current.version == script.version
+                && !matches!(refused, EngineError::DefinitionChanged)
+            {
+                return Err(refused);
             }
+            script = current;
         }
     }
 

@@ -11,6 +11,7 @@ both_backends!(
     a_diff_shows_the_body_fields_and_secrets_and_restore_adds_a_version,
     a_version_runs_point_to_outlives_the_retention_count,
     each_run_runs_the_definition_current_when_it_starts,
+    a_start_is_checked_against_the_current_form_not_a_held_one,
 );
 
 fn body(code: &str, script: &str, token: &str) -> Value {
@@ -366,6 +367,36 @@ async fn each_run_runs_the_definition_current_when_it_starts(backend: Backend) {
         let gone = app.start_run(&id, None).await;
         assert_eq!(gone.status(), 404, "{concurrency}");
     }
+}
+
+/// A start refused by the definition held from the last run (its input form, here) counts
+/// only if the current definition refuses it too.
+async fn a_start_is_checked_against_the_current_form_not_a_held_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let form = |field: &str| {
+        let mut b = body("formed", "echo \"$SCRIPTD_INPUT\"", "secret-of-16-chr");
+        b["concurrency"] = json!("parallel");
+        b["inputSchema"] = json!({"type": "object", "required": [field],
+            "properties": {field: {"type": "string"}}});
+        b
+    };
+    let id = app.create_script(form("old")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = app
+        .start_run(&id, Some(json!({"input": {"old": "x"}})))
+        .await;
+    assert_eq!(first.status(), 202);
+    put(&app, &id, &form("new")).await;
+    let edited = app
+        .start_run(&id, Some(json!({"input": {"new": "y"}})))
+        .await;
+    assert_eq!(edited.status(), 202, "checked against the edited form");
+    let stale = app
+        .start_run(&id, Some(json!({"input": {"old": "x"}})))
+        .await;
+    assert_eq!(stale.status(), 400, "the old form's input no longer fits");
 }
 
 async fn ran(app: &TestApp, id: &str) -> String {
