@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{median, start_server, Server, PASSWORD};
+use common::{median, start_logging_server, start_server, Server, PASSWORD};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::json;
@@ -312,5 +312,39 @@ async fn main() {
         per_conn,
         "KiB",
         per_sub,
+    );
+
+    // 7. Database statements a run costs (SQLite): a second server logs every statement
+    // (sqlx's debug log), and the lines logged while runs of `true` are started and streamed
+    // to `done` are counted. Includes what the runs cause now and then (pruning old runs).
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let counted = start_logging_server(
+        &["--max-concurrent-runs", "16"],
+        "warn,sqlx::query=debug",
+        log.reopen().unwrap().into(),
+    );
+    let id = counted.script("counted", "true").await;
+    // The first run reads the script; later ones start from the definition held since.
+    for _ in 0..3 {
+        let run = counted.run(&id).await;
+        counted.follow(&run).await;
+    }
+    let statements = || {
+        std::fs::read_to_string(log.path())
+            .unwrap()
+            .matches("sqlx::query:")
+            .count()
+    };
+    let before = statements();
+    const COUNTED_RUNS: usize = 40;
+    for _ in 0..COUNTED_RUNS {
+        let run = counted.run(&id).await;
+        counted.follow(&run).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!(
+        "{:<58} {:>10.2} (SQLite, {COUNTED_RUNS} runs of `true`, each streamed to `done`)",
+        "database statements per run",
+        (statements() - before) as f64 / COUNTED_RUNS as f64
     );
 }

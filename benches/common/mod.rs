@@ -25,6 +25,11 @@ impl Drop for Server {
 
 /// Starts the server with `extra` flags and waits until it accepts connections.
 pub fn start_server(extra: &[&str]) -> Server {
+    start_logging_server(extra, "warn", Stdio::inherit())
+}
+
+/// The same, logging at `rust_log` to `stderr`.
+pub fn start_logging_server(extra: &[&str], rust_log: &str, stderr: Stdio) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -44,9 +49,9 @@ pub fn start_server(extra: &[&str]) -> Server {
         .arg(dir.path())
         // An empty HOME keeps `bash -l` from reading root's profile (see ARCHITECTURE.md).
         .env("HOME", dir.path())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

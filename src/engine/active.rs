@@ -138,14 +138,10 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// The run started here: it takes the slot, as `register` would.
+    /// The run started here: it takes the slot, as `register` would (the reservation's end
+    /// then frees the slot it held).
     pub fn take(self, run_id: &str) -> CancellationToken {
-        let mut s = self.active.state();
-        s.reserved -= 1;
-        let stop = Active::insert(&mut s, run_id);
-        drop(s);
-        std::mem::forget(self);
-        stop
+        Active::insert(&mut self.active.state(), run_id)
     }
 }
 

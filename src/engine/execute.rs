@@ -102,6 +102,10 @@ impl<'a> RunEnd<'a> {
 impl Engine {
     /// Executes a claimed run in the background; frees its place here when it is recorded.
     pub(super) fn launch(&self, claimed: Claimed, stop: CancellationToken) {
+        // From now on a watcher opening its stream finds it executing here (before its task
+        // runs, so a run started by its admission is found by the stream its client opens next).
+        let started = claimed.run.started_at.unwrap_or_else(Utc::now);
+        self.inner.hub.starting(&claimed.run.id, started);
         let engine = self.clone();
         self.inner.tasks.spawn(async move {
             let Claimed {
@@ -226,7 +230,6 @@ impl Engine {
             stop: stop.clone(),
             metrics: inner.metrics.clone(),
         };
-        inner.hub.starting(&run.id, started);
         let sink_task = tokio::spawn(sink.run(rx));
         let ctx = RunContext {
             env: self.child_env(&run, &script),
@@ -276,11 +279,23 @@ impl Engine {
         script_id: &str,
         current_version: Option<i64>,
     ) -> crate::store::StoreResult<ScriptDefinition> {
-        let held = |defs: &HashMap<String, ScriptDefinition>| {
-            let held = defs.get(script_id)?;
-            (Some(held.version) == current_version).then(|| held.clone())
-        };
-        if let Some(script) = held(&self.definitions()) {
+        self.held_or_read(script_id, |held| Some(held.version) == current_version)
+            .await
+    }
+
+    /// The definition held here for `script_id` if `usable` accepts it, else the store's,
+    /// held from then on.
+    pub(super) async fn held_or_read(
+        &self,
+        script_id: &str,
+        usable: impl Fn(&ScriptDefinition) -> bool,
+    ) -> crate::store::StoreResult<ScriptDefinition> {
+        let held = self
+            .definitions()
+            .get(script_id)
+            .filter(|d| usable(d))
+            .cloned();
+        if let Some(script) = held {
             return Ok(script);
         }
         let script = self.inner.store.get_script(script_id).await?;
@@ -291,6 +306,12 @@ impl Engine {
     /// Keeps a script's definition, as read at its version, for its next runs here.
     pub(super) fn hold_definition(&self, script: &ScriptDefinition) {
         let mut defs = self.definitions();
+        if defs
+            .get(&script.id)
+            .is_some_and(|held| held.version == script.version)
+        {
+            return;
+        }
         // Bounded by forgetting all at once: the next run of each script reads it again.
         if defs.len() >= HELD_DEFINITIONS {
             defs.clear();
@@ -298,9 +319,7 @@ impl Engine {
         defs.insert(script.id.clone(), script.clone());
     }
 
-    pub(super) fn definitions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, ScriptDefinition>> {
+    fn definitions(&self) -> std::sync::MutexGuard<'_, HashMap<String, ScriptDefinition>> {
         self.inner
             .definitions
             .lock()

@@ -65,12 +65,7 @@ impl Engine {
         &self,
         script_id: &str,
     ) -> Result<ScriptDefinition, EngineError> {
-        if let Some(script) = self.definitions().get(script_id) {
-            return Ok(script.clone());
-        }
-        let script = self.inner.store.get_script(script_id).await?;
-        self.hold_definition(&script);
-        Ok(script)
+        Ok(self.held_or_read(script_id, |_| true).await?)
     }
 
     async fn admit(
@@ -131,35 +126,32 @@ impl Engine {
                 start,
             )
             .await?;
-        match (admission, slot) {
-            // Only an admission offered a start starts the run.
-            (Admission::Started, Some(slot)) => {
-                let stop = slot.take(&run.id);
-                self.inner.metrics.run_submitted(trigger);
-                self.inner.metrics.run_claimed(Duration::ZERO);
-                run.status = RunStatus::Running;
-                run.started_at = Some(now);
-                run.node_id = Some(self.inner.owner.node_id.clone());
-                // Watchers opening its stream from now on find it executing here.
-                self.inner.hub.starting(&run.id, now);
-                let id = run.id.clone();
-                self.hold_definition(script);
-                self.launch(
-                    Claimed {
-                        run,
-                        current_version: Some(script.version),
-                        concurrency: script.concurrency,
-                    },
-                    stop,
-                );
-                return Ok(id);
-            }
-            (Admission::Changed, _) => return Err(EngineError::DefinitionChanged),
-            (Admission::Busy, _) => return Err(EngineError::AlreadyRunning),
-            (Admission::Full, _) => return Err(EngineError::QueueFull),
-            (Admission::Admitted | Admission::Started, _) => {}
+        match admission {
+            Admission::Changed => return Err(EngineError::DefinitionChanged),
+            Admission::Busy => return Err(EngineError::AlreadyRunning),
+            Admission::Full => return Err(EngineError::QueueFull),
+            Admission::Admitted | Admission::Started => {}
         }
         self.inner.metrics.run_submitted(trigger);
+        // Only an admission offered a start starts the run.
+        if let (Admission::Started, Some(slot)) = (admission, slot) {
+            self.inner.metrics.run_claimed(Duration::ZERO);
+            let stop = slot.take(&run.id);
+            run.status = RunStatus::Running;
+            run.started_at = Some(now);
+            run.node_id = Some(self.inner.owner.node_id.clone());
+            let id = run.id.clone();
+            self.hold_definition(script);
+            self.launch(
+                Claimed {
+                    run,
+                    current_version: Some(script.version),
+                    concurrency: script.concurrency,
+                },
+                stop,
+            );
+            return Ok(id);
+        }
         self.announce(Signal::Status {
             run_id: run.id.clone(),
             status: RunStatus::Queued,

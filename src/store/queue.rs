@@ -209,22 +209,23 @@ pub(crate) use bind_admission;
 /// current, and no row means a full queue.
 pub fn pg_admission_sql() -> String {
     format!(
-        "WITH here AS (SELECT $30::text IS NOT NULL AND $19 <> 'queue' AND NOT EXISTS (\
-           SELECT 1 FROM runs q WHERE q.status = 'queued' \
-           AND (q.not_before IS NULL OR q.not_before <= $32) {ELIGIBLE}) AS go), \
+        "WITH here AS (SELECT \
+           EXISTS (SELECT 1 FROM scripts WHERE id = $2 AND version = $18) AS current, \
+           $30::text IS NOT NULL AND $19 <> 'queue' AND NOT EXISTS (\
+             SELECT 1 FROM runs q WHERE q.status = 'queued' \
+             AND (q.not_before IS NULL OR q.not_before <= $32) {ELIGIBLE}) AS go), \
          r AS (INSERT INTO runs ({}, concurrency, owner, lease_until) \
            SELECT $1, $2, CASE WHEN go THEN 'running' ELSE $3 END, $4, $5, $6, $7, \
              CASE WHEN go THEN $32 ELSE $8 END, $9, $10, $11, $12, $13, $14, $15, $16, \
              CASE WHEN go THEN $31 ELSE $17 END, $18, $19, \
              CASE WHEN go THEN $30 END, CASE WHEN go THEN $33 END FROM here \
-           WHERE (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
+           WHERE current \
+           AND (SELECT COUNT(*) FROM runs WHERE status = 'queued') < $20 \
            AND (SELECT COUNT(*) FROM runs WHERE script_id = $2 AND status = 'queued') < $21 \
-           AND EXISTS (SELECT 1 FROM scripts WHERE id = $2 AND version = $18) \
            RETURNING id, status), \
          a AS (INSERT INTO audit_log (id, at, actor, client, action, target, summary, count) \
            SELECT $22, $23, $24, $25, $26, $27, $28, $29 FROM r) \
-         SELECT status FROM r UNION ALL SELECT 'changed' \
-           WHERE NOT EXISTS (SELECT 1 FROM scripts WHERE id = $2 AND version = $18)",
+         SELECT status FROM r UNION ALL SELECT 'changed' FROM here WHERE NOT current",
         super::rows::RUN_COLUMNS
     )
 }
