@@ -4,8 +4,9 @@
 //! the store. A channel exists only while someone watches, so memory follows the watchers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
@@ -17,7 +18,7 @@ const CAPACITY: usize = 16;
 #[derive(Debug, Clone)]
 pub enum HubEvent {
     /// Lines just stored, with their content (the run executes on this node).
-    Lines(Arc<[LogLine]>),
+    Lines(Arc<LiveLines>),
     /// Lines up to this seq are stored (the run executes on another node).
     Stored(i64),
     /// The run's status changed; a final status ends the stream.
@@ -25,6 +26,24 @@ pub enum HubEvent {
     /// The run executing on this node ended as recorded, at that time. Every line it
     /// published came before this, so a watcher that kept up has nothing left to read.
     Ended(Arc<RunOutcome>, DateTime<Utc>),
+}
+
+/// A batch of lines as every watcher of the run on this node receives it.
+#[derive(Debug)]
+pub struct LiveLines {
+    pub lines: Vec<LogLine>,
+    /// The batch as watchers send it on (in chunks), encoded by the first that needs it and
+    /// shared by the rest: a thousand watchers in step with the run cost one encoding.
+    pub encoded: OnceLock<Vec<Bytes>>,
+}
+
+impl LiveLines {
+    pub fn new(lines: Vec<LogLine>) -> Arc<Self> {
+        Arc::new(Self {
+            lines,
+            encoded: OnceLock::new(),
+        })
+    }
 }
 
 type Channels = Arc<Mutex<HashMap<String, broadcast::Sender<HubEvent>>>>;

@@ -1,10 +1,12 @@
 //! A run's output on its way to the store: numbering, masking, the tail, the size cap and
 //! batching. One sink per run, fed by the output readers through a bounded channel, so a
-//! script that prints faster than the store writes is slowed down instead of buffered. Each
-//! stored batch goes to this node's watchers with its lines and to the other nodes as "stored
-//! up to seq N". Writes are fenced by the lease: once the store refuses one, the run is
-//! stopped here and nothing more is written.
+//! script that prints faster than the store writes is slowed down instead of buffered. Its
+//! writer stores the batches in order while the sink gathers the next, and then sends each to
+//! this node's watchers with its lines and to the other nodes as "stored up to seq N". Writes
+//! are fenced by the lease: once the store refuses one, the run is stopped here and nothing
+//! more is written.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Hub, HubEvent};
+use super::hub::{Hub, HubEvent, LiveLines};
 use super::mask::Masker;
 use crate::domain::{LogLine, LogStream};
 use crate::store::{DynFeed, DynStore, Signal};
@@ -65,22 +67,49 @@ struct Progress {
     batch_bytes: usize,
     stored_bytes: u64,
     truncated: bool,
-    /// The lease was lost: nothing more is written.
-    fenced: bool,
+    /// The lease was lost: nothing more is written. Set by the writer.
+    fenced: Arc<AtomicBool>,
     tail: Tail,
     flushed_at: std::time::Instant,
 }
 
+/// A batch on its way to the writer: all of its lines go to watchers, the first `keep` to the
+/// store, and with `marker` its last line (the note that the log was cut) too.
+struct Write {
+    batch: Vec<LogLine>,
+    keep: usize,
+    marker: bool,
+}
+
 impl LogSink {
-    /// Drains `rx` until every sender is gone, flushing by time and size.
+    /// Drains `rx` until every sender is gone, flushing by time and size; returns once every
+    /// batch is stored.
     pub async fn run(self, mut rx: mpsc::Receiver<Vec<RawLine>>) -> LogSummary {
+        let sink = Arc::new(self);
+        let fenced = Arc::new(AtomicBool::new(false));
+        // One batch waits while one is written: a busy run's next batch is gathered meanwhile,
+        // and a slow store still holds the script back.
+        let (writes, queue) = mpsc::channel(1);
+        let writer = tokio::spawn(sink.clone().write(queue, fenced.clone()));
+        let summary = sink.gather(&mut rx, &writes, fenced).await;
+        drop(writes);
+        let _ = writer.await;
+        summary
+    }
+
+    async fn gather(
+        &self,
+        rx: &mut mpsc::Receiver<Vec<RawLine>>,
+        writes: &mpsc::Sender<Write>,
+        fenced: Arc<AtomicBool>,
+    ) -> LogSummary {
         let mut p = Progress {
             next_seq: 1,
             batch: Vec::new(),
             batch_bytes: 0,
             stored_bytes: 0,
             truncated: false,
-            fenced: false,
+            fenced,
             tail: Tail::default(),
             // The first line is sent at once.
             flushed_at: std::time::Instant::now()
@@ -102,23 +131,23 @@ impl LogSink {
                         let full = p.batch.len() >= BATCH_LINES || p.batch_bytes >= BATCH_BYTES;
                         let quiet = rx.is_empty() && p.flushed_at.elapsed() >= FLUSH_EVERY;
                         if full || quiet {
-                            self.flush(&mut p).await;
+                            self.flush(&mut p, writes).await;
                         }
                     }
                     None => break,
                 },
-                _ = flush_tick.tick() => self.flush(&mut p).await,
-                _ = tail_tick.tick(), if p.tail.unsaved && !p.fenced => {
+                _ = flush_tick.tick() => self.flush(&mut p, writes).await,
+                _ = tail_tick.tick(), if p.tail.unsaved && !p.fenced.load(Ordering::Relaxed) => {
                     p.tail.unsaved = false;
                     match self.store.update_tail(&self.run_id, &self.lease, &p.tail.text()).await {
                         Ok(true) => {}
-                        Ok(false) => self.fence(&mut p),
+                        Ok(false) => self.fence(&p.fenced),
                         Err(e) => tracing::warn!(run_id = %self.run_id, error = %e, "could not save output tail"),
                     }
                 }
             }
         }
-        self.flush(&mut p).await;
+        self.flush(&mut p, writes).await;
         LogSummary {
             tail: p.tail.text(),
             stored_bytes: p.stored_bytes as i64,
@@ -185,17 +214,16 @@ impl LogSink {
     }
 
     /// The store refused a write: another node ended this run after its lease ran out.
-    fn fence(&self, p: &mut Progress) {
-        if !p.fenced {
-            p.fenced = true;
+    fn fence(&self, fenced: &AtomicBool) {
+        if !fenced.swap(true, Ordering::Relaxed) {
             tracing::warn!(run_id = %self.run_id, "this node lost the run's lease; stopping it and storing nothing more");
             self.stop.cancel();
         }
     }
 
-    /// Stores the batch (up to the cap), then publishes it: durable first, live second.
-    async fn flush(&self, p: &mut Progress) {
-        if p.batch.is_empty() || p.fenced {
+    /// Hands the batch to the writer, cut at the cap.
+    async fn flush(&self, p: &mut Progress, writes: &mpsc::Sender<Write>) {
+        if p.batch.is_empty() || p.fenced.load(Ordering::Relaxed) {
             p.batch.clear();
             return;
         }
@@ -205,7 +233,7 @@ impl LogSink {
         p.flushed_at = std::time::Instant::now();
         p.tail.extend(&batch);
         let mut keep = 0;
-        let mut marker = None;
+        let mut marker = false;
         if !p.truncated {
             for line in &batch {
                 let size = line.line.len() as u64 + 1;
@@ -213,7 +241,7 @@ impl LogSink {
                     p.truncated = true;
                     // A number of its own, after the batch: the lines it replaces in the store
                     // keep theirs for those who saw them live.
-                    marker = Some(LogLine {
+                    batch.push(LogLine {
                         seq: p.next_seq,
                         stream: LogStream::Stderr,
                         line: format!(
@@ -222,48 +250,69 @@ impl LogSink {
                         ),
                         ts: Utc::now(),
                     });
+                    p.next_seq += 1;
+                    marker = true;
                     break;
                 }
                 p.stored_bytes += size;
                 keep += 1;
             }
         }
-        let with_marker;
-        let to_store: &[LogLine] = match marker {
-            None => &batch[..keep],
-            Some(m) => {
-                p.next_seq += 1;
-                with_marker = [&batch[..keep], std::slice::from_ref(&m)].concat();
-                batch.push(m);
-                &with_marker
+        // The writer is gone only if it panicked; the run's end then records what was stored.
+        let _ = writes
+            .send(Write {
+                batch,
+                keep,
+                marker,
+            })
+            .await;
+    }
+
+    /// Stores each batch (up to the cap), then publishes it: durable first, live second.
+    async fn write(self: Arc<Self>, mut queue: mpsc::Receiver<Write>, fenced: Arc<AtomicBool>) {
+        while let Some(Write {
+            batch,
+            keep,
+            marker,
+        }) = queue.recv().await
+        {
+            if fenced.load(Ordering::Relaxed) {
+                continue;
             }
-        };
-        let stored_to = match to_store.last() {
-            None => None,
-            Some(last) => match self.store_batch(to_store).await {
-                Ok(true) => {
-                    let bytes = to_store.iter().map(|l| l.line.len() as u64 + 1).sum();
-                    self.metrics.log_stored(bytes);
-                    Some(last.seq)
-                }
-                Ok(false) => {
-                    self.fence(p);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(run_id = %self.run_id, error = %e, "could not store log lines");
-                    None
-                }
-            },
-        };
-        self.hub
-            .publish(&self.run_id, HubEvent::Lines(Arc::from(batch)));
-        if let Some(to_seq) = stored_to {
-            let signal = Signal::Lines {
-                run_id: self.run_id.clone(),
-                to_seq,
+            let with_marker;
+            let to_store: &[LogLine] = if marker {
+                with_marker = [&batch[..keep], &batch[batch.len() - 1..]].concat();
+                &with_marker
+            } else {
+                &batch[..keep]
             };
-            self.feed.publish(&signal).await;
+            let stored_to = match to_store.last() {
+                None => None,
+                Some(last) => match self.store_batch(to_store).await {
+                    Ok(true) => {
+                        let bytes = to_store.iter().map(|l| l.line.len() as u64 + 1).sum();
+                        self.metrics.log_stored(bytes);
+                        Some(last.seq)
+                    }
+                    Ok(false) => {
+                        self.fence(&fenced);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(run_id = %self.run_id, error = %e, "could not store log lines");
+                        None
+                    }
+                },
+            };
+            self.hub
+                .publish(&self.run_id, HubEvent::Lines(LiveLines::new(batch)));
+            if let Some(to_seq) = stored_to {
+                let signal = Signal::Lines {
+                    run_id: self.run_id.clone(),
+                    to_seq,
+                };
+                self.feed.publish(&signal).await;
+            }
         }
     }
 }

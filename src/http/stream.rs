@@ -31,6 +31,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const CLIENT_BUFFER: usize = 16;
 /// Events are gathered up to this size before a write.
 const CHUNK: usize = 32 * 1024;
+/// A chunk's buffer: room for the chunk and the event that fills it, mostly without growing.
+const CHUNK_ROOM: usize = CHUNK + CHUNK / 2;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -126,7 +128,7 @@ pub async fn stream(
                 last: since,
                 tx,
                 buf: Vec::new(),
-                last_ts: None,
+                framer: LineFramer::default(),
             };
             let _ = follower.run(start, live).await;
         },
@@ -148,8 +150,7 @@ struct Follower {
     tx: mpsc::Sender<Bytes>,
     /// Events framed but not yet written.
     buf: Vec<u8>,
-    /// The last line's time as formatted: lines of one burst share their millisecond.
-    last_ts: Option<(chrono::DateTime<chrono::Utc>, String)>,
+    framer: LineFramer,
 }
 
 /// The client went away; stop working for it.
@@ -198,15 +199,30 @@ impl Follower {
             };
             match event {
                 Ok(HubEvent::Lines(batch)) => {
-                    if batch.first().is_some_and(|l| l.seq > self.last + 1) {
+                    let (Some(first), Some(last)) = (batch.lines.first(), batch.lines.last())
+                    else {
+                        continue;
+                    };
+                    if first.seq > self.last + 1 {
                         self.catch_up().await?;
                     }
-                    for line in batch.iter() {
-                        if line.seq > self.last {
-                            self.line(line).await?;
+                    if first.seq == self.last + 1 {
+                        // In step with the run: the batch goes out as framed once for every
+                        // watcher here.
+                        let framed = batch.encoded.get_or_init(|| frame_batch(&batch.lines));
+                        self.flush().await?;
+                        self.last = last.seq;
+                        for chunk in framed {
+                            self.send(chunk.clone()).await?;
                         }
+                    } else {
+                        for line in batch.lines.iter() {
+                            if line.seq > self.last {
+                                self.line(line).await?;
+                            }
+                        }
+                        self.flush().await?;
                     }
-                    self.flush().await?;
                 }
                 Ok(HubEvent::Stored(to_seq)) => {
                     if to_seq > self.last {
@@ -306,24 +322,14 @@ impl Follower {
         }
     }
 
-    /// Frames a `log` event, whose data is an `SseLog`.
+    /// Frames a `log` event.
     async fn line(&mut self, line: &LogLine) -> Result<(), Gone> {
-        if self.last_ts.as_ref().is_none_or(|(ts, _)| *ts != line.ts) {
-            self.last_ts = Some((line.ts, time(line.ts)));
+        // Room for a whole chunk at once rather than growing to it line by line; flushing
+        // hands the buffer over, so an idle stream holds none.
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(CHUNK_ROOM);
         }
-        let ts = self.last_ts.as_ref().map_or("", |(_, text)| text.as_str());
-        // Written straight into the buffer: this runs once per line of output.
-        use std::io::Write;
-        let seq = line.seq;
-        let _ = write!(self.buf, "id: {seq}\nevent: log\ndata: ");
-        let data = LogData {
-            seq,
-            stream: line.stream,
-            line: &line.line,
-            ts,
-        };
-        let _ = serde_json::to_writer(&mut self.buf, &data);
-        self.buf.extend_from_slice(b"\n\n");
+        self.framer.frame(&mut self.buf, line);
         self.last = line.seq;
         if self.buf.len() >= CHUNK {
             self.flush().await?;
@@ -355,8 +361,60 @@ impl Follower {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.send(chunk).await
+    }
+
+    async fn send(&mut self, chunk: Bytes) -> Result<(), Gone> {
         self.tx.send(chunk).await.map_err(|_| Gone)
     }
+}
+
+/// Frames `log` events, whose data is an `SseLog`. This runs once per line of output, so
+/// it writes straight into the buffer and keeps the last line's time as formatted: lines of
+/// one burst share their millisecond.
+#[derive(Default)]
+struct LineFramer {
+    last_ts: Option<(chrono::DateTime<chrono::Utc>, String)>,
+}
+
+impl LineFramer {
+    fn frame(&mut self, buf: &mut Vec<u8>, line: &LogLine) {
+        if self.last_ts.as_ref().is_none_or(|(ts, _)| *ts != line.ts) {
+            self.last_ts = Some((line.ts, time(line.ts)));
+        }
+        let ts = self.last_ts.as_ref().map_or("", |(_, text)| text.as_str());
+        buf.extend_from_slice(b"id: ");
+        buf.extend_from_slice(itoa::Buffer::new().format(line.seq).as_bytes());
+        buf.extend_from_slice(b"\nevent: log\ndata: ");
+        let data = LogData {
+            seq: line.seq,
+            stream: line.stream,
+            line: &line.line,
+            ts,
+        };
+        let _ = serde_json::to_writer(&mut *buf, &data);
+        buf.extend_from_slice(b"\n\n");
+    }
+}
+
+/// A batch of lines framed, in chunks of about `CHUNK` bytes.
+fn frame_batch(lines: &[LogLine]) -> Vec<Bytes> {
+    let mut chunks = Vec::new();
+    let mut buf = Vec::new();
+    let mut framer = LineFramer::default();
+    for line in lines {
+        if buf.capacity() == 0 {
+            buf.reserve(CHUNK_ROOM);
+        }
+        framer.frame(&mut buf, line);
+        if buf.len() >= CHUNK {
+            chunks.push(Bytes::from(std::mem::take(&mut buf)));
+        }
+    }
+    if !buf.is_empty() {
+        chunks.push(Bytes::from(buf));
+    }
+    chunks
 }
 
 /// The data of a `log` event: one line of output.

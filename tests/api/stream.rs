@@ -17,7 +17,41 @@ both_backends!(
     lines_come_back_exactly_whatever_they_contain,
     a_big_log_can_open_at_its_end,
     a_watcher_arriving_mid_run_first_gets_the_lines_already_stored,
+    every_line_is_stored_as_it_was_streamed,
 );
+
+/// Interleaved stdout and stderr, stored in batches while watchers get them framed once per
+/// batch: each line comes back from the store with its own stream, text and time, exactly as
+/// it was streamed live.
+async fn every_line_is_stored_as_it_was_streamed(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash(
+            "for i in $(seq 1 500); do echo out$i; echo err$i >&2; done; sleep 0.05; echo last",
+            json!({}),
+        )
+        .await;
+    let run = app.run(&id).await;
+    let mut live = app.open_stream(&run).await;
+    live.read_until(|t| t.contains("event: done")).await;
+    let data = |text: &str| -> Vec<serde_json::Value> {
+        parse_sse(text)
+            .into_iter()
+            .filter(|e| e.event == "log")
+            .map(|e| e.data)
+            .collect()
+    };
+    let seen = data(&live.text);
+    assert_eq!(seen.len(), 1001);
+    let errors = seen.iter().filter(|l| l["stream"] == "stderr").count();
+    assert_eq!(errors, 500, "both streams are told apart");
+    assert_eq!(data(&read_all(&app, &run, None, None).await), seen);
+    assert_eq!(
+        data(&read_all(&app, &run, Some("700"), None).await),
+        seen[700..].to_vec(),
+        "a replay from the middle of a stored chunk"
+    );
+}
 
 async fn a_big_log_can_open_at_its_end(b: Backend) {
     let app = TestApp::spawn(b).await;
