@@ -148,7 +148,12 @@ pub async fn import(
         .list_scripts(&ScriptFilter::default())
         .await?
         .into_iter()
-        .map(|l| (l.script.code_identifier.as_str().to_string(), l.script.id))
+        .map(|l| {
+            (
+                l.script.code_identifier.as_str().to_string(),
+                l.script.id.clone(),
+            )
+        })
         .collect();
     let mut seen = HashSet::new();
     let mut steps = Vec::new();

@@ -9,6 +9,7 @@ mod codec;
 mod deliveries;
 mod feed;
 mod leases;
+mod listing;
 mod logs;
 mod nodes;
 mod pg_feed;
@@ -63,7 +64,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A scripts-list entry.
 pub struct ScriptListing {
-    pub script: crate::domain::ScriptDefinition,
+    pub script: std::sync::Arc<crate::domain::ScriptDefinition>,
     /// Its newest run, summarised (no tail, meta, input or result).
     pub last_run: Option<crate::domain::Run>,
 }

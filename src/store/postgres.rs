@@ -17,6 +17,7 @@ pub struct PgStore {
     pool: PgPool,
     codec: EnvCodec,
     feed: Arc<PgFeed>,
+    listing: super::listing::ListingCache,
 }
 
 impl PgStore {
@@ -29,11 +30,22 @@ impl PgStore {
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         let feed = Arc::new(PgFeed::start(pool.clone()).await?);
-        Ok(Self { pool, codec, feed })
+        Ok(Self {
+            pool,
+            codec,
+            feed,
+            listing: Default::default(),
+        })
     }
 }
 
-super::scripts::impl_script_store!(PgStore, sqlx::Postgres);
+super::scripts::impl_script_store!(
+    PgStore,
+    sqlx::Postgres,
+    "COALESCE(json_agg(json_build_array({}))::text, '[]')",
+    "LEFT JOIN LATERAL (SELECT * FROM runs r2 WHERE r2.script_id = {s}.id \
+     ORDER BY r2.id DESC LIMIT 1) r ON TRUE"
+);
 super::runs::impl_run_store!(PgStore, sqlx::Postgres);
 super::queue::impl_queue_store!(
     PgStore,

@@ -160,11 +160,22 @@ pub struct RunRow {
     script_version: Option<i64>,
 }
 
-/// A scripts-list entry: the script's list columns and its newest run's summary, if any.
+/// A scripts-list entry: the script's list columns, its newest run's summary if any, and the
+/// catalog's generation read in the same statement.
 #[derive(sqlx::FromRow)]
 pub struct ScriptListRow {
     #[sqlx(flatten)]
     pub script: ScriptRow,
+    pub generation: i64,
+    #[sqlx(flatten)]
+    pub last: LastRunRow,
+}
+
+/// A script's newest run as a list shows it: a row's `LAST_RUN_COLUMNS` (with the script's id
+/// as `script_id`), or a JSON array of the same values in the same order (`LAST_RUNS_JSON`).
+#[derive(sqlx::FromRow, serde::Deserialize)]
+pub struct LastRunRow {
+    pub script_id: String,
     last_id: Option<String>,
     last_status: Option<String>,
     last_trigger: Option<String>,
@@ -174,13 +185,17 @@ pub struct ScriptListRow {
     last_exit_code: Option<i32>,
 }
 
-/// The newest run's columns a list entry carries, named for `ScriptListRow`.
+/// The newest run's columns a list entry carries, named for `LastRunRow`.
 pub const LAST_RUN_COLUMNS: &str = "r.id AS last_id, r.status AS last_status, \
     r.trigger_kind AS last_trigger, r.queued_at AS last_queued_at, \
     r.started_at AS last_started_at, r.finished_at AS last_finished_at, \
     r.exit_code AS last_exit_code";
 
-impl ScriptListRow {
+/// The values of a `LastRunRow`, in its order, for a backend's JSON array function.
+pub const LAST_RUN_VALUES: &str =
+    "s.id, r.id, r.status, r.trigger_kind, r.queued_at, r.started_at, r.finished_at, r.exit_code";
+
+impl LastRunRow {
     /// The script's newest run, as much of it as a list shows.
     pub fn last_run(&self) -> StoreResult<Option<Run>> {
         let (Some(id), Some(status), Some(trigger), Some(queued_at)) = (
@@ -193,7 +208,7 @@ impl ScriptListRow {
         };
         RunRow {
             id: id.clone(),
-            script_id: self.script.id.clone(),
+            script_id: self.script_id.clone(),
             status: status.clone(),
             trigger_kind: trigger.clone(),
             meta: "{}".into(),

@@ -80,7 +80,11 @@ pub fn unique_to_conflict(e: sqlx::Error) -> StoreError {
 
 /// Implements `ScriptStore` for `$store` (fields `pool: sqlx::Pool<$db>`, `codec: EnvCodec`).
 macro_rules! impl_script_store {
-    ($store:ty, $db:ty) => {
+    // `$runs_json`: the backend's aggregate turning `LAST_RUN_VALUES` of every script into
+    // one JSON array of arrays, as text. `$newest_run`: the join that gives each script `{s}`
+    // its newest run as `r`, one look into the (script_id, id) index per script (run ids sort
+    // by creation time, so the newest run has the largest id).
+    ($store:ty, $db:ty, $runs_json:literal, $newest_run:literal) => {
         impl $store {
             /// The one script whose `column` equals `value`.
             async fn script_where(
@@ -223,8 +227,40 @@ macro_rules! impl_script_store {
                 &self,
                 filter: &$crate::store::ScriptFilter,
             ) -> $crate::store::StoreResult<Vec<$crate::store::ScriptListing>> {
+                let whole = filter.q.as_deref().is_none_or(str::is_empty)
+                    && filter.script_type.is_none();
+                if whole {
+                    // Each script's newest run, with the catalog's generation, in one value:
+                    // when the definitions kept here are of that generation, nothing more is
+                    // read (and eight values a script are decoded at once, not row by row).
+                    let (generation, runs): (i64, String) = sqlx::query_as(&format!(
+                        "SELECT (SELECT generation FROM catalog_generation), {} FROM scripts s {}",
+                        format!($runs_json, $crate::store::rows::LAST_RUN_VALUES),
+                        format!($newest_run, s = "s")
+                    ))
+                    .fetch_one(&self.pool)
+                    .await?;
+                    if let Some(listed) = self.listing.at(generation) {
+                        let last: Vec<$crate::store::rows::LastRunRow> =
+                            serde_json::from_str(&runs).map_err(|e| {
+                                $crate::store::StoreError::Corrupt(format!("the newest runs: {e}"))
+                            })?;
+                        let mut runs = std::collections::HashMap::with_capacity(last.len());
+                        for row in &last {
+                            runs.insert(row.script_id.as_str(), row.last_run()?);
+                        }
+                        return Ok(listed
+                            .iter()
+                            .map(|script| $crate::store::ScriptListing {
+                                last_run: runs.remove(script.id.as_str()).flatten(),
+                                script: script.clone(),
+                            })
+                            .collect());
+                    }
+                }
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT l.*, {} FROM (SELECT {} FROM scripts WHERE TRUE",
+                    "SELECT l.*, (SELECT generation FROM catalog_generation) AS generation, \
+                     l.id AS script_id, {} FROM (SELECT {} FROM scripts WHERE TRUE",
                     $crate::store::rows::LAST_RUN_COLUMNS,
                     $crate::store::rows::SCRIPT_LIST_COLUMNS
                 ));
@@ -241,26 +277,29 @@ macro_rules! impl_script_store {
                 if let Some(t) = &filter.script_type {
                     qb.push(" AND script_type = ").push_bind(t.clone());
                 }
-                // Run ids sort by creation time, so the newest run has the largest id: one
-                // look into the (script_id, id) index per script, not a pass over every run.
-                qb.push(
-                    ") l LEFT JOIN runs r ON r.id = \
-                     (SELECT MAX(r2.id) FROM runs r2 WHERE r2.script_id = l.id) \
-                     ORDER BY LOWER(l.name), l.id",
-                );
+                qb.push(format!(
+                    ") l {} ORDER BY LOWER(l.name), l.id",
+                    format!($newest_run, s = "l")
+                ));
                 let rows = qb
                     .build_query_as::<$crate::store::rows::ScriptListRow>()
                     .fetch_all(&self.pool)
                     .await?;
-                rows.into_iter()
+                let generation = rows.first().map(|row| row.generation);
+                let listing = rows
+                    .into_iter()
                     .map(|row| {
-                        let last_run = row.last_run()?;
                         Ok($crate::store::ScriptListing {
-                            script: self.codec.open(row.script)?,
-                            last_run,
+                            last_run: row.last.last_run()?,
+                            script: std::sync::Arc::new(self.codec.open(row.script)?),
                         })
                     })
-                    .collect()
+                    .collect::<$crate::store::StoreResult<Vec<_>>>()?;
+                if let (true, Some(generation)) = (whole, generation) {
+                    self.listing
+                        .keep(generation, listing.iter().map(|l| l.script.clone()).collect());
+                }
+                Ok(listing)
             }
 
             async fn get_script(

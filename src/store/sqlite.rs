@@ -17,6 +17,7 @@ use super::{DynFeed, StoreResult};
 pub struct SqliteStore {
     pool: SqlitePool,
     codec: EnvCodec,
+    listing: super::listing::ListingCache,
 }
 
 impl SqliteStore {
@@ -53,11 +54,20 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, codec })
+        Ok(Self {
+            pool,
+            codec,
+            listing: Default::default(),
+        })
     }
 }
 
-super::scripts::impl_script_store!(SqliteStore, sqlx::Sqlite);
+super::scripts::impl_script_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "json_group_array(json_array({}))",
+    "LEFT JOIN runs r ON r.id = (SELECT MAX(r2.id) FROM runs r2 WHERE r2.script_id = {s}.id)"
+);
 super::runs::impl_run_store!(SqliteStore, sqlx::Sqlite);
 super::queue::impl_queue_store!(SqliteStore, "", super::queue::sqlite_admission_sql);
 super::leases::impl_lease_store!(SqliteStore);

@@ -1092,3 +1092,51 @@ async fn an_edit_through_one_node_reaches_the_next_run_on_every_node() {
     .await;
     assert_eq!(on_both().await, ["two w2 27\n", "two w2 27\n"]);
 }
+
+/// Each node keeps the scripts list it last read while the database's count of script changes
+/// says it is current: what changes through one node shows in the other's next list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_node_shows_in_every_nodes_next_list() {
+    if pg_url().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let listed = |node: &'static str, list: Value, id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("not in {node}'s list"))
+    };
+    let id = a
+        .create(bash("true".into(), json!({"name": "Before"})))
+        .await;
+    for (name, node) in [("a", a), ("b", b)] {
+        let list = node.json(Method::GET, "/api/admin/scripts", None).await;
+        assert_eq!(listed(name, list, &id)["name"], "Before");
+    }
+    let path = format!("/api/admin/scripts/{id}");
+    let mut body = b.json(Method::GET, &path, None).await;
+    body["name"] = json!("After");
+    b.json(Method::PUT, &path, Some(&body)).await;
+    let list = a.json(Method::GET, "/api/admin/scripts", None).await;
+    assert_eq!(listed("a", list, &id)["name"], "After");
+
+    let run = b.run(&id).await;
+    a.wait_finished(&run).await;
+    let list = a.json(Method::GET, "/api/admin/scripts", None).await;
+    assert_eq!(listed("a", list, &id)["lastRun"]["id"], run.as_str());
+
+    let deleted = b.send(Method::DELETE, &path, None).await;
+    assert_eq!(deleted.status(), 204);
+    let list = a.json(Method::GET, "/api/admin/scripts", None).await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != id.as_str()),
+        "deleted through b, still in a's list: {list}"
+    );
+}

@@ -12,7 +12,81 @@ both_backends!(
     malformed_bodies_get_json_errors_not_500s,
     secret_values_are_write_only_and_kept_on_update,
     data_survives_a_restart,
+    the_list_shows_every_change_at_once,
 );
+
+/// The server keeps the list it last read while the database's count of script changes says
+/// it is current: every kind of change, the scheduler's and the token's included, shows in the
+/// next list.
+async fn the_list_shows_every_change_at_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let entry = |list: Value, id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+    };
+    let id = app.bash("true", json!({"name": "Before"})).await;
+    let other = app.bash("true", json!({"name": "Other"})).await;
+    let listed = app.get_json("/api/admin/scripts").await;
+    assert_eq!(entry(listed, &id).unwrap()["name"], "Before");
+
+    let path = format!("/api/admin/scripts/{id}");
+    let mut body = app.get_json(&path).await;
+    body["name"] = json!("After");
+    let resp = app
+        .admin(Method::PUT, &path)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let listed = entry(app.get_json("/api/admin/scripts").await, &id).unwrap();
+    assert_eq!(listed["name"], "After");
+    assert_eq!(listed["version"], 2);
+
+    let resp = app.call(Method::POST, &format!("{path}/api-token")).await;
+    assert_eq!(resp.status(), 201);
+    let listed = entry(app.get_json("/api/admin/scripts").await, &id).unwrap();
+    assert_eq!(listed["apiTrigger"]["hasToken"], true);
+
+    // The scheduler sets a schedule's next fire by itself, after the edit.
+    body = app.get_json(&path).await;
+    body["schedule"] = json!({"enabled": true, "cron": "0 3 1 1 *", "timezone": "UTC"});
+    let resp = app
+        .admin(Method::PUT, &path)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let listed = entry(app.get_json("/api/admin/scripts").await, &id).unwrap();
+        if listed["schedule"]["nextRunAt"].is_string() {
+            assert_eq!(listed["schedule"]["enabled"], true);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no next run listed: {listed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let run = app.run(&id).await;
+    app.wait_run(&run).await;
+    let listed = entry(app.get_json("/api/admin/scripts").await, &id).unwrap();
+    assert_eq!(listed["lastRun"]["id"], run.as_str());
+    assert_eq!(listed["lastRun"]["status"], "succeeded");
+
+    let resp = app.call(Method::DELETE, &path).await;
+    assert_eq!(resp.status(), 204);
+    let listed = app.get_json("/api/admin/scripts").await;
+    assert!(entry(listed.clone(), &id).is_none(), "{listed}");
+    assert_eq!(entry(listed, &other).unwrap()["name"], "Other");
+}
 
 fn valid() -> Value {
     json!({"name": "Sync Project", "codeIdentifier": "Sync Project!", "type": "bash", "script": "echo hi"})
