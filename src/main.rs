@@ -152,12 +152,28 @@ fn serve_side(command: ServerCommand, log_format: LogFormat) -> std::process::Ex
     }
 }
 
+/// glibc gives threads that allocate at once arenas of their own (up to eight per core), and
+/// each arena keeps what was freed in it: after a burst of output handled on several threads
+/// (reader, sink, writer, the stream, SQLite's) the server held up to 20 MiB more than its
+/// live heap. Two arenas keep that down at no cost measured on the run path. The standard
+/// `MALLOC_ARENA_MAX`, when set, still decides. Called while the process has one thread.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator limit; no other thread allocates yet.
+        unsafe {
+            nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Scripts run as the same user: without this, any of them could read this process's
     // environment and memory through /proc (the admin password, the master key).
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         tracing::warn!(error = %e, "could not make the server undumpable");
     }
+    limit_malloc_arenas();
     let settings = Settings::load(args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
