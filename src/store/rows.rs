@@ -160,15 +160,21 @@ pub struct RunRow {
     script_version: Option<i64>,
 }
 
-/// A scripts-list entry: the script's list columns, its newest run's summary if any, and the
-/// catalog's generation read in the same statement.
+/// A scripts-list entry: the script's list columns and its newest run's summary, if any.
 #[derive(sqlx::FromRow)]
 pub struct ScriptListRow {
     #[sqlx(flatten)]
     pub script: ScriptRow,
-    pub generation: i64,
     #[sqlx(flatten)]
     pub last: LastRunRow,
+}
+
+/// A script's list columns, with the catalog's generation read in the same statement.
+#[derive(sqlx::FromRow)]
+pub struct ListedScriptRow {
+    #[sqlx(flatten)]
+    pub script: ScriptRow,
+    pub generation: i64,
 }
 
 /// A script's newest run as a list shows it: a row's `LAST_RUN_COLUMNS` (with the script's id

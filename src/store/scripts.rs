@@ -104,6 +104,46 @@ macro_rules! impl_script_store {
                     .ok_or($crate::store::StoreError::NotFound("script"))?
             }
 
+            /// A list filtered by name, codeIdentifier, description or type, read whole.
+            async fn list_filtered(
+                &self,
+                filter: &$crate::store::ScriptFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::ScriptListing>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT l.*, l.id AS script_id, {} FROM (SELECT {} FROM scripts WHERE TRUE",
+                    $crate::store::rows::LAST_RUN_COLUMNS,
+                    $crate::store::rows::SCRIPT_LIST_COLUMNS
+                ));
+                if let Some(q) = filter.q.as_ref().filter(|q| !q.is_empty()) {
+                    let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+                    qb.push(" AND (LOWER(name) LIKE ")
+                        .push_bind(pattern.clone())
+                        .push(" OR code_identifier LIKE ")
+                        .push_bind(pattern.clone())
+                        .push(" OR LOWER(description) LIKE ")
+                        .push_bind(pattern)
+                        .push(")");
+                }
+                if let Some(t) = &filter.script_type {
+                    qb.push(" AND script_type = ").push_bind(t.clone());
+                }
+                qb.push(format!(
+                    ") l {} ORDER BY LOWER(l.name), l.id",
+                    format!($newest_run, s = "l")
+                ));
+                qb.build_query_as::<$crate::store::rows::ScriptListRow>()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| {
+                        Ok($crate::store::ScriptListing {
+                            last_run: row.last.last_run()?,
+                            script: std::sync::Arc::new(self.codec.open(row.script)?),
+                        })
+                    })
+                    .collect()
+            }
+
             async fn insert_script(
                 &self,
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -229,77 +269,57 @@ macro_rules! impl_script_store {
             ) -> $crate::store::StoreResult<Vec<$crate::store::ScriptListing>> {
                 let whole = filter.q.as_deref().is_none_or(str::is_empty)
                     && filter.script_type.is_none();
-                if whole {
-                    // Each script's newest run, with the catalog's generation, in one value:
-                    // when the definitions kept here are of that generation, nothing more is
-                    // read (and eight values a script are decoded at once, not row by row).
-                    let (generation, runs): (i64, String) = sqlx::query_as(&format!(
-                        "SELECT (SELECT generation FROM catalog_generation), {} FROM scripts s {}",
-                        format!($runs_json, $crate::store::rows::LAST_RUN_VALUES),
-                        format!($newest_run, s = "s")
-                    ))
-                    .fetch_one(&self.pool)
-                    .await?;
-                    if let Some(listed) = self.listing.at(generation) {
-                        let last: Vec<$crate::store::rows::LastRunRow> =
-                            serde_json::from_str(&runs).map_err(|e| {
-                                $crate::store::StoreError::Corrupt(format!("the newest runs: {e}"))
-                            })?;
-                        let mut runs = std::collections::HashMap::with_capacity(last.len());
-                        for row in &last {
-                            runs.insert(row.script_id.as_str(), row.last_run()?);
+                if !whole {
+                    return self.list_filtered(filter).await;
+                }
+                // Each script's newest run, with the catalog's generation, in one value: eight
+                // values a script decoded at once, not row by row.
+                let (generation, runs): (i64, String) = sqlx::query_as(&format!(
+                    "SELECT (SELECT generation FROM catalog_generation), {} FROM scripts s {}",
+                    format!($runs_json, $crate::store::rows::LAST_RUN_VALUES),
+                    format!($newest_run, s = "s")
+                ))
+                .fetch_one(&self.pool)
+                .await?;
+                let last: Vec<$crate::store::rows::LastRunRow> = serde_json::from_str(&runs)
+                    .map_err(|e| {
+                        $crate::store::StoreError::Corrupt(format!("the newest runs: {e}"))
+                    })?;
+                // The definitions kept here if they are of that generation, else read again
+                // (with the generation they are of) and kept.
+                let listed = match self.listing.at(generation) {
+                    Some(listed) => listed,
+                    None => {
+                        let rows: Vec<$crate::store::rows::ListedScriptRow> =
+                            sqlx::query_as(&format!(
+                                "SELECT (SELECT generation FROM catalog_generation) AS generation, \
+                                 {} FROM scripts ORDER BY LOWER(name), id",
+                                $crate::store::rows::SCRIPT_LIST_COLUMNS
+                            ))
+                            .fetch_all(&self.pool)
+                            .await?;
+                        let read_at = rows.first().map(|row| row.generation);
+                        let listed: $crate::store::listing::Listed = rows
+                            .into_iter()
+                            .map(|row| Ok(std::sync::Arc::new(self.codec.open(row.script)?)))
+                            .collect::<$crate::store::StoreResult<_>>()?;
+                        if let Some(read_at) = read_at {
+                            self.listing.keep(read_at, listed.clone());
                         }
-                        return Ok(listed
-                            .iter()
-                            .map(|script| $crate::store::ScriptListing {
-                                last_run: runs.remove(script.id.as_str()).flatten(),
-                                script: script.clone(),
-                            })
-                            .collect());
+                        listed
                     }
+                };
+                let mut runs = std::collections::HashMap::with_capacity(last.len());
+                for row in &last {
+                    runs.insert(row.script_id.as_str(), row.last_run()?);
                 }
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT l.*, (SELECT generation FROM catalog_generation) AS generation, \
-                     l.id AS script_id, {} FROM (SELECT {} FROM scripts WHERE TRUE",
-                    $crate::store::rows::LAST_RUN_COLUMNS,
-                    $crate::store::rows::SCRIPT_LIST_COLUMNS
-                ));
-                if let Some(q) = filter.q.as_ref().filter(|q| !q.is_empty()) {
-                    let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
-                    qb.push(" AND (LOWER(name) LIKE ")
-                        .push_bind(pattern.clone())
-                        .push(" OR code_identifier LIKE ")
-                        .push_bind(pattern.clone())
-                        .push(" OR LOWER(description) LIKE ")
-                        .push_bind(pattern)
-                        .push(")");
-                }
-                if let Some(t) = &filter.script_type {
-                    qb.push(" AND script_type = ").push_bind(t.clone());
-                }
-                qb.push(format!(
-                    ") l {} ORDER BY LOWER(l.name), l.id",
-                    format!($newest_run, s = "l")
-                ));
-                let rows = qb
-                    .build_query_as::<$crate::store::rows::ScriptListRow>()
-                    .fetch_all(&self.pool)
-                    .await?;
-                let generation = rows.first().map(|row| row.generation);
-                let listing = rows
-                    .into_iter()
-                    .map(|row| {
-                        Ok($crate::store::ScriptListing {
-                            last_run: row.last.last_run()?,
-                            script: std::sync::Arc::new(self.codec.open(row.script)?),
-                        })
+                Ok(listed
+                    .iter()
+                    .map(|script| $crate::store::ScriptListing {
+                        last_run: runs.remove(script.id.as_str()).flatten(),
+                        script: script.clone(),
                     })
-                    .collect::<$crate::store::StoreResult<Vec<_>>>()?;
-                if let (true, Some(generation)) = (whole, generation) {
-                    self.listing
-                        .keep(generation, listing.iter().map(|l| l.script.clone()).collect());
-                }
-                Ok(listing)
+                    .collect())
             }
 
             async fn get_script(

@@ -33,15 +33,22 @@ async fn the_list_shows_every_change_at_once(b: Backend) {
     assert_eq!(entry(listed, &id).unwrap()["name"], "Before");
 
     let path = format!("/api/admin/scripts/{id}");
-    let mut body = app.get_json(&path).await;
-    body["name"] = json!("After");
-    let resp = app
-        .admin(Method::PUT, &path)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let edit = |field: &'static str, value: Value| {
+        let path = path.clone();
+        let app = &app;
+        async move {
+            let mut body = app.get_json(&path).await;
+            body[field] = value;
+            let resp = app
+                .admin(Method::PUT, &path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    edit("name", json!("After")).await;
     let listed = entry(app.get_json("/api/admin/scripts").await, &id).unwrap();
     assert_eq!(listed["name"], "After");
     assert_eq!(listed["version"], 2);
@@ -52,15 +59,11 @@ async fn the_list_shows_every_change_at_once(b: Backend) {
     assert_eq!(listed["apiTrigger"]["hasToken"], true);
 
     // The scheduler sets a schedule's next fire by itself, after the edit.
-    body = app.get_json(&path).await;
-    body["schedule"] = json!({"enabled": true, "cron": "0 3 1 1 *", "timezone": "UTC"});
-    let resp = app
-        .admin(Method::PUT, &path)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    edit(
+        "schedule",
+        json!({"enabled": true, "cron": "0 3 1 1 *", "timezone": "UTC"}),
+    )
+    .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let listed = entry(app.get_json("/api/admin/scripts").await, &id).unwrap();
