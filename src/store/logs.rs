@@ -1,9 +1,10 @@
 //! A run's stored output. Appends are fenced: only the process holding the run's lease may
 //! add lines, so a node that lost its run cannot write into it afterwards.
 
-use async_trait::async_trait;
+use std::fmt;
 
-use serde_json::value::RawValue;
+use async_trait::async_trait;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 use super::{StoreError, StoreResult};
 use crate::domain::{LogLine, LogStream};
@@ -298,28 +299,67 @@ pub fn decode_chunk(
     limit: usize,
     out: &mut Vec<LogLine>,
 ) -> StoreResult<()> {
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("a stored log chunk: {e}"));
-    // Split without decoding: lines before `after_seq` are skipped without allocating.
-    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(corrupt)?;
     let skip = usize::try_from(after_seq.saturating_sub(first_seq - 1)).unwrap_or(0);
-    for (seq, item) in (first_seq..).zip(items).skip(skip) {
-        if out.len() >= limit {
-            break;
-        }
-        let (stream, ts, line): (u8, i64, String) =
-            serde_json::from_str(item.get()).map_err(corrupt)?;
-        out.push(LogLine {
-            seq,
-            stream: if stream == 2 {
-                LogStream::Stderr
-            } else {
-                LogStream::Stdout
-            },
-            line,
-            ts: super::rows::from_ms(ts),
-        });
+    let mut de = serde_json::Deserializer::from_str(text);
+    ChunkLines {
+        first_seq,
+        skip,
+        limit,
+        out,
     }
-    Ok(())
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| StoreError::Corrupt(format!("a stored log chunk: {e}")))
+}
+
+/// Reads a chunk in one pass: the lines wanted are decoded straight into `out`, the others
+/// only stepped over.
+struct ChunkLines<'a> {
+    first_seq: i64,
+    skip: usize,
+    limit: usize,
+    out: &'a mut Vec<LogLine>,
+}
+
+impl<'de> DeserializeSeed<'de> for ChunkLines<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChunkLines<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of [stream, ts, text]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        for (index, seq) in (self.first_seq..).enumerate() {
+            if index < self.skip || self.out.len() >= self.limit {
+                if items.next_element::<IgnoredAny>()?.is_none() {
+                    break;
+                }
+                continue;
+            }
+            let Some((stream, ts, line)) = items.next_element::<(u8, i64, String)>()? else {
+                break;
+            };
+            self.out.push(LogLine {
+                seq,
+                stream: if stream == 2 {
+                    LogStream::Stderr
+                } else {
+                    LogStream::Stdout
+                },
+                line,
+                ts: super::rows::from_ms(ts),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -359,6 +399,14 @@ mod tests {
         let mut rest = Vec::new();
         decode_chunk(5, &text, 5, 1, &mut rest).unwrap();
         assert_eq!(rest, lines[1..2].to_vec(), "after seq 5, at most one");
+        let mut tail = Vec::new();
+        decode_chunk(5, &text, 6, 10, &mut tail).unwrap();
+        assert_eq!(tail, lines[2..].to_vec(), "after seq 6, the rest");
+        let mut none = Vec::new();
+        decode_chunk(5, &text, 7, 10, &mut none).unwrap();
+        assert!(none.is_empty(), "nothing after the last line");
         assert!(decode_chunk(1, "not json", 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, r#"[[1, 5, "a"]] x"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, r#"[[1, "a"]]"#, 0, 10, &mut rest).is_err());
     }
 }
