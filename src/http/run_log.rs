@@ -223,7 +223,7 @@ pub async fn log(
         let id = id.clone();
         async move {
             let after = after?;
-            match store.read_log(&id, after, 5000).await {
+            match store.read_log_chunks(&id, after, 5000).await {
                 Ok(lines) if lines.is_empty() => None,
                 Ok(lines) => {
                     let last = lines.last().map(|l| l.seq);

@@ -293,14 +293,18 @@ impl Follower {
 
     async fn catch_up(&mut self) -> Result<(), Gone> {
         loop {
-            let lines = match self.store.read_log(&self.run_id, self.last, PAGE).await {
+            let lines = match self
+                .store
+                .read_log_chunks(&self.run_id, self.last, PAGE)
+                .await
+            {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(run_id = %self.run_id, error = %e, "could not read the log");
                     return Err(Gone);
                 }
             };
-            let full = lines.len() as i64 == PAGE;
+            let full = lines.len() as i64 >= PAGE;
             for line in &lines {
                 self.line(line).await?;
             }

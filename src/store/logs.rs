@@ -23,6 +23,15 @@ pub trait LogStore: Send + Sync {
     /// Lines with `seq > after_seq`, in order, at most `limit`.
     async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64)
         -> StoreResult<Vec<LogLine>>;
+    /// Lines with `seq > after_seq`, in order, to the end of a stored chunk: at least
+    /// `min_lines` when that many are stored, and at most a chunk more. For readers that go
+    /// on from the last line they got, so that no chunk is read twice.
+    async fn read_log_chunks(
+        &self,
+        run_id: &str,
+        after_seq: i64,
+        min_lines: i64,
+    ) -> StoreResult<Vec<LogLine>>;
     /// Lines with `seq < before_seq`, in order, at most `limit`: the last ones before it.
     async fn read_log_before(
         &self,
@@ -38,6 +47,65 @@ pub trait LogStore: Send + Sync {
 
 macro_rules! impl_log_store {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// Lines with `seq > after_seq`, in order: at most `limit`, or, with
+            /// `whole_chunks`, every line of the chunks read until there are at least `limit`.
+            async fn read_after(
+                &self,
+                run_id: &str,
+                after_seq: i64,
+                limit: i64,
+                whole_chunks: bool,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
+                let limit = usize::try_from(limit).unwrap_or(0);
+                let decode_limit = if whole_chunks { usize::MAX } else { limit };
+                let mut out = Vec::new();
+                let mut after = after_seq;
+                // A quiet script stores small chunks (a line or two each): the next query asks
+                // for as many chunks as the lines still wanted need at the size seen so far,
+                // so a long read of small chunks takes a few queries, and one of big chunks
+                // fetches hardly more than it returns.
+                let mut batch = if whole_chunks {
+                    1
+                } else {
+                    $crate::store::logs::CHUNKS_PER_READ
+                };
+                while out.len() < limit {
+                    let before = out.len();
+                    let chunks: Vec<(i64, i64, String)> = sqlx::query_as(
+                        "SELECT first_seq, last_seq, lines FROM run_log_chunks \
+                         WHERE run_id = $1 AND last_seq > $2 ORDER BY last_seq LIMIT $3",
+                    )
+                    .bind(run_id)
+                    .bind(after)
+                    .bind(batch)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let fetched = chunks.len() as i64;
+                    for (first, last, text) in chunks {
+                        $crate::store::logs::decode_chunk(
+                            first,
+                            &text,
+                            after_seq,
+                            decode_limit,
+                            &mut out,
+                        )?;
+                        after = last;
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                    if fetched < batch {
+                        break;
+                    }
+                    let per_chunk = ((out.len() - before) as i64 / fetched).max(1);
+                    let wanted = limit.saturating_sub(out.len()) as i64 / per_chunk + 1;
+                    batch = wanted.clamp(1, $crate::store::logs::MAX_CHUNKS_PER_READ);
+                }
+                Ok(out)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::LogStore for $store {
             async fn append_log(
@@ -96,43 +164,16 @@ macro_rules! impl_log_store {
                 after_seq: i64,
                 limit: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
-                let limit = usize::try_from(limit).unwrap_or(0);
-                let mut out = Vec::new();
-                let mut after = after_seq;
-                // A quiet script stores small chunks (a line or two each): the next query asks
-                // for as many chunks as the lines still wanted need at the size seen so far,
-                // so a long read of small chunks takes a few queries, and one of big chunks
-                // fetches hardly more than it returns.
-                let mut batch = $crate::store::logs::CHUNKS_PER_READ;
-                while out.len() < limit {
-                    let before = out.len();
-                    let chunks: Vec<(i64, i64, String)> = sqlx::query_as(
-                        "SELECT first_seq, last_seq, lines FROM run_log_chunks \
-                         WHERE run_id = $1 AND last_seq > $2 ORDER BY last_seq LIMIT $3",
-                    )
-                    .bind(run_id)
-                    .bind(after)
-                    .bind(batch)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    let fetched = chunks.len() as i64;
-                    for (first, last, text) in chunks {
-                        $crate::store::logs::decode_chunk(
-                            first, &text, after_seq, limit, &mut out,
-                        )?;
-                        after = last;
-                        if out.len() >= limit {
-                            break;
-                        }
-                    }
-                    if fetched < batch {
-                        break;
-                    }
-                    let per_chunk = ((out.len() - before) as i64 / fetched).max(1);
-                    let wanted = (limit - out.len()) as i64 / per_chunk + 1;
-                    batch = wanted.clamp(1, $crate::store::logs::MAX_CHUNKS_PER_READ);
-                }
-                Ok(out)
+                self.read_after(run_id, after_seq, limit, false).await
+            }
+
+            async fn read_log_chunks(
+                &self,
+                run_id: &str,
+                after_seq: i64,
+                min_lines: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
+                self.read_after(run_id, after_seq, min_lines, true).await
             }
 
             async fn read_log_before(
@@ -228,8 +269,8 @@ pub async fn search_log<S: LogStore + ?Sized>(
     let mut after = after_seq;
     let mut scanned = 0;
     loop {
-        let page = store.read_log(run_id, after, PAGE).await?;
-        let full = page.len() as i64 == PAGE;
+        let page = store.read_log_chunks(run_id, after, PAGE).await?;
+        let full = page.len() as i64 >= PAGE;
         for line in page {
             after = line.seq;
             scanned += 1;

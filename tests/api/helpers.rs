@@ -78,6 +78,22 @@ pub async fn execute_sql(url: &str, statements: &[&str]) {
     }
 }
 
+/// The first column of a query's rows, as numbers, read as another client of the test
+/// database `url` names would.
+pub async fn query_numbers(url: &str, sql: &str) -> Vec<i64> {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let rows: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows.into_iter().map(|r| r.0).collect()
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows.into_iter().map(|r| r.0).collect()
+    }
+}
+
 /// A fresh schema for one test, as a URL whose connections use it.
 pub async fn pg_schema_url() -> String {
     use sqlx::Connection;

@@ -5,7 +5,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{both_backends, log_lines, parse_sse, Backend, Options, TestApp};
+use crate::helpers::{
+    both_backends, log_lines, parse_sse, query_numbers, Backend, Options, TestApp,
+};
 
 both_backends!(
     a_finished_run_replays_its_log_then_done_and_closes,
@@ -18,6 +20,7 @@ both_backends!(
     a_big_log_can_open_at_its_end,
     a_watcher_arriving_mid_run_first_gets_the_lines_already_stored,
     every_line_is_stored_as_it_was_streamed,
+    a_replay_from_any_line_of_a_big_log_is_whole_and_in_order,
 );
 
 /// Interleaved stdout and stderr, stored in batches while watchers get them framed once per
@@ -93,6 +96,46 @@ async fn a_big_log_can_open_at_its_end(b: Backend) {
             .await;
         assert_eq!(resp.status(), 400, "tail={bad}");
     }
+}
+
+/// A fast script stores chunks of thousands of lines, more than a replay reads at a time:
+/// a replay (or a download) from any line, in the middle of a chunk or at its edge, gives each
+/// line once, in order, to the end.
+async fn a_replay_from_any_line_of_a_big_log_is_whole_and_in_order(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let run = app.run(&app.bash("seq 1 30000", json!({})).await).await;
+    app.wait_run(&run).await;
+    let chunks = query_numbers(
+        &app.database_url,
+        &format!("SELECT last_seq - first_seq + 1 FROM run_log_chunks WHERE run_id = '{run}'"),
+    )
+    .await;
+    assert!(
+        chunks.iter().any(|&n| n > 2000),
+        "some chunk holds more lines than a replay reads at once: {chunks:?}"
+    );
+    for since in [0, 1, 1999, 2000, 2001, 12345, 29999, 30000] {
+        let text = read_all(&app, &run, Some(&since.to_string()), None).await;
+        let lines = log_lines(&parse_sse(&text));
+        let expected: Vec<(i64, String)> =
+            (since + 1..=30000).map(|i| (i, i.to_string())).collect();
+        let got: Vec<(i64, String)> = lines.into_iter().map(|l| (l.0, l.2)).collect();
+        assert!(
+            got == expected,
+            "replay after {since}: {} lines, expected {}",
+            got.len(),
+            expected.len()
+        );
+        assert!(text.ends_with("\n\n") && text.contains("event: done"));
+    }
+    let download = app
+        .call(Method::GET, &format!("/api/admin/scripts/runs/{run}/log"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let expected: String = (1..=30000).map(|i| format!("{i}\n")).collect();
+    assert!(download == expected, "the download is the whole log, once");
 }
 
 async fn read_all(
