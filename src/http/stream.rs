@@ -390,13 +390,13 @@ impl LineFramer {
         buf.extend_from_slice(b"id: ");
         buf.extend_from_slice(itoa::Buffer::new().format(line.seq).as_bytes());
         buf.extend_from_slice(b"\nevent: log\ndata: ");
-        let data = LogData {
+        LogData {
             seq: line.seq,
             stream: line.stream,
             line: &line.line,
             ts,
-        };
-        let _ = serde_json::to_writer(&mut *buf, &data);
+        }
+        .write_json(buf);
         buf.extend_from_slice(b"\n\n");
     }
 }
@@ -436,6 +436,23 @@ pub struct LogData<'a> {
     ts: &'a str,
 }
 
+impl LogData<'_> {
+    /// Writes the same JSON as its `Serialize` straight into `buf`: this runs once per line of
+    /// output, and serde's struct path would escape each key and the fixed strings too. Only
+    /// the line's text can hold anything to escape.
+    fn write_json(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"{\"seq\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(self.seq).as_bytes());
+        buf.extend_from_slice(b",\"stream\":\"");
+        buf.extend_from_slice(self.stream.as_str().as_bytes());
+        buf.extend_from_slice(b"\",\"line\":");
+        let _ = serde_json::to_writer(&mut *buf, self.line);
+        buf.extend_from_slice(b",\"ts\":\"");
+        buf.extend_from_slice(self.ts.as_bytes());
+        buf.extend_from_slice(b"\"}");
+    }
+}
+
 /// The data of a `status` event.
 #[derive(Serialize, ToSchema)]
 #[schema(as = SseStatus)]
@@ -466,4 +483,35 @@ pub struct DoneData<'a> {
 
 fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::LogStream;
+
+    #[test]
+    fn a_log_event_is_written_as_its_schema_serializes_it() {
+        let ts = time(chrono::Utc::now());
+        for (stream, line) in [
+            (LogStream::Stdout, "plain"),
+            (LogStream::Stderr, ""),
+            (LogStream::Stdout, "quotes \" and \\ backslashes"),
+            (LogStream::Stderr, "control \u{1}\u{7f} tab\t and \r"),
+            (LogStream::Stdout, "unicode: Größe ✓ \u{1F600} \u{2028}"),
+        ] {
+            let data = LogData {
+                seq: 9_007_199_254_740_993,
+                stream,
+                line,
+                ts: &ts,
+            };
+            let mut written = Vec::new();
+            data.write_json(&mut written);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&data).unwrap()
+            );
+        }
+    }
 }

@@ -316,19 +316,32 @@ fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
 }
 
 /// A batch of consecutively numbered lines as stored: a JSON array of
-/// `[stream (1 stdout, 2 stderr), ts (ms), text]`.
+/// `[stream (1 stdout, 2 stderr), ts (ms), text]`, written straight out (this runs for every
+/// line a script prints).
 pub fn encode_chunk(lines: &[LogLine]) -> String {
-    let items: Vec<(u8, i64, &str)> = lines
-        .iter()
-        .map(|l| {
-            let stream = match l.stream {
-                LogStream::Stdout => 1,
-                LogStream::Stderr => 2,
-            };
-            (stream, super::rows::to_ms(l.ts), l.line.as_str())
-        })
-        .collect();
-    serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+    let text: usize = lines.iter().map(|l| l.line.len()).sum();
+    let mut out = Vec::with_capacity(text + lines.len() * 24 + 2);
+    out.push(b'[');
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(match l.stream {
+            LogStream::Stdout => b"[1,",
+            LogStream::Stderr => b"[2,",
+        });
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(super::rows::to_ms(l.ts))
+                .as_bytes(),
+        );
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut out, l.line.as_str());
+        out.push(b']');
+    }
+    out.push(b']');
+    // Only ASCII was added around JSON strings serde_json wrote from `str`s.
+    String::from_utf8(out).unwrap_or_else(|_| "[]".into())
 }
 
 /// Appends to `out` the lines of a stored chunk numbered from `first_seq` that come after
@@ -424,6 +437,26 @@ mod tests {
         assert!(!contains_ignoring_case("", "a"));
         assert!(contains_ignoring_case("Größe: ÄRGER", "ärger"));
         assert!(!contains_ignoring_case("Größe", "ärger"));
+    }
+
+    #[test]
+    fn a_chunk_is_stored_as_json_of_stream_time_and_text() {
+        let lines = vec![
+            line(1, LogStream::Stdout, "a \"b\" \\ \u{1}"),
+            line(2, LogStream::Stderr, "Größe"),
+        ];
+        let expected: Vec<(u8, i64, &str)> = lines
+            .iter()
+            .map(|l| {
+                let stream = if l.stream == LogStream::Stderr { 2 } else { 1 };
+                (stream, super::super::rows::to_ms(l.ts), l.line.as_str())
+            })
+            .collect();
+        assert_eq!(
+            encode_chunk(&lines),
+            serde_json::to_string(&expected).unwrap()
+        );
+        assert_eq!(encode_chunk(&[]), "[]");
     }
 
     #[test]
