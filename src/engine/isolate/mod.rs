@@ -18,7 +18,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use self::protocol::{End, Job, Message};
 use super::context::RunContext;
@@ -28,12 +28,22 @@ use super::output::read_lines;
 use crate::domain::{LogStream, RunOutcome, RunStatus};
 
 /// Isolated workers started ahead of need, through the launcher. A run takes one that is
-/// already exec'd and waiting for its job, and the next one is started at once, off the run's
-/// critical path. Each worker still runs one job only and is never reused.
+/// already exec'd and waiting for its job; the next one is started once that run has ended, so
+/// that starting it (an exec of this binary) does not compete with the run for the CPU. Each
+/// worker still runs one job only and is never reused.
 pub struct Spares {
     exe: PathBuf,
     launcher: Arc<Launcher>,
-    spare: Mutex<Option<Spare>>,
+    state: Mutex<SpareState>,
+    /// Told when a start in the background has finished, well or not.
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct SpareState {
+    spare: Option<Spare>,
+    /// A start is on its way in the background.
+    starting: bool,
 }
 
 /// A started worker: its pipes and the empty directory it runs in.
@@ -50,28 +60,59 @@ impl Spares {
         Arc::new(Self {
             exe,
             launcher,
-            spare: Mutex::new(None),
+            state: Mutex::new(SpareState::default()),
+            ready: Notify::new(),
         })
     }
 
-    /// A waiting worker (or a new one if none is ready), and a new spare for the next run.
-    pub async fn take(self: &Arc<Self>) -> std::io::Result<Spare> {
+    fn state(&self) -> std::sync::MutexGuard<'_, SpareState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A waiting worker, the one on its way if a start is under way, or else a new one.
+    pub async fn take(&self) -> std::io::Result<Spare> {
         // A spare that died while waiting refuses its job; `run` then takes another.
-        let ready = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let spare = match ready {
-            Some(spare) => spare,
-            None => self.start().await?,
-        };
+        loop {
+            let started = self.ready.notified();
+            tokio::pin!(started);
+            // Listening before looking, so a start that ends in between is not missed.
+            started.as_mut().enable();
+            {
+                let mut state = self.state();
+                if let Some(spare) = state.spare.take() {
+                    return Ok(spare);
+                }
+                if !state.starting {
+                    break;
+                }
+            }
+            started.await;
+        }
+        self.start().await
+    }
+
+    /// Starts the next spare in the background, unless one is waiting or on its way.
+    pub fn refill(self: &Arc<Self>) {
+        {
+            let mut state = self.state();
+            if state.spare.is_some() || state.starting {
+                return;
+            }
+            state.starting = true;
+        }
         let spares = self.clone();
         tokio::spawn(async move {
-            match spares.start().await {
-                Ok(next) => {
-                    *spares.spare.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+            let started = spares.start().await;
+            {
+                let mut state = spares.state();
+                state.starting = false;
+                match started {
+                    Ok(spare) => state.spare = Some(spare),
+                    Err(e) => tracing::warn!(error = %e, "could not start a spare isolated worker"),
                 }
-                Err(e) => tracing::warn!(error = %e, "could not start a spare isolated worker"),
             }
+            spares.ready.notify_waiters();
         });
-        Ok(spare)
     }
 
     async fn start(&self) -> std::io::Result<Spare> {
@@ -202,6 +243,7 @@ pub async fn run(
     }
     child.signal(Signal::SIGKILL);
     let status = child.wait().await.ok();
+    ctx.isolates.refill();
     let _ = tokio::time::timeout(Duration::from_secs(2), stderr).await;
     drop(workdir);
     let (mut outcome, result) = outcome(end, stop, status, ctx, memory_limit_bytes);
