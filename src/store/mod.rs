@@ -5,6 +5,7 @@
 //! `pg_feed.rs`.
 
 mod audit;
+mod checkpoint;
 mod codec;
 mod deliveries;
 mod feed;

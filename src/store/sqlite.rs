@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::codec::EnvCodec;
 use super::feed::SingleNode;
@@ -18,6 +19,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     codec: EnvCodec,
     listing: super::listing::ListingCache,
+    _checkpoints: DropGuard,
 }
 
 impl SqliteStore {
@@ -29,6 +31,7 @@ impl SqliteStore {
             // transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            .pragma("wal_autocheckpoint", super::checkpoint::BACKSTOP_PAGES)
             .foreign_keys(true);
         let file = options.get_filename();
         if let Some(parent) = file.parent() {
@@ -54,10 +57,13 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let stop = CancellationToken::new();
+        tokio::spawn(super::checkpoint::run(pool.clone(), stop.clone()));
         Ok(Self {
             pool,
             codec,
             listing: Default::default(),
+            _checkpoints: stop.drop_guard(),
         })
     }
 }

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{both_backends, Backend, TestApp};
+use crate::helpers::{both_backends, eventually, Backend, TestApp};
 
 both_backends!(
     pages_of_the_stored_log_read_both_ways_across_chunks,
@@ -211,4 +211,21 @@ async fn a_search_never_finds_a_masked_secret(b: Backend) {
         .await;
     assert_eq!(seqs(&masked, "matches"), [1]);
     assert!(!masked.to_string().contains(secret));
+}
+
+/// SQLite: a run's log reaches the database file soon after it is written, copied from the WAL
+/// in the background rather than by the commits that wrote it (which do it themselves only past
+/// a mark far above this log's size).
+#[tokio::test]
+async fn a_sqlite_log_is_copied_from_the_wal_in_the_background() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let db = app.data_dir.path().join("scriptd.db");
+    let size = || std::fs::metadata(&db).unwrap().len();
+    let before = size();
+    let run = app.run(&app.bash("seq 1 200000", json!({})).await).await;
+    assert_eq!(app.wait_run(&run).await["status"], "succeeded");
+    eventually(10, "the log copied into the database file", || {
+        size() > before + 2_000_000
+    })
+    .await;
 }
