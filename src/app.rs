@@ -166,6 +166,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         isolation,
         notifier,
         settings,
+        list_json: Default::default(),
     });
     Ok(App {
         router: crate::http::router(state.clone()),

@@ -6,6 +6,7 @@ mod audit;
 mod conn;
 mod events;
 mod extract;
+mod list_json;
 mod nodes;
 mod notifications;
 mod ops;

@@ -1,7 +1,8 @@
 //! Script definitions: list, create, read, update, delete.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -52,7 +53,7 @@ fn script_types() -> utoipa::openapi::schema::Object {
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<ScriptView>>, ApiError> {
+) -> Result<Response, ApiError> {
     if let Some(t) = query.script_type.as_deref().filter(|t| !t.is_empty()) {
         if ScriptType::parse(t).is_none() {
             return Err(ValidationError::new("type", "must be one of: bash, node, browser").into());
@@ -62,14 +63,9 @@ pub async fn list(
         q: query.q,
         script_type: query.script_type.filter(|t| !t.is_empty()),
     };
-    let views = state
-        .store
-        .list_scripts(&filter)
-        .await?
-        .iter()
-        .map(|l| ScriptView::listed(&l.script, l.last_run.as_ref()))
-        .collect();
-    Ok(Json(views))
+    let listings = state.store.list_scripts(&filter).await?;
+    let body = state.list_json.write(&listings, filter.is_whole());
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// One script

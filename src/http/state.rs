@@ -37,6 +37,8 @@ pub struct Inner {
     pub isolation: Option<crate::engine::isolate::IsolationLayers>,
     /// Sends notifications; the Test button uses it directly.
     pub notifier: crate::notifier::Notifier,
+    /// The scripts list's entries as last written.
+    pub list_json: super::list_json::ListJson,
 }
 
 impl AppState {

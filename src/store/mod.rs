@@ -77,6 +77,13 @@ pub struct ScriptFilter {
     pub script_type: Option<String>,
 }
 
+impl ScriptFilter {
+    /// No filter: every script.
+    pub fn is_whole(&self) -> bool {
+        self.q.as_deref().is_none_or(str::is_empty) && self.script_type.is_none()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub script_id: Option<String>,

@@ -267,9 +267,7 @@ macro_rules! impl_script_store {
                 &self,
                 filter: &$crate::store::ScriptFilter,
             ) -> $crate::store::StoreResult<Vec<$crate::store::ScriptListing>> {
-                let whole = filter.q.as_deref().is_none_or(str::is_empty)
-                    && filter.script_type.is_none();
-                if !whole {
+                if !filter.is_whole() {
                     return self.list_filtered(filter).await;
                 }
                 // Each script's newest run, with the catalog's generation, in one value: eight
