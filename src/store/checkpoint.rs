@@ -13,17 +13,21 @@ use tokio_util::sync::CancellationToken;
 /// Pages past which a commit checkpoints itself (about 40 MB): reached only if this task
 /// cannot keep up.
 pub const BACKSTOP_PAGES: &str = "10000";
-/// How soon to look again after a checkpoint that had pages to copy.
+/// Pages written between two looks past which the next look comes sooner: output streaming
+/// in, rather than runs starting and ending.
+const BUSY_PAGES: i64 = 1000;
+/// How soon to look again while output streams in.
 const BUSY_EVERY: Duration = Duration::from_millis(50);
-/// How soon to look again when nothing had been written since the last look: soon enough
-/// that a burst of output reaches the backstop only if this task is held up.
-const IDLE_EVERY: Duration = Duration::from_millis(250);
+/// How soon otherwise: a few checkpoints a second under a steady flow of runs, about what
+/// SQLite's own 1 000-page mark gives, and soon enough that a burst of output reaches the
+/// backstop only if this task is held up.
+const QUIET_EVERY: Duration = Duration::from_millis(250);
 
 /// Checkpoints until `stop` is cancelled. A PASSIVE checkpoint waits for no reader or
 /// writer; what a reader still needs is copied by a later one.
 pub async fn run(pool: SqlitePool, stop: CancellationToken) {
-    let mut last = (0, 0);
-    let mut every = IDLE_EVERY;
+    let mut last = 0;
+    let mut every = QUIET_EVERY;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -33,17 +37,23 @@ pub async fn run(pool: SqlitePool, stop: CancellationToken) {
             .fetch_one(&pool)
             .await
         {
-            Ok((_, wal_pages, copied)) => {
-                every = if (wal_pages, copied) == last {
-                    IDLE_EVERY
+            Ok((_, wal_pages, _)) => {
+                // Once all of it has been copied the WAL starts over: every page in it is new.
+                let written = if wal_pages >= last {
+                    wal_pages - last
                 } else {
-                    BUSY_EVERY
+                    wal_pages
                 };
-                last = (wal_pages, copied);
+                every = if written >= BUSY_PAGES {
+                    BUSY_EVERY
+                } else {
+                    QUIET_EVERY
+                };
+                last = wal_pages;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not checkpoint the SQLite WAL");
-                every = IDLE_EVERY;
+                every = QUIET_EVERY;
             }
         }
     }
