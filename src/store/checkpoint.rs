@@ -28,6 +28,8 @@ const QUIET_EVERY: Duration = Duration::from_millis(250);
 pub async fn run(pool: SqlitePool, stop: CancellationToken) {
     let mut last = 0;
     let mut every = QUIET_EVERY;
+    // A full disk fails every look until space is freed: said once, not four times a second.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -38,6 +40,9 @@ pub async fn run(pool: SqlitePool, stop: CancellationToken) {
             .await
         {
             Ok((_, wal_pages, _)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("the SQLite WAL is being checkpointed again");
+                }
                 // Once all of it has been copied the WAL starts over: every page in it is new.
                 let written = if wal_pages >= last {
                     wal_pages - last
@@ -52,7 +57,9 @@ pub async fn run(pool: SqlitePool, stop: CancellationToken) {
                 last = wal_pages;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not checkpoint the SQLite WAL");
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "could not checkpoint the SQLite WAL");
+                }
                 every = QUIET_EVERY;
             }
         }
