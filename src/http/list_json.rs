@@ -87,26 +87,12 @@ mod tests {
     }
 
     fn run(script: &ScriptDefinition, status: RunStatus) -> Run {
-        let (id, queued_at) = Run::new_id();
+        let queued = Run::queued(&script.id, Trigger::Manual, serde_json::Value::Null, None);
         Run {
-            id,
-            script_id: script.id.clone(),
             status,
-            trigger: Trigger::Manual,
-            meta: serde_json::Value::Null,
-            input: None,
-            queued_at,
-            started_at: Some(queued_at),
-            finished_at: None,
+            started_at: Some(queued.queued_at),
             exit_code: Some(3),
-            signal: None,
-            error: None,
-            output_tail: String::new(),
-            result: None,
-            log_bytes: 0,
-            log_truncated: false,
-            node_id: None,
-            script_version: None,
+            ..queued
         }
     }
 
