@@ -13,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 /// Pages past which a commit checkpoints itself (about 40 MB): reached only if this task
 /// cannot keep up.
 pub const BACKSTOP_PAGES: &str = "10000";
-/// Pages written between two looks past which the next look comes sooner: output streaming
-/// in, rather than runs starting and ending.
-const BUSY_PAGES: i64 = 1000;
+/// Pages written a second (about 40 MB) past which the next look comes sooner: output
+/// streaming in. Runs starting and ending write a few thousand a second even at hundreds of
+/// runs a second, and checkpointing those more often would only copy their hot pages more
+/// often.
+const BUSY_PAGES_PER_SEC: f64 = 10_000.0;
 /// How soon to look again while output streams in.
 const BUSY_EVERY: Duration = Duration::from_millis(50);
 /// How soon otherwise: a few checkpoints a second under a steady flow of runs, about what
@@ -49,7 +51,7 @@ pub async fn run(pool: SqlitePool, stop: CancellationToken) {
                 } else {
                     wal_pages
                 };
-                every = if written >= BUSY_PAGES {
+                every = if written as f64 >= BUSY_PAGES_PER_SEC * every.as_secs_f64() {
                     BUSY_EVERY
                 } else {
                     QUIET_EVERY
