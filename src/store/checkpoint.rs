@@ -2,8 +2,9 @@
 //! whichever commit finds the WAL past 1 000 pages: while a script prints fast, that is a run's
 //! log writer, which then copies and syncs 4 MB before it can store the next batch (12 % of the
 //! server's CPU while `seq 2000000` streams, all of it on the run's path). Here a task does it
-//! on a connection of its own, while the writers go on appending. The commits keep a backstop
-//! at a higher mark, so the WAL stays bounded should this task fall behind.
+//! on whichever pooled connection is free, while the writers go on appending on theirs. The
+//! commits keep a backstop at a higher mark, so the WAL stays bounded should this task fall
+//! behind.
 
 use std::time::Duration;
 
