@@ -13,10 +13,8 @@ use tokio::sync::broadcast;
 use crate::domain::{LogLine, RunOutcome, RunStatus};
 
 /// Events in flight per run; a watcher that falls further behind re-reads the store. A batch
-/// of short lines holds about 0.9 MB with its framing, all kept while the slowest watcher has
-/// not taken it: with 16, a run printing faster than its watcher read raised the server's peak
-/// RSS by 6 MiB (`seq 2000000` in the engine bench), and catching up from the store was no
-/// slower.
+/// of short lines holds about 0.9 MB with its framing until the slowest watcher has taken it,
+/// so this bounds what a run printing faster than its watchers read keeps in memory.
 const CAPACITY: usize = 8;
 
 #[derive(Debug, Clone)]
