@@ -25,7 +25,6 @@ impl ListJson {
     pub fn write(&self, listings: &[ScriptListing], whole: bool) -> Vec<u8> {
         let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut entries = Vec::with_capacity(if whole { listings.len() } else { 0 });
-        let mut written = false;
         let mut out = Vec::with_capacity(listings.len() * 1024);
         out.push(b'[');
         for (i, l) in listings.iter().enumerate() {
@@ -34,10 +33,7 @@ impl ListJson {
             }
             let open = match kept.get(i) {
                 Some((script, open)) if Arc::ptr_eq(script, &l.script) => open.clone(),
-                _ => {
-                    written = true;
-                    open_entry(&l.script)
-                }
+                _ => open_entry(&l.script),
             };
             out.extend_from_slice(&open);
             if let Some(run) = &l.last_run {
@@ -51,7 +47,7 @@ impl ListJson {
             }
         }
         out.push(b']');
-        if whole && (written || kept.len() != listings.len()) {
+        if whole {
             *self.0.lock().unwrap_or_else(|e| e.into_inner()) = entries.into();
         }
         out
