@@ -340,8 +340,9 @@ pub fn encode_chunk(lines: &[LogLine]) -> String {
         out.push(b']');
     }
     out.push(b']');
-    // Only ASCII was added around JSON strings serde_json wrote from `str`s.
-    String::from_utf8(out).unwrap_or_else(|_| "[]".into())
+    // Only ASCII was added around JSON strings serde_json wrote from `str`s: never an empty
+    // chunk in place of the batch.
+    String::from_utf8(out).expect("a chunk is written as UTF-8")
 }
 
 /// Appends to `out` the lines of a stored chunk numbered from `first_seq` that come after
