@@ -36,31 +36,19 @@ impl Active {
         self.state.lock().expect("active runs lock")
     }
 
-    /// How many more runs this node may take.
-    pub fn room(&self, capacity: usize) -> usize {
-        let s = self.state();
-        if s.closed {
-            return 0;
-        }
-        capacity.saturating_sub(s.runs.len() + s.reserved)
-    }
-
-    /// Holds a slot for a run this node is admitting, if it has one free: the admission may
-    /// start the run here at once. The slot is freed when the reservation is dropped unless
-    /// the run took it (`Reservation::take`).
-    pub fn reserve(&self, capacity: usize) -> Option<Reservation<'_>> {
+    /// Holds up to `want` free slots: for a run this node is admitting, which may start here
+    /// at once, or for the runs a claim may bring. Held before the store is asked, so that an
+    /// admission and a claim running at the same time cannot both count the same free slot.
+    /// Each slot is freed when its reservation is dropped unless a run took it
+    /// (`Reservation::take`).
+    pub fn reserve(&self, capacity: usize, want: usize) -> Vec<Reservation<'_>> {
         let mut s = self.state();
-        if s.closed || s.runs.len() + s.reserved >= capacity {
-            return None;
+        if s.closed {
+            return Vec::new();
         }
-        s.reserved += 1;
-        Some(Reservation { active: self })
-    }
-
-    /// Takes a claimed run in; its stop handle is already triggered if a cancel came first or
-    /// the node is closing.
-    pub fn register(&self, run_id: &str) -> CancellationToken {
-        Self::insert(&mut self.state(), run_id)
+        let free = capacity.saturating_sub(s.runs.len() + s.reserved).min(want);
+        s.reserved += free;
+        (0..free).map(|_| Reservation { active: self }).collect()
     }
 
     fn insert(s: &mut State, run_id: &str) -> CancellationToken {
@@ -132,14 +120,14 @@ impl Active {
     }
 }
 
-/// A slot held for a run being admitted (see `Active::reserve`).
+/// A slot held for a run being admitted or claimed (see `Active::reserve`).
 pub struct Reservation<'a> {
     active: &'a Active,
 }
 
 impl Reservation<'_> {
-    /// The run started here: it takes the slot, as `register` would (the reservation's end
-    /// then frees the slot it held).
+    /// The run starts here: it takes the slot (the reservation's end then frees the count it
+    /// held).
     pub fn take(self, run_id: &str) -> CancellationToken {
         Active::insert(&mut self.active.state(), run_id)
     }
@@ -148,5 +136,30 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.active.state().reserved -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_and_an_admission_never_hold_the_same_free_slot() {
+        let active = Active::default();
+        // A claim holds every free slot while it asks the store...
+        let claim = active.reserve(2, 16);
+        assert_eq!(claim.len(), 2);
+        // ...so an admission meanwhile finds none and queues its run.
+        assert!(active.reserve(2, 1).is_empty());
+        // The claim brought one run: it keeps that slot and frees the other.
+        let mut claim = claim.into_iter();
+        let _stop = claim.next().unwrap().take("claimed");
+        drop(claim);
+        assert_eq!(active.len(), 1);
+        let admitted = active.reserve(2, 1);
+        assert_eq!(admitted.len(), 1);
+        assert!(active.reserve(2, 16).is_empty());
+        drop(admitted);
+        assert_eq!(active.reserve(2, 16).len(), 1);
     }
 }

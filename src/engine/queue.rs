@@ -99,7 +99,8 @@ impl Engine {
         let slot = self
             .inner
             .active
-            .reserve(self.inner.config.max_concurrent_runs);
+            .reserve(self.inner.config.max_concurrent_runs, 1)
+            .pop();
         let now = Utc::now();
         let start = slot.as_ref().map(|_| StartHere {
             owner: &self.inner.owner,
@@ -190,11 +191,13 @@ impl Engine {
         // Cleared before room is counted: a run ending meanwhile sees it cleared and asks for
         // another claim, or its room is counted here.
         inner.drained.store(false, Ordering::SeqCst);
-        let room = inner.active.room(inner.config.max_concurrent_runs);
-        if room == 0 {
+        let slots = inner
+            .active
+            .reserve(inner.config.max_concurrent_runs, CLAIM_BATCH);
+        if slots.is_empty() {
             return Ok(false);
         }
-        let want = room.min(CLAIM_BATCH);
+        let want = slots.len();
         let now = Utc::now();
         let until = now + inner.config.lease_span();
         let asked = std::time::Instant::now();
@@ -208,11 +211,12 @@ impl Engine {
         let claimed = claimed?;
         let more = claimed.len() == want;
         inner.drained.store(!more, Ordering::SeqCst);
-        for c in claimed {
+        // The slots no run came for are freed as the rest of `slots` drops.
+        for (c, slot) in claimed.into_iter().zip(slots) {
             if let Ok(waited) = (now - c.run.queued_at).to_std() {
                 inner.metrics.run_claimed(waited);
             }
-            let stop = inner.active.register(&c.run.id);
+            let stop = slot.take(&c.run.id);
             self.launch(c, stop);
         }
         Ok(more)
