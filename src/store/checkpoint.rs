@@ -5,7 +5,13 @@
 //! on whichever pooled connection is free, while the writers go on appending on theirs. The
 //! commits keep a backstop at a higher mark, so the WAL stays bounded should this task fall
 //! behind.
+//!
+//! Between bursts it copies only once the WAL holds `COPY_AT` pages not yet copied, as SQLite's
+//! own mark would: the first commit after a complete checkpoint starts the WAL over and syncs
+//! its header, so copying after every few runs would put an `fsync` on their path.
 
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -21,15 +27,37 @@ pub const BACKSTOP_PAGES: &str = "10000";
 const BUSY_PAGES_PER_SEC: f64 = 10_000.0;
 /// How soon to look again while output streams in.
 const BUSY_EVERY: Duration = Duration::from_millis(50);
-/// How soon otherwise: a few checkpoints a second under a steady flow of runs, about what
-/// SQLite's own 1 000-page mark gives, and soon enough that a burst of output reaches the
-/// backstop only if this task is held up.
+/// How soon otherwise: soon enough that a burst of output reaches the backstop only if this
+/// task is held up.
 const QUIET_EVERY: Duration = Duration::from_millis(250);
+/// Pages not yet copied past which a quiet look copies them: SQLite's default mark.
+const COPY_AT: u32 = 1000;
 
-/// Checkpoints until `stop` is cancelled. A PASSIVE checkpoint waits for no reader or
-/// writer; what a reader still needs is copied by a later one.
-pub async fn run(pool: SqlitePool, stop: CancellationToken) {
+/// Pages in the WAL that no checkpoint has copied yet, read from the wal-index header SQLite
+/// keeps in the `-shm` file (<https://www.sqlite.org/walformat.html>): `mxFrame` at byte 16,
+/// the checkpoint's `nBackfill` at byte 96, both in the machine's byte order. `None` when the
+/// header cannot be read or has a version this code does not know. Opened at each look: SQLite
+/// deletes the file when its last connection closes and makes a new one with the next.
+fn uncopied_pages(shm: &Path) -> Option<u32> {
+    let mut header = [0u8; 100];
+    std::fs::File::open(shm)
+        .ok()?
+        .read_exact_at(&mut header, 0)
+        .ok()?;
+    let word = |at: usize| {
+        u32::from_ne_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    (word(0) == 3_007_000).then(|| word(16).saturating_sub(word(96)))
+}
+
+/// Checkpoints the database at `db` until `stop` is cancelled. A PASSIVE checkpoint waits for
+/// no reader or writer; what a reader still needs is copied by a later one.
+pub async fn run(pool: SqlitePool, db: std::path::PathBuf, stop: CancellationToken) {
+    let mut shm = db.into_os_string();
+    shm.push("-shm");
+    let shm = std::path::PathBuf::from(shm);
     let mut last = 0;
+    let mut since = std::time::Instant::now();
     let mut every = QUIET_EVERY;
     // A full disk fails every look until space is freed: said once, not four times a second.
     let mut failing = false;
@@ -37,6 +65,10 @@ pub async fn run(pool: SqlitePool, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
+        }
+        // Where the header cannot be read, every look copies.
+        if every == QUIET_EVERY && uncopied_pages(&shm).is_some_and(|pages| pages < COPY_AT) {
+            continue;
         }
         match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&pool)
@@ -52,7 +84,9 @@ pub async fn run(pool: SqlitePool, stop: CancellationToken) {
                 } else {
                     wal_pages
                 };
-                every = if written as f64 >= BUSY_PAGES_PER_SEC * every.as_secs_f64() {
+                let rate = written as f64 / since.elapsed().as_secs_f64();
+                since = std::time::Instant::now();
+                every = if rate >= BUSY_PAGES_PER_SEC {
                     BUSY_EVERY
                 } else {
                     QUIET_EVERY
@@ -66,5 +100,57 @@ pub async fn run(pool: SqlitePool, stop: CancellationToken) {
                 every = QUIET_EVERY;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+    #[tokio::test]
+    async fn the_pages_not_yet_copied_are_read_as_sqlite_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .pragma("wal_autocheckpoint", "0");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let shm = dir.path().join("t.db-shm");
+        sqlx::query("CREATE TABLE t (x BLOB)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for _ in 0..50 {
+            sqlx::query("INSERT INTO t VALUES (randomblob(3000))")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let before = uncopied_pages(&shm).expect("a readable wal-index header");
+        let (_, wal_pages, copied) =
+            sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(wal_pages > 50, "{wal_pages}");
+        // Nothing had been copied before this first checkpoint: every page was waiting.
+        assert_eq!(i64::from(before), wal_pages);
+        assert_eq!(copied, wal_pages);
+        assert_eq!(uncopied_pages(&shm), Some(0));
+        sqlx::query("INSERT INTO t VALUES (randomblob(3000))")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // The WAL started over with that commit, holding its pages only.
+        let after = uncopied_pages(&shm).unwrap();
+        assert!((1..10).contains(&after), "{after}");
+        assert_eq!(uncopied_pages(&dir.path().join("missing-shm")), None);
     }
 }

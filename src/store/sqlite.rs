@@ -33,7 +33,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("wal_autocheckpoint", super::checkpoint::BACKSTOP_PAGES)
             .foreign_keys(true);
-        let file = options.get_filename();
+        let file = options.get_filename().to_path_buf();
         if let Some(parent) = file.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)?;
@@ -47,7 +47,7 @@ impl SqliteStore {
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(file)?;
+                .open(&file)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -58,7 +58,7 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let stop = CancellationToken::new();
-        tokio::spawn(super::checkpoint::run(pool.clone(), stop.clone()));
+        tokio::spawn(super::checkpoint::run(pool.clone(), file, stop.clone()));
         Ok(Self {
             pool,
             codec,
