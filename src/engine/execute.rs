@@ -266,6 +266,11 @@ impl Engine {
         tracing::info!(status = outcome.status.as_str(), exit_code = ?outcome.exit_code, "run ended");
         let retry = plan_retry(&run.id, &run.meta, run.trigger, &ctx, &outcome);
         let recorded = self.record_end(end, outcome, summary, result, retry).await;
+        if ctx.script.runner == Runner::Isolated {
+            // Only now: its start (an exec, then its engine made ready) would otherwise
+            // compete for the CPU with recording and publishing this run's end.
+            inner.isolates.refill();
+        }
         if let Some(status) = recorded {
             self.queue_notifications(&ctx.script, &run.id, status).await;
         }

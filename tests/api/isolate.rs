@@ -313,6 +313,25 @@ async fn the_worker_sandbox_kills_the_worker_on_anything_outside_its_allowlist()
     assert_eq!(run["result"], 2);
 }
 
+/// A worker that dies without ending its script fails the run, and what it wrote to its own
+/// stderr on the way (here a panic's message) is in the run's log.
+#[tokio::test]
+async fn a_worker_that_dies_has_its_own_stderr_logged() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (run, log) = isolated(
+        &app,
+        "1",
+        json!({"env": [{"key": "__SCRIPTD_PROBE", "value": "panic", "secret": false}]}),
+    )
+    .await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(
+        run["error"], "the isolated worker ended without a result",
+        "{run}"
+    );
+    assert!(log.contains("probe: the worker panics as asked"), "{log}");
+}
+
 async fn results_and_errors_are_masked_bounded_and_left_out_of_lists(b: Backend) {
     let app = TestApp::spawn(b).await;
     let secret = json!({"env": [{"key": "TOKEN", "value": "tok-9f8e7d6c", "secret": true}]});

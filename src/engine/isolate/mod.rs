@@ -28,9 +28,10 @@ use super::output::read_lines;
 use crate::domain::{LogStream, RunOutcome, RunStatus};
 
 /// Isolated workers started ahead of need, through the launcher. A run takes one that is
-/// already exec'd and waiting for its job; the next one is started once that run has ended, so
-/// that starting it (an exec of this binary) does not compete with the run for the CPU. Each
-/// worker still runs one job only and is never reused.
+/// already exec'd and waiting for its job; the engine starts the next one once that run's end
+/// is recorded, so that starting it (an exec of this binary, then its engine made ready) does
+/// not compete with the run for the CPU. Each worker still runs one job only and is never
+/// reused.
 pub struct Spares {
     exe: PathBuf,
     launcher: Arc<Launcher>,
@@ -201,12 +202,9 @@ pub async fn run(
     };
     // The worker reads its job to the end of its stdin.
     drop(stdin);
-    let stderr = tokio::spawn(read_lines(
-        stderr,
-        LogStream::Stderr,
-        out.clone(),
-        ctx.masker.clone(),
-    ));
+    // The worker's own stderr (a panic, an abort): it writes there only when something went
+    // wrong, and never much; kept to be logged after the script's output.
+    let mut diagnostics = Diagnostics::new(stderr);
     let mut messages = BufReader::new(stdout).lines();
     let deadline = tokio::time::sleep(ctx.timeout + KILL_AFTER);
     tokio::pin!(deadline);
@@ -226,11 +224,16 @@ pub async fn run(
                     Ok(Message::Layers { active, unavailable }) => {
                         tracing::debug!(?active, ?unavailable, "isolated worker sandbox");
                     }
-                    Ok(Message::End(e)) => end = Some(e),
+                    Ok(Message::End(e)) => {
+                        // Its last message: the run has ended, whenever the process is gone.
+                        end = Some(e);
+                        break;
+                    }
                     Err(_) => tracing::warn!("isolated worker sent an unreadable message"),
                 },
                 _ => break,
             },
+            _ = diagnostics.readable() => diagnostics.take_available(),
             _ = &mut deadline => {
                 stop = Some(RunStatus::TimedOut);
                 break;
@@ -242,10 +245,30 @@ pub async fn run(
         }
     }
     child.signal(Signal::SIGKILL);
-    let status = child.wait().await.ok();
-    ctx.isolates.refill();
-    let _ = tokio::time::timeout(Duration::from_secs(2), stderr).await;
-    drop(workdir);
+    let status = if end.is_some() && stop.is_none() {
+        // What it wrote to stderr before its end is in the pipe already. Its exit and reaping
+        // need not hold up recording the run: they finish in the background.
+        diagnostics.take_available();
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+            drop(workdir);
+        });
+        None
+    } else {
+        let status = child.wait().await.ok();
+        let _ = tokio::time::timeout(Duration::from_secs(2), diagnostics.take_to_end()).await;
+        drop(workdir);
+        status
+    };
+    if !diagnostics.bytes.is_empty() {
+        read_lines(
+            &diagnostics.bytes[..],
+            LogStream::Stderr,
+            out.clone(),
+            ctx.masker.clone(),
+        )
+        .await;
+    }
     let (mut outcome, result) = outcome(end, stop, status, ctx, memory_limit_bytes);
     // What the script returned or threw is output too: masked and bounded like its log.
     outcome.error = outcome.error.map(|e| cap_text(ctx.masker.mask(e)));
@@ -253,6 +276,58 @@ pub async fn run(
         outcome,
         result.map(|r| cap_result(mask_value(&ctx.masker, r))),
     )
+}
+
+/// What a worker writes to its stderr, kept up to `MAX_DIAGNOSTICS` bytes.
+struct Diagnostics {
+    pipe: pipe::Receiver,
+    bytes: Vec<u8>,
+    open: bool,
+}
+
+const MAX_DIAGNOSTICS: usize = 64 * 1024;
+
+impl Diagnostics {
+    fn new(pipe: pipe::Receiver) -> Self {
+        Self {
+            pipe,
+            bytes: Vec::new(),
+            open: true,
+        }
+    }
+
+    /// Ready when the pipe has something to read; never, once it has ended.
+    async fn readable(&self) {
+        if !self.open || self.pipe.readable().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Takes what the pipe holds now, without waiting.
+    fn take_available(&mut self) {
+        let mut buf = [0u8; 4096];
+        while self.open {
+            match self.pipe.try_read(&mut buf) {
+                Ok(0) => self.open = false,
+                Ok(n) => {
+                    let room = MAX_DIAGNOSTICS.saturating_sub(self.bytes.len());
+                    self.bytes.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => self.open = false,
+            }
+        }
+    }
+
+    /// Takes everything up to the pipe's end.
+    async fn take_to_end(&mut self) {
+        while self.open {
+            if self.pipe.readable().await.is_err() {
+                self.open = false;
+            }
+            self.take_available();
+        }
+    }
 }
 
 /// `result` and `error` are kept whole up to this size; past it, cut with a marker.

@@ -18,45 +18,70 @@ pub struct Layers {
 /// Address space for the engine heap plus the worker's own code and stacks.
 const BASE_ADDRESS_SPACE: u64 = 256 * 1024 * 1024;
 
-pub fn lock_down(memory_limit_bytes: usize, timeout_ms: u64) -> Layers {
-    let mut layers = Layers {
-        active: Vec::new(),
-        unavailable: Vec::new(),
-    };
-    let cpu_secs = timeout_ms / 1000 + 2;
-    let limits = [
-        (
-            Resource::RLIMIT_AS,
-            BASE_ADDRESS_SPACE + memory_limit_bytes as u64 * 2,
-        ),
-        (Resource::RLIMIT_CPU, cpu_secs),
-        (Resource::RLIMIT_NOFILE, 16),
-        (Resource::RLIMIT_NPROC, 0),
-        (Resource::RLIMIT_FSIZE, 0),
-        (Resource::RLIMIT_CORE, 0),
-    ];
-    let all_set = limits
-        .iter()
-        .all(|(res, value)| setrlimit(*res, *value, *value).is_ok());
-    record(&mut layers, "rlimits", all_set);
-    record(
-        &mut layers,
-        "not_dumpable",
-        nix::sys::prctl::set_dumpable(false).is_ok(),
-    );
-    record(
-        &mut layers,
-        "user_namespace",
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok(),
-    );
-    record(
-        &mut layers,
-        "no_new_privs",
-        nix::sys::prctl::set_no_new_privs().is_ok(),
-    );
-    record(&mut layers, "landlock", refuse_all_files());
-    record(&mut layers, "seccomp", apply_seccomp().is_ok());
-    layers
+/// The layers' filters, made before the job arrives: they do not depend on it, and making them
+/// (compiling the seccomp program, creating the Landlock ruleset) then costs the run nothing.
+pub struct Prepared {
+    landlock: Option<landlock::RulesetCreated>,
+    seccomp: Option<BpfProgram>,
+}
+
+pub fn prepare() -> Prepared {
+    use landlock::{Access, AccessFs, Ruleset, RulesetAttr, ABI};
+    Prepared {
+        landlock: Ruleset::default()
+            .handle_access(AccessFs::from_all(ABI::V3))
+            .and_then(|r| r.create())
+            .ok(),
+        seccomp: seccomp_program().ok(),
+    }
+}
+
+impl Prepared {
+    /// Turns every layer on, with the job's limits.
+    pub fn lock_down(self, memory_limit_bytes: usize, timeout_ms: u64) -> Layers {
+        let mut layers = Layers {
+            active: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        let cpu_secs = timeout_ms / 1000 + 2;
+        let limits = [
+            (
+                Resource::RLIMIT_AS,
+                BASE_ADDRESS_SPACE + memory_limit_bytes as u64 * 2,
+            ),
+            (Resource::RLIMIT_CPU, cpu_secs),
+            (Resource::RLIMIT_NOFILE, 16),
+            (Resource::RLIMIT_NPROC, 0),
+            (Resource::RLIMIT_FSIZE, 0),
+            (Resource::RLIMIT_CORE, 0),
+        ];
+        let all_set = limits
+            .iter()
+            .all(|(res, value)| setrlimit(*res, *value, *value).is_ok());
+        record(&mut layers, "rlimits", all_set);
+        record(
+            &mut layers,
+            "not_dumpable",
+            nix::sys::prctl::set_dumpable(false).is_ok(),
+        );
+        record(
+            &mut layers,
+            "user_namespace",
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok(),
+        );
+        record(
+            &mut layers,
+            "no_new_privs",
+            nix::sys::prctl::set_no_new_privs().is_ok(),
+        );
+        let landlock = self.landlock.is_some_and(refuse_all_files);
+        record(&mut layers, "landlock", landlock);
+        let seccomp = self
+            .seccomp
+            .is_some_and(|program| seccompiler::apply_filter(&program).is_ok());
+        record(&mut layers, "seccomp", seccomp);
+        layers
+    }
 }
 
 fn record(layers: &mut Layers, name: &str, ok: bool) {
@@ -67,20 +92,16 @@ fn record(layers: &mut Layers, name: &str, ok: bool) {
     }
 }
 
-/// A Landlock ruleset that handles every file access and allows none.
-fn refuse_all_files() -> bool {
-    use landlock::{Access, AccessFs, Ruleset, RulesetAttr, RulesetStatus, ABI};
-    let restricted = Ruleset::default()
-        .handle_access(AccessFs::from_all(ABI::V3))
-        .and_then(|r| r.create())
-        .and_then(|r| r.restrict_self());
+/// Restricts the worker to the ruleset, which handles every file access and allows none.
+fn refuse_all_files(ruleset: landlock::RulesetCreated) -> bool {
+    use landlock::RulesetStatus;
     matches!(
-        restricted.map(|s| s.ruleset),
+        ruleset.restrict_self().map(|s| s.ruleset),
         Ok(RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced)
     )
 }
 
-fn apply_seccomp() -> Result<(), Box<dyn std::error::Error>> {
+fn seccomp_program() -> Result<BpfProgram, Box<dyn std::error::Error>> {
     let rules: BTreeMap<i64, Vec<SeccompRule>> =
         nr::ALLOWED.iter().map(|nr| (*nr, Vec::new())).collect();
     // seccompiler checks the architecture first: a call made through another ABI (x32,
@@ -91,9 +112,7 @@ fn apply_seccomp() -> Result<(), Box<dyn std::error::Error>> {
         SeccompAction::Allow,
         TargetArch::try_from(std::env::consts::ARCH)?,
     )?;
-    let program: BpfProgram = filter.try_into()?;
-    seccompiler::apply_filter(&program)?;
-    Ok(())
+    Ok(filter.try_into()?)
 }
 
 /// The calls a locked-down worker makes: found by tracing it through the isolate tests

@@ -28,6 +28,11 @@ pub fn main() -> ! {
     if nix::unistd::getppid() != parent {
         std::process::exit(2);
     }
+    // What needs no job is made while the worker waits for one, off the run's path: the
+    // sandbox's filters and the engine with its prelude. No script code runs before the job
+    // has arrived and the worker is locked down.
+    let sandbox = sandbox::prepare();
+    let engine = Engine::new();
     let mut text = String::new();
     if std::io::stdin().read_to_string(&mut text).is_err() {
         std::process::exit(2);
@@ -35,7 +40,7 @@ pub fn main() -> ! {
     let Ok(job) = serde_json::from_str::<Job>(&text) else {
         std::process::exit(2);
     };
-    let layers = sandbox::lock_down(job.memory_limit_bytes, job.timeout_ms);
+    let layers = sandbox.lock_down(job.memory_limit_bytes, job.timeout_ms);
     send(&Message::Layers {
         active: layers.active,
         unavailable: layers.unavailable,
@@ -43,7 +48,10 @@ pub fn main() -> ! {
     if let Some(what) = job.probe.as_deref().filter(|_| cfg!(debug_assertions)) {
         probe(what);
     }
-    let end = run(&job);
+    let end = match engine {
+        Some(engine) => engine.run(&job),
+        None => End::OutOfMemory,
+    };
     send(&Message::End(end));
     let _ = std::io::stdout().flush();
     std::process::exit(0)
@@ -115,75 +123,91 @@ fn probe(what: &str) {
             )
         }
         "spawn" => format!("{:?}", std::process::Command::new("/bin/true").status()),
+        "panic" => panic!("probe: the worker panics as asked"),
         other => format!("unknown probe {other}"),
     };
     emit(2, format!("probe: {what} returned: {outcome}"));
 }
 
-fn run(job: &Job) -> End {
-    let timed_out = Rc::new(Cell::new(false));
-    let Ok(rt) = Runtime::new() else {
-        return End::OutOfMemory;
-    };
-    rt.set_memory_limit(job.memory_limit_bytes);
-    rt.set_max_stack_size(STACK_BYTES);
-    let deadline = Instant::now() + Duration::from_millis(job.timeout_ms);
-    let flag = timed_out.clone();
-    rt.set_interrupt_handler(Some(Box::new(move || {
-        let over = Instant::now() >= deadline;
-        if over {
-            flag.set(true);
-        }
-        over
-    })));
-    let Ok(context) = Context::full(&rt) else {
-        return End::OutOfMemory;
-    };
+/// A QuickJS runtime and context with the prelude evaluated, waiting for its job.
+struct Engine {
+    rt: Runtime,
+    context: Context,
+}
 
-    let started = context.with(|ctx| -> Result<Persistent<Promise<'static>>, End> {
-        setup(&ctx, job).map_err(|e| failure(&ctx, e, &timed_out))?;
-        let promise = ctx
-            .eval_promise(job.script.as_str())
-            .map_err(|e| failure(&ctx, e, &timed_out))?;
-        Ok(Persistent::save(&ctx, promise))
-    });
-    let promise = match started {
-        Ok(p) => p,
-        Err(end) => return end,
-    };
-    // Run every pending job: the script's own async work, to completion or the deadline.
-    loop {
-        match rt.execute_pending_job() {
-            Ok(true) => continue,
-            Ok(false) => break,
-            Err(_) if timed_out.get() => return End::TimedOut,
-            Err(_) => continue,
-        }
+impl Engine {
+    fn new() -> Option<Self> {
+        let rt = Runtime::new().ok()?;
+        rt.set_max_stack_size(STACK_BYTES);
+        let context = Context::full(&rt).ok()?;
+        context.with(|ctx| prelude(&ctx)).ok()?;
+        Some(Self { rt, context })
     }
-    context.with(|ctx| {
-        let Ok(promise) = promise.restore(&ctx) else {
-            return End::Threw {
-                message: "internal error: lost the script's completion".into(),
-            };
-        };
-        // Top-level-await evaluation resolves to `{ value }`; a value that is itself a
-        // promise (an `async main()` called last) counts by what it settled to.
-        let completion = match settled(&ctx, &promise, &timed_out) {
-            Ok(v) => unwrap_completion(v),
+
+    /// Runs the job's script to its end, under the job's memory limit and deadline.
+    fn run(&self, job: &Job) -> End {
+        let rt = &self.rt;
+        let timed_out = Rc::new(Cell::new(false));
+        rt.set_memory_limit(job.memory_limit_bytes);
+        let deadline = Instant::now() + Duration::from_millis(job.timeout_ms);
+        let flag = timed_out.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            let over = Instant::now() >= deadline;
+            if over {
+                flag.set(true);
+            }
+            over
+        })));
+        self.evaluate(job, &timed_out)
+    }
+
+    fn evaluate(&self, job: &Job, timed_out: &Rc<Cell<bool>>) -> End {
+        let (rt, context) = (&self.rt, &self.context);
+        let started = context.with(|ctx| -> Result<Persistent<Promise<'static>>, End> {
+            setup(&ctx, job).map_err(|e| failure(&ctx, e, timed_out))?;
+            let promise = ctx
+                .eval_promise(job.script.as_str())
+                .map_err(|e| failure(&ctx, e, timed_out))?;
+            Ok(Persistent::save(&ctx, promise))
+        });
+        let promise = match started {
+            Ok(p) => p,
             Err(end) => return end,
         };
-        match completion.as_promise() {
-            Some(inner) => match settled(&ctx, inner, &timed_out) {
-                Ok(v) => End::Ok {
-                    result: to_json(&ctx, v),
-                },
-                Err(end) => end,
-            },
-            None => End::Ok {
-                result: to_json(&ctx, completion),
-            },
+        // Run every pending job: the script's own async work, to completion or the deadline.
+        loop {
+            match rt.execute_pending_job() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(_) if timed_out.get() => return End::TimedOut,
+                Err(_) => continue,
+            }
         }
-    })
+        context.with(|ctx| {
+            let Ok(promise) = promise.restore(&ctx) else {
+                return End::Threw {
+                    message: "internal error: lost the script's completion".into(),
+                };
+            };
+            // Top-level-await evaluation resolves to `{ value }`; a value that is itself a
+            // promise (an `async main()` called last) counts by what it settled to.
+            let completion = match settled(&ctx, &promise, timed_out) {
+                Ok(v) => unwrap_completion(v),
+                Err(end) => return end,
+            };
+            match completion.as_promise() {
+                Some(inner) => match settled(&ctx, inner, timed_out) {
+                    Ok(v) => End::Ok {
+                        result: to_json(&ctx, v),
+                    },
+                    Err(end) => end,
+                },
+                None => End::Ok {
+                    result: to_json(&ctx, completion),
+                },
+            }
+        })
+    }
 }
 
 /// What a promise settled to, once every pending job has run.
@@ -222,11 +246,15 @@ fn unwrap_completion(value: Value<'_>) -> Value<'_> {
     }
 }
 
-/// Globals the script sees besides the ECMAScript builtins: `console`, `input`, `env`.
+/// `console`, built by the prelude on a native hook it then hides from the script.
+fn prelude(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    ctx.globals().set("__scriptd_emit", Func::from(emit))?;
+    ctx.eval::<(), _>(PRELUDE)
+}
+
+/// The job's globals besides the ECMAScript builtins and `console`: `input`, `env`.
 fn setup<'js>(ctx: &Ctx<'js>, job: &Job) -> rquickjs::Result<()> {
     let globals = ctx.globals();
-    globals.set("__scriptd_emit", Func::from(emit))?;
-    ctx.eval::<(), _>(PRELUDE)?;
     let input = match &job.input {
         Some(v) => ctx.json_parse(v.to_string())?,
         None => Value::new_null(ctx.clone()),
