@@ -162,7 +162,7 @@ impl ScheduleSettings {
 }
 
 /// A script as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScriptDefinition {
     pub id: String,
     pub name: String,

@@ -297,14 +297,14 @@ macro_rules! impl_script_store {
                             .fetch_all(&self.pool)
                             .await?;
                         let read_at = rows.first().map(|row| row.generation);
-                        let listed: $crate::store::listing::Listed = rows
+                        let fresh = rows
                             .into_iter()
-                            .map(|row| Ok(std::sync::Arc::new(self.codec.open(row.script)?)))
-                            .collect::<$crate::store::StoreResult<_>>()?;
-                        if let Some(read_at) = read_at {
-                            self.listing.keep(read_at, listed.clone());
+                            .map(|row| self.codec.open(row.script))
+                            .collect::<$crate::store::StoreResult<Vec<_>>>()?;
+                        match read_at {
+                            Some(read_at) => self.listing.keep(read_at, fresh),
+                            None => fresh.into_iter().map(std::sync::Arc::new).collect(),
                         }
-                        listed
                     }
                 };
                 let mut runs = std::collections::HashMap::with_capacity(last.len());
