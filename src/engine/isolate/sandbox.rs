@@ -1,13 +1,17 @@
-//! Locks the worker process down before it runs any script, in independent layers: resource
-//! limits; not dumpable; a user namespace of its own where the kernel lets an unprivileged
-//! process have one (so it holds no privilege over anything outside); `no_new_privs`; Landlock
-//! with every file access refused, where the kernel has it; and a seccomp **allowlist** of the
-//! few system calls a running QuickJS needs (memory, writing to the pipes it holds, time,
-//! exiting), checked for the architecture, every other call killing the process. Each layer
-//! is tried on its own; what the kernel does not offer is reported, and the rest still apply.
+//! Locks the worker process down before it runs any script, in independent layers: not
+//! dumpable; a user namespace of its own where the kernel lets an unprivileged process have one
+//! (so it holds no privilege over anything outside); `no_new_privs`; Landlock with every file
+//! access refused, where the kernel has it; a seccomp **allowlist** of the few system calls a
+//! running QuickJS needs (memory, writing to the pipes it holds, time, exiting, setting its own
+//! resource limits), checked for the architecture, every other call killing the process; and,
+//! once the job has said what they are, resource limits. Each layer is tried on its own; what
+//! the kernel does not offer is reported, and the rest still apply.
 
 use nix::sys::resource::{setrlimit, Resource};
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 use std::collections::BTreeMap;
 
 pub struct Layers {
@@ -18,70 +22,52 @@ pub struct Layers {
 /// Address space for the engine heap plus the worker's own code and stacks.
 const BASE_ADDRESS_SPACE: u64 = 256 * 1024 * 1024;
 
-/// The layers' filters, made before the job arrives: they do not depend on it, and making them
-/// (compiling the seccomp program, creating the Landlock ruleset) then costs the run nothing.
-pub struct Prepared {
-    landlock: Option<landlock::RulesetCreated>,
-    seccomp: Option<BpfProgram>,
+/// Turns on every layer but the job's limits. Done before the job arrives: none of it depends
+/// on the job, and the worker is then locked down while it waits, at no cost to the run.
+pub fn lock_down() -> Layers {
+    let mut layers = Layers {
+        active: Vec::new(),
+        unavailable: Vec::new(),
+    };
+    record(
+        &mut layers,
+        "not_dumpable",
+        nix::sys::prctl::set_dumpable(false).is_ok(),
+    );
+    record(
+        &mut layers,
+        "user_namespace",
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok(),
+    );
+    record(
+        &mut layers,
+        "no_new_privs",
+        nix::sys::prctl::set_no_new_privs().is_ok(),
+    );
+    record(&mut layers, "landlock", refuse_all_files());
+    record(&mut layers, "seccomp", apply_seccomp().is_ok());
+    layers
 }
 
-pub fn prepare() -> Prepared {
-    use landlock::{Access, AccessFs, Ruleset, RulesetAttr, ABI};
-    Prepared {
-        landlock: Ruleset::default()
-            .handle_access(AccessFs::from_all(ABI::V3))
-            .and_then(|r| r.create())
-            .ok(),
-        seccomp: seccomp_program().ok(),
-    }
-}
-
-impl Prepared {
-    /// Turns every layer on, with the job's limits.
-    pub fn lock_down(self, memory_limit_bytes: usize, timeout_ms: u64) -> Layers {
-        let mut layers = Layers {
-            active: Vec::new(),
-            unavailable: Vec::new(),
-        };
-        let cpu_secs = timeout_ms / 1000 + 2;
-        let limits = [
-            (
-                Resource::RLIMIT_AS,
-                BASE_ADDRESS_SPACE + memory_limit_bytes as u64 * 2,
-            ),
-            (Resource::RLIMIT_CPU, cpu_secs),
-            (Resource::RLIMIT_NOFILE, 16),
-            (Resource::RLIMIT_NPROC, 0),
-            (Resource::RLIMIT_FSIZE, 0),
-            (Resource::RLIMIT_CORE, 0),
-        ];
-        let all_set = limits
-            .iter()
-            .all(|(res, value)| setrlimit(*res, *value, *value).is_ok());
-        record(&mut layers, "rlimits", all_set);
-        record(
-            &mut layers,
-            "not_dumpable",
-            nix::sys::prctl::set_dumpable(false).is_ok(),
-        );
-        record(
-            &mut layers,
-            "user_namespace",
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok(),
-        );
-        record(
-            &mut layers,
-            "no_new_privs",
-            nix::sys::prctl::set_no_new_privs().is_ok(),
-        );
-        let landlock = self.landlock.is_some_and(refuse_all_files);
-        record(&mut layers, "landlock", landlock);
-        let seccomp = self
-            .seccomp
-            .is_some_and(|program| seccompiler::apply_filter(&program).is_ok());
-        record(&mut layers, "seccomp", seccomp);
-        layers
-    }
+/// Sets the job's resource limits, hard and soft alike, so nothing can raise them again; the
+/// seccomp filter lets the worker set its own limits and no other process's.
+pub fn limit(layers: &mut Layers, memory_limit_bytes: usize, timeout_ms: u64) {
+    let cpu_secs = timeout_ms / 1000 + 2;
+    let limits = [
+        (
+            Resource::RLIMIT_AS,
+            BASE_ADDRESS_SPACE + memory_limit_bytes as u64 * 2,
+        ),
+        (Resource::RLIMIT_CPU, cpu_secs),
+        (Resource::RLIMIT_NOFILE, 16),
+        (Resource::RLIMIT_NPROC, 0),
+        (Resource::RLIMIT_FSIZE, 0),
+        (Resource::RLIMIT_CORE, 0),
+    ];
+    let all_set = limits
+        .iter()
+        .all(|(res, value)| setrlimit(*res, *value, *value).is_ok());
+    record(layers, "rlimits", all_set);
 }
 
 fn record(layers: &mut Layers, name: &str, ok: bool) {
@@ -92,18 +78,25 @@ fn record(layers: &mut Layers, name: &str, ok: bool) {
     }
 }
 
-/// Restricts the worker to the ruleset, which handles every file access and allows none.
-fn refuse_all_files(ruleset: landlock::RulesetCreated) -> bool {
-    use landlock::RulesetStatus;
+/// A Landlock ruleset that handles every file access and allows none.
+fn refuse_all_files() -> bool {
+    use landlock::{Access, AccessFs, Ruleset, RulesetAttr, RulesetStatus, ABI};
+    let restricted = Ruleset::default()
+        .handle_access(AccessFs::from_all(ABI::V3))
+        .and_then(|r| r.create())
+        .and_then(|r| r.restrict_self());
     matches!(
-        ruleset.restrict_self().map(|s| s.ruleset),
+        restricted.map(|s| s.ruleset),
         Ok(RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced)
     )
 }
 
-fn seccomp_program() -> Result<BpfProgram, Box<dyn std::error::Error>> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+fn apply_seccomp() -> Result<(), Box<dyn std::error::Error>> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         nr::ALLOWED.iter().map(|nr| (*nr, Vec::new())).collect();
+    // Setting resource limits, on this process only: its first argument, the pid, is 0.
+    let own_pid = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, 0)?;
+    rules.insert(nr::PRLIMIT64, vec![SeccompRule::new(vec![own_pid])?]);
     // seccompiler checks the architecture first: a call made through another ABI (x32,
     // 32-bit) matches nothing here and kills the process too.
     let filter = SeccompFilter::new(
@@ -112,7 +105,9 @@ fn seccomp_program() -> Result<BpfProgram, Box<dyn std::error::Error>> {
         SeccompAction::Allow,
         TargetArch::try_from(std::env::consts::ARCH)?,
     )?;
-    Ok(filter.try_into()?)
+    let program: BpfProgram = filter.try_into()?;
+    seccompiler::apply_filter(&program)?;
+    Ok(())
 }
 
 /// The calls a locked-down worker makes: found by tracing it through the isolate tests
@@ -146,6 +141,7 @@ mod nr {
         231, // exit_group
         318, // getrandom
     ];
+    pub const PRLIMIT64: i64 = 302;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -175,6 +171,7 @@ mod nr {
         94,  // exit_group
         278, // getrandom
     ];
+    pub const PRLIMIT64: i64 = 261;
 }
 
 #[cfg(test)]

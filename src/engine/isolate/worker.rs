@@ -28,11 +28,11 @@ pub fn main() -> ! {
     if nix::unistd::getppid() != parent {
         std::process::exit(2);
     }
-    // What needs no job is made while the worker waits for one, off the run's path: the
-    // sandbox's filters and the engine with its prelude. No script code runs before the job
-    // has arrived and the worker is locked down.
-    let sandbox = sandbox::prepare();
+    // What needs no job is done while the worker waits for one, off the run's path: the
+    // engine made with its prelude, then every layer of the sandbox but the job's limits. No
+    // script code runs before the job has arrived and its limits are set.
     let engine = Engine::new();
+    let mut layers = sandbox::lock_down();
     let mut text = String::new();
     if std::io::stdin().read_to_string(&mut text).is_err() {
         std::process::exit(2);
@@ -40,7 +40,7 @@ pub fn main() -> ! {
     let Ok(job) = serde_json::from_str::<Job>(&text) else {
         std::process::exit(2);
     };
-    let layers = sandbox.lock_down(job.memory_limit_bytes, job.timeout_ms);
+    sandbox::limit(&mut layers, job.memory_limit_bytes, job.timeout_ms);
     send(&Message::Layers {
         active: layers.active,
         unavailable: layers.unavailable,
