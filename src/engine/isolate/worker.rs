@@ -158,11 +158,7 @@ impl Engine {
             }
             over
         })));
-        self.evaluate(job, &timed_out)
-    }
-
-    fn evaluate(&self, job: &Job, timed_out: &Rc<Cell<bool>>) -> End {
-        let (rt, context) = (&self.rt, &self.context);
+        let (timed_out, context) = (&timed_out, &self.context);
         let started = context.with(|ctx| -> Result<Persistent<Promise<'static>>, End> {
             setup(&ctx, job).map_err(|e| failure(&ctx, e, timed_out))?;
             let promise = ctx
