@@ -153,4 +153,56 @@ mod tests {
         assert!((1..10).contains(&after), "{after}");
         assert_eq!(uncopied_pages(&dir.path().join("missing-shm")), None);
     }
+
+    /// Between bursts the task leaves a few pages in the WAL, however long it waits, and copies
+    /// them once they pass `COPY_AT`.
+    #[tokio::test]
+    async fn quiet_looks_copy_only_past_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .pragma("wal_autocheckpoint", BACKSTOP_PAGES);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let shm = dir.path().join("t.db-shm");
+        let insert = |rows: usize| {
+            let pool = pool.clone();
+            async move {
+                for _ in 0..rows {
+                    sqlx::query("INSERT INTO t VALUES (randomblob(3000))")
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        sqlx::query("CREATE TABLE t (x BLOB)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(pool.clone(), db.clone(), stop.clone()));
+        insert(20).await;
+        tokio::time::sleep(QUIET_EVERY * 3).await;
+        let few = uncopied_pages(&shm).unwrap();
+        assert!((20..COPY_AT).contains(&few), "{few} pages left for later");
+        insert(400).await;
+        assert!(uncopied_pages(&shm).unwrap() >= COPY_AT);
+        let copied = async {
+            while uncopied_pages(&shm).unwrap() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(QUIET_EVERY * 4, copied)
+            .await
+            .expect("the pages past the mark are copied at the next look");
+        stop.cancel();
+        task.await.unwrap();
+    }
 }
