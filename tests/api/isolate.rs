@@ -390,8 +390,8 @@ fn cmdline(pid: i32) -> String {
         .replace('\0', " ")
 }
 
-/// Each isolated run takes a worker started ahead of need and leaves a fresh one waiting; a
-/// waiting worker that dies is replaced, and no worker is ever used twice.
+/// Each isolated run takes a worker started ahead of need, locked down as it waits, and leaves
+/// a fresh one waiting; a waiting worker that dies is replaced, and no worker is ever used twice.
 #[tokio::test]
 async fn a_spare_worker_serves_one_run_and_a_dead_one_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
@@ -428,6 +428,10 @@ async fn a_spare_worker_serves_one_run_and_a_dead_one_is_replaced() {
     assert_eq!(run_with(1).await["result"], 2);
     crate::helpers::eventually(10, "a spare worker waits", || spares().len() == 1).await;
     let first = spares()[0];
+    // Waiting for its job, it is already locked down: seccomp filtering, no new privileges.
+    let status = std::fs::read_to_string(format!("/proc/{first}/status")).unwrap();
+    assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
+    assert!(status.contains("\nNoNewPrivs:\t1\n"), "{status}");
     assert_eq!(run_with(2).await["result"], 4);
     crate::helpers::eventually(10, "the used worker is gone, a new one waits", || {
         let now = spares();
