@@ -1,11 +1,13 @@
 //! The isolated runner's benchmark: create + run `1+1` and `fib(25)` in the isolated runner
 //! through a real release server, and a whole run of an existing `1+1` script (POST, then its
-//! stream to `done`), against `node -p` of the same code, medians printed.
+//! stream to `done`), against `node -p` of the same code; the same run back to back; and a
+//! waiting worker alone, from its job to its `end`. Medians printed.
 //! Run with `cargo bench --bench isolate`.
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{median, start_server};
@@ -108,5 +110,65 @@ async fn main() {
     println!(
         "run `1+1` (POST -> SSE done)  isolated {o:>8.2} ms   node -p {n:>8.2} ms   ratio {:>5.2}x",
         o / n
+    );
+
+    // Back to back: each run takes the worker the last one's end started.
+    let mut ours = Vec::new();
+    for _ in 0..(REPS * 4) {
+        let t = Instant::now();
+        let run = server
+            .call(Method::POST, &format!("/api/admin/scripts/{id}/run"), None)
+            .await;
+        let stream = format!(
+            "{}/api/admin/scripts/runs/{}/stream",
+            server.base,
+            run["runId"].as_str().unwrap()
+        );
+        let text = server
+            .client
+            .get(stream)
+            .basic_auth("admin", Some(common::PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("\"status\":\"succeeded\""), "{text}");
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "run `1+1` back to back         isolated {:>8.2} ms",
+        median(ours)
+    );
+
+    // A worker started ahead, as the server keeps one, from its job to its `end` message.
+    let job = json!({"script": "1+1", "input": null, "env": [], "timeout_ms": 300000,
+                     "memory_limit_bytes": 64 * 1024 * 1024, "probe": null})
+    .to_string();
+    let mut ours = Vec::new();
+    for _ in 0..(REPS * 4) {
+        let mut worker = Command::new(env!("CARGO_BIN_EXE_scriptd"))
+            .arg("__isolate")
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+        let t = Instant::now();
+        let mut stdin = worker.stdin.take().unwrap();
+        stdin.write_all(job.as_bytes()).unwrap();
+        drop(stdin);
+        let lines = BufReader::new(worker.stdout.take().unwrap()).lines();
+        let end = lines.map(Result::unwrap).find(|l| l.contains("\"end\""));
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(end.is_some_and(|l| l.contains("\"result\":2")));
+        worker.wait().unwrap();
+    }
+    println!(
+        "a waiting worker, job -> end   isolated {:>8.2} ms",
+        median(ours)
     );
 }
