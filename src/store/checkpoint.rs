@@ -108,25 +108,31 @@ mod tests {
     use super::*;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-    #[tokio::test]
-    async fn the_pages_not_yet_copied_are_read_as_sqlite_counts_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
+    /// `t.db` in `dir`, in WAL mode with the given auto-checkpoint mark, holding a table `t`.
+    async fn wal_table(dir: &Path, autocheckpoint: &str) -> (SqlitePool, std::path::PathBuf) {
+        let db = dir.join("t.db");
         let options = SqliteConnectOptions::new()
             .filename(&db)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", autocheckpoint.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(options)
             .await
             .unwrap();
-        let shm = dir.path().join("t.db-shm");
         sqlx::query("CREATE TABLE t (x BLOB)")
             .execute(&pool)
             .await
             .unwrap();
+        (pool, db)
+    }
+
+    #[tokio::test]
+    async fn the_pages_not_yet_copied_are_read_as_sqlite_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, _) = wal_table(dir.path(), "0").await;
+        let shm = dir.path().join("t.db-shm");
         for _ in 0..50 {
             sqlx::query("INSERT INTO t VALUES (randomblob(3000))")
                 .execute(&pool)
@@ -159,17 +165,7 @@ mod tests {
     #[tokio::test]
     async fn quiet_looks_copy_only_past_the_mark() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&db)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .pragma("wal_autocheckpoint", BACKSTOP_PAGES);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .unwrap();
+        let (pool, db) = wal_table(dir.path(), BACKSTOP_PAGES).await;
         let shm = dir.path().join("t.db-shm");
         let insert = |rows: usize| {
             let pool = pool.clone();
@@ -182,10 +178,6 @@ mod tests {
                 }
             }
         };
-        sqlx::query("CREATE TABLE t (x BLOB)")
-            .execute(&pool)
-            .await
-            .unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(pool.clone(), db.clone(), stop.clone()));
         insert(20).await;
