@@ -124,6 +124,18 @@ impl Subscription {
             None => Err(broadcast::error::RecvError::Closed),
         }
     }
+
+    /// The next event if one is waiting; events lost to lag are skipped (the store has them).
+    pub fn try_recv(&mut self) -> Option<HubEvent> {
+        let rx = self.rx.as_mut()?;
+        loop {
+            match rx.try_recv() {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 impl Drop for Subscription {

@@ -46,7 +46,7 @@ pub struct RunEvent {
 /// Status changes kept for a slow reader of `run_events` before it lags.
 const RUN_EVENTS_BUFFER: usize = 1024;
 pub use context::RunContext;
-pub use hub::{Hub, HubEvent, Subscription};
+pub use hub::{Hub, HubEvent, LiveLines, Subscription};
 pub use mask::Masker;
 
 #[derive(Debug, thiserror::Error)]

@@ -129,8 +129,10 @@ pub async fn stream(
                 tx,
                 buf: Vec::new(),
                 framer: LineFramer::default(),
+                live,
+                ahead: None,
             };
-            let _ = follower.run(start, live).await;
+            let _ = follower.run(start).await;
         },
     ))
 }
@@ -151,6 +153,10 @@ struct Follower {
     /// Events framed but not yet written.
     buf: Vec<u8>,
     framer: LineFramer,
+    /// The run's events on this node, from before the first read of the store.
+    live: Subscription,
+    /// An event taken from `live` while catching up, handled next.
+    ahead: Option<HubEvent>,
 }
 
 /// The client went away; stop working for it.
@@ -158,27 +164,30 @@ struct Gone;
 
 impl Follower {
     /// `start` was learned after `live` subscribed: a change since then is in `live`.
-    async fn run(mut self, start: Start, live: Subscription) -> Result<(), Gone> {
+    async fn run(mut self, start: Start) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.extend_from_slice(b"retry: 1000\n\n");
         if start.status.is_terminal() {
             return self.finish().await;
         }
         if !start.nothing_stored {
-            self.catch_up().await?;
+            self.catch_up(Join::Live).await?;
         }
         self.status(start.status, start.at);
         self.flush().await?;
-        self.follow(live).await
+        self.follow().await
     }
 
-    async fn follow(&mut self, mut live: Subscription) -> Result<(), Gone> {
+    async fn follow(&mut self) -> Result<(), Gone> {
         let mut quiet = Duration::ZERO;
         loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout(SAFETY_READ, live.recv()) => next,
-                // The client went away: stop now rather than at the next write.
-                _ = self.tx.closed() => return Err(Gone),
+            let next = match self.ahead.take() {
+                Some(event) => Ok(Ok(event)),
+                None => tokio::select! {
+                    next = tokio::time::timeout(SAFETY_READ, self.live.recv()) => next,
+                    // The client went away: stop now rather than at the next write.
+                    _ = self.tx.closed() => return Err(Gone),
+                },
             };
             let event = match next {
                 Ok(event) => {
@@ -204,7 +213,7 @@ impl Follower {
                         continue;
                     };
                     if first.seq > self.last + 1 {
-                        self.catch_up().await?;
+                        self.catch_up(Join::At(first.seq)).await?;
                     }
                     if first.seq == self.last + 1 {
                         // In step with the run: the batch goes out as framed once for every
@@ -226,7 +235,7 @@ impl Follower {
                 }
                 Ok(HubEvent::Stored(to_seq)) => {
                     if to_seq > self.last {
-                        self.catch_up().await?;
+                        self.catch_up(Join::Live).await?;
                     }
                 }
                 Ok(HubEvent::Ended(outcome, at)) => return self.end(&outcome, at, Some(at)).await,
@@ -254,13 +263,13 @@ impl Follower {
 
     /// Catches up from the store; true once the run has ended.
     async fn reread(&mut self) -> Result<bool, Gone> {
-        self.catch_up().await?;
+        self.catch_up(Join::Live).await?;
         Ok(self.load_run().await?.status.is_terminal())
     }
 
     /// Sends the rest of the stored log, the final status and `done`.
     async fn finish(&mut self) -> Result<(), Gone> {
-        self.catch_up().await?;
+        self.catch_up(Join::Never).await?;
         let run = self.load_run().await?;
         let outcome = RunOutcome {
             status: run.status,
@@ -291,7 +300,9 @@ impl Follower {
         self.flush().await
     }
 
-    async fn catch_up(&mut self) -> Result<(), Gone> {
+    /// Sends what the store holds after the last line sent, to its end or until live events
+    /// go on from there (`join`).
+    async fn catch_up(&mut self, join: Join) -> Result<(), Gone> {
         loop {
             let lines = match self
                 .store
@@ -309,8 +320,38 @@ impl Follower {
                 self.line(line).await?;
             }
             self.flush().await?;
-            if !full {
+            let joined = match join {
+                Join::Never => false,
+                Join::At(seq) => self.last + 1 >= seq,
+                Join::Live => self.joins_live(),
+            };
+            if !full || joined {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Whether the next live batch goes on from the last line sent. A run that prints faster
+    /// than the store is read would otherwise be followed from the store to its very end,
+    /// each line decoded again, while every watcher in step shares one framing of the batch.
+    fn joins_live(&mut self) -> bool {
+        loop {
+            if self.ahead.is_none() {
+                match self.live.try_recv() {
+                    Some(event) => self.ahead = Some(event),
+                    None => return false,
+                }
+            }
+            let Some(HubEvent::Lines(batch)) = &self.ahead else {
+                // A change of status: handled once the store is read to its end.
+                return false;
+            };
+            match (batch.lines.first(), batch.lines.last()) {
+                (Some(first), Some(last)) if last.seq > self.last => {
+                    return first.seq <= self.last + 1
+                }
+                // Already read from the store.
+                _ => self.ahead = None,
             }
         }
     }
@@ -371,6 +412,17 @@ impl Follower {
     async fn send(&mut self, chunk: Bytes) -> Result<(), Gone> {
         self.tx.send(chunk).await.map_err(|_| Gone)
     }
+}
+
+/// How far a catch-up from the store goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// To the store's end: the run has ended.
+    Never,
+    /// Until the next live batch follows on, or to the store's end.
+    Live,
+    /// Until the line with this seq, the first of a live batch in hand, or to the store's end.
+    At(i64),
 }
 
 /// Frames `log` events, whose data is an `SseLog`. This runs once per line of output, so
@@ -489,6 +541,139 @@ fn to_json(value: &impl Serialize) -> String {
 mod tests {
     use super::*;
     use crate::domain::LogStream;
+    use crate::engine::Hub;
+
+    fn lines(seqs: std::ops::RangeInclusive<i64>, source: &str) -> Vec<LogLine> {
+        seqs.map(|seq| LogLine {
+            seq,
+            stream: LogStream::Stdout,
+            line: format!("{source} {seq}"),
+            ts: chrono::Utc::now(),
+        })
+        .collect()
+    }
+
+    /// A store whose run `r` holds the given lines, one chunk per range.
+    async fn store_with(dir: &std::path::Path, chunks: &[Vec<LogLine>]) -> DynStore {
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let key = crate::secrets::MasterKey::generate();
+        let codec = crate::store::EnvCodec::new(crate::secrets::SecretBox::new(&key));
+        let store = crate::store::connect(&url, codec).await.unwrap();
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        for chunk in chunks {
+            sqlx::query(
+                "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
+                 VALUES ('r', $1, $2, $3)",
+            )
+            .bind(chunk[0].seq)
+            .bind(chunk[chunk.len() - 1].seq)
+            .bind(crate::store::logs::encode_chunk(chunk))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        store
+    }
+
+    /// Follows run `r` from its start while it runs, given the events already published to
+    /// its watchers; returns the `log` lines sent (`"<seq> <text>"`) and whether `done` came.
+    async fn follow(store: DynStore, publish: Vec<HubEvent>) -> (Vec<String>, bool) {
+        let hub = Hub::default();
+        let live = hub.subscribe("r");
+        for event in publish {
+            hub.publish("r", event);
+        }
+        let (tx, mut rx) = mpsc::channel(1024);
+        let follower = Follower {
+            store,
+            run_id: "r".into(),
+            last: 0,
+            tx,
+            buf: Vec::new(),
+            framer: LineFramer::default(),
+            live,
+            ahead: None,
+        };
+        let start = Start {
+            status: RunStatus::Running,
+            at: chrono::Utc::now(),
+            nothing_stored: false,
+        };
+        let followed = tokio::time::timeout(Duration::from_secs(10), follower.run(start));
+        assert!(followed.await.is_ok(), "the stream did not end");
+        let mut text = String::new();
+        while let Ok(chunk) = rx.try_recv() {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let sent = text
+            .split("\n\n")
+            .filter_map(|event| event.split_once("event: log\ndata: "))
+            .map(|(_, data)| {
+                let v: serde_json::Value = serde_json::from_str(data).unwrap();
+                format!("{} {}", v["seq"], v["line"].as_str().unwrap())
+            })
+            .collect();
+        (sent, text.contains("event: done\n"))
+    }
+
+    fn ended() -> HubEvent {
+        let outcome = RunOutcome {
+            status: RunStatus::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            error: None,
+        };
+        HubEvent::Ended(std::sync::Arc::new(outcome), chrono::Utc::now())
+    }
+
+    #[tokio::test]
+    async fn a_stream_behind_a_busy_run_goes_on_live_once_its_next_batch_follows_on() {
+        let dir = tempfile::tempdir().unwrap();
+        // Four batches stored; the last two are still in the live channel, as they are for a
+        // watcher that subscribed while the run was printing. The store's copies say so.
+        let stored: Vec<_> = [1..=1000, 1001..=2000, 2001..=3000, 3001..=4000]
+            .into_iter()
+            .map(|r| lines(r, "stored"))
+            .collect();
+        let store = store_with(dir.path(), &stored).await;
+        let publish = vec![
+            HubEvent::Lines(crate::engine::LiveLines::new(lines(2001..=3000, "live"))),
+            HubEvent::Lines(crate::engine::LiveLines::new(lines(3001..=4000, "live"))),
+            ended(),
+        ];
+        let (sent, done) = follow(store, publish).await;
+        let expected: Vec<String> = (1..=4000)
+            .map(|seq| {
+                let source = if seq <= PAGE { "stored" } else { "live" };
+                format!("{seq} {source} {seq}")
+            })
+            .collect();
+        assert_eq!(sent.len(), expected.len());
+        assert!(
+            sent == expected,
+            "a page from the store, then the live batches: first differing line {:?}",
+            sent.iter().zip(&expected).find(|(a, b)| a != b)
+        );
+        assert!(done);
+    }
+
+    #[tokio::test]
+    async fn a_live_batch_past_what_the_store_holds_is_sent_after_the_store_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // As past the log cap: later lines go to watchers but not to the store.
+        let store = store_with(dir.path(), &[lines(1..=2500, "stored")]).await;
+        let publish = vec![
+            HubEvent::Lines(crate::engine::LiveLines::new(lines(2600..=2700, "live"))),
+            ended(),
+        ];
+        let (sent, done) = follow(store, publish).await;
+        let expected: Vec<String> = (1..=2500)
+            .map(|seq| format!("{seq} stored {seq}"))
+            .chain((2600..=2700).map(|seq| format!("{seq} live {seq}")))
+            .collect();
+        assert!(sent == expected, "{} lines sent", sent.len());
+        assert!(done);
+    }
 
     #[test]
     fn a_log_event_is_written_as_its_schema_serializes_it() {

@@ -11,7 +11,7 @@ mod deliveries;
 mod feed;
 mod leases;
 mod listing;
-mod logs;
+pub(crate) mod logs;
 mod nodes;
 mod pg_feed;
 mod postgres;
