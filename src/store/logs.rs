@@ -5,6 +5,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use super::{StoreError, StoreResult};
 use crate::domain::{LogLine, LogStream};
@@ -315,34 +316,52 @@ fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
     haystack.to_lowercase().contains(needle)
 }
 
-/// A batch of consecutively numbered lines as stored: a JSON array of
-/// `[stream (1 stdout, 2 stderr), ts (ms), text]`, written straight out (this runs for every
-/// line a script prints).
+/// A batch of consecutively numbered lines as stored: a JSON array with one entry per line,
+/// `[stream (1 stdout, 2 stderr), ts (ms), text]`, shortened to `[stream, text]` when the line
+/// has the previous one's time and to `text` alone when it has its stream too. Lines of one
+/// read share their time, so a burst of short lines is stored at about a third of the size
+/// (written twice, to the WAL and then to the database). Written straight out: this runs for
+/// every line a script prints.
 pub fn encode_chunk(lines: &[LogLine]) -> String {
     let text: usize = lines.iter().map(|l| l.line.len()).sum();
-    let mut out = Vec::with_capacity(text + lines.len() * 24 + 2);
+    let mut out = Vec::with_capacity(text + lines.len() * 4 + 24);
     out.push(b'[');
+    let mut previous: Option<(LogStream, i64)> = None;
     for (i, l) in lines.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(match l.stream {
-            LogStream::Stdout => b"[1,",
-            LogStream::Stderr => b"[2,",
-        });
-        out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(super::rows::to_ms(l.ts))
-                .as_bytes(),
-        );
-        out.push(b',');
+        let ts = super::rows::to_ms(l.ts);
+        let bracket = match previous {
+            Some((stream, at)) if at == ts && stream == l.stream => false,
+            Some((_, at)) if at == ts => {
+                out.extend_from_slice(stream_prefix(l.stream));
+                true
+            }
+            _ => {
+                out.extend_from_slice(stream_prefix(l.stream));
+                out.extend_from_slice(itoa::Buffer::new().format(ts).as_bytes());
+                out.push(b',');
+                true
+            }
+        };
         let _ = serde_json::to_writer(&mut out, l.line.as_str());
-        out.push(b']');
+        if bracket {
+            out.push(b']');
+        }
+        previous = Some((l.stream, ts));
     }
     out.push(b']');
     // Only ASCII was added around JSON strings serde_json wrote from `str`s: never an empty
     // chunk in place of the batch.
     String::from_utf8(out).expect("a chunk is written as UTF-8")
+}
+
+fn stream_prefix(stream: LogStream) -> &'static [u8] {
+    match stream {
+        LogStream::Stdout => b"[1,",
+        LogStream::Stderr => b"[2,",
+    }
 }
 
 /// Appends to `out` the lines of a stored chunk numbered from `first_seq` that come after
@@ -367,8 +386,9 @@ pub fn decode_chunk(
     .map_err(|e| StoreError::Corrupt(format!("a stored log chunk: {e}")))
 }
 
-/// Reads a chunk in one pass: the lines wanted are decoded straight into `out`, the others
-/// only stepped over.
+/// Reads a chunk in one pass: the lines wanted are decoded straight into `out`; those before
+/// them only for their stream and time, which the next entries may take over; those after
+/// them only stepped over.
 struct ChunkLines<'a> {
     first_seq: i64,
     skip: usize,
@@ -388,32 +408,158 @@ impl<'de> Visitor<'de> for ChunkLines<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of [stream, ts, text]")
+        f.write_str("an array of log entries")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut previous: Option<(u8, i64)> = None;
         for (index, seq) in (self.first_seq..).enumerate() {
-            if index < self.skip || self.out.len() >= self.limit {
+            if self.out.len() >= self.limit {
                 if items.next_element::<IgnoredAny>()?.is_none() {
                     break;
                 }
                 continue;
             }
-            let Some((stream, ts, line)) = items.next_element::<(u8, i64, String)>()? else {
+            let keep = index >= self.skip;
+            let Some(entry) = items.next_element_seed(EntrySeed { keep })? else {
                 break;
             };
-            self.out.push(LogLine {
-                seq,
-                stream: if stream == 2 {
-                    LogStream::Stderr
-                } else {
-                    LogStream::Stdout
-                },
-                line,
-                ts: super::rows::from_ms(ts),
-            });
+            let (stream, ts) = match (entry.stream, entry.ts, previous) {
+                (Some(stream), Some(ts), _) => (stream, ts),
+                (Some(stream), None, Some((_, ts))) => (stream, ts),
+                (None, None, Some(both)) => both,
+                _ => {
+                    return Err(serde::de::Error::custom(
+                        "a log entry takes its time from one before it, and there is none",
+                    ))
+                }
+            };
+            previous = Some((stream, ts));
+            if let Some(line) = entry.text {
+                self.out.push(LogLine {
+                    seq,
+                    stream: if stream == 2 {
+                        LogStream::Stderr
+                    } else {
+                        LogStream::Stdout
+                    },
+                    line,
+                    ts: super::rows::from_ms(ts),
+                });
+            }
         }
         Ok(())
+    }
+}
+
+/// One entry of a chunk; the text only when `keep`.
+struct EntrySeed {
+    keep: bool,
+}
+
+struct Entry {
+    stream: Option<u8>,
+    ts: Option<i64>,
+    text: Option<String>,
+}
+
+impl EntrySeed {
+    fn text<E>(&self, text: &str) -> Result<Entry, E> {
+        Ok(Entry {
+            stream: None,
+            ts: None,
+            text: self.keep.then(|| text.to_owned()),
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed {
+    type Value = Entry;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("[stream, ts, text], [stream, text] or text")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Entry, E> {
+        self.text(text)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<Entry, A::Error> {
+        use serde::de::Error;
+        let stream: u8 = parts
+            .next_element()?
+            .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+        let (ts, text) = match parts
+            .next_element::<TimeOrText>()?
+            .ok_or_else(|| A::Error::invalid_length(1, &self))?
+        {
+            TimeOrText::Time(ts) => {
+                let text = if self.keep {
+                    parts.next_element::<String>()?
+                } else {
+                    parts.next_element::<IgnoredAny>()?.map(|_| String::new())
+                };
+                (
+                    Some(ts),
+                    text.ok_or_else(|| A::Error::invalid_length(2, &self))?,
+                )
+            }
+            TimeOrText::Text(text) => (None, text),
+        };
+        if parts.next_element::<IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom("a log entry has more than three parts"));
+        }
+        Ok(Entry {
+            stream: Some(stream),
+            ts,
+            text: self.keep.then_some(text),
+        })
+    }
+}
+
+/// The second part of an entry: its time, or its text when it has the previous one's time.
+enum TimeOrText {
+    Time(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for TimeOrText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl Visitor<'_> for Either {
+            type Value = TimeOrText;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a time in ms or a line's text")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<TimeOrText, E> {
+                Ok(TimeOrText::Time(ms))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<TimeOrText, E> {
+                i64::try_from(ms)
+                    .map(TimeOrText::Time)
+                    .map_err(|_| E::custom("a time out of range"))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TimeOrText, E> {
+                Ok(TimeOrText::Text(text.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<TimeOrText, E> {
+                Ok(TimeOrText::Text(text))
+            }
+        }
+        deserializer.deserialize_any(Either)
     }
 }
 
@@ -461,6 +607,72 @@ mod tests {
     }
 
     #[test]
+    fn a_line_with_the_previous_ones_time_is_stored_without_it() {
+        let at = super::super::rows::from_ms(1_700_000_000_123);
+        let later = super::super::rows::from_ms(1_700_000_000_124);
+        let lines: Vec<LogLine> = [
+            (LogStream::Stdout, at, "one"),
+            (LogStream::Stdout, at, "two \"2\""),
+            (LogStream::Stderr, at, "three"),
+            (LogStream::Stderr, at, ""),
+            (LogStream::Stderr, later, "five"),
+            (LogStream::Stdout, later, "six"),
+        ]
+        .into_iter()
+        .zip(10..)
+        .map(|((stream, ts, text), seq)| LogLine {
+            seq,
+            stream,
+            line: text.into(),
+            ts,
+        })
+        .collect();
+        let text = encode_chunk(&lines);
+        assert_eq!(
+            text,
+            r#"[[1,1700000000123,"one"],"two \"2\"",[2,"three"],"",[2,1700000000124,"five"],[1,"six"]]"#
+        );
+        for after in 9..=15 {
+            let mut out = Vec::new();
+            decode_chunk(10, &text, after, 10, &mut out).unwrap();
+            let from = usize::try_from(after - 9).unwrap().min(lines.len());
+            assert_eq!(out, lines[from..].to_vec(), "after seq {after}");
+        }
+        let mut two = Vec::new();
+        decode_chunk(10, &text, 11, 2, &mut two).unwrap();
+        assert_eq!(
+            two,
+            lines[2..4].to_vec(),
+            "from the middle, taking the skipped lines' time"
+        );
+    }
+
+    #[test]
+    fn chunks_stored_with_every_lines_time_still_read() {
+        let text = r#"[[1,1700000000123,"a"],[2,1700000000123,"b"],[1,1700000000200,"c"]]"#;
+        let mut out = Vec::new();
+        decode_chunk(1, text, 1, 10, &mut out).unwrap();
+        let read: Vec<_> = out
+            .iter()
+            .map(|l| {
+                (
+                    l.seq,
+                    l.stream,
+                    super::super::rows::to_ms(l.ts),
+                    l.line.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                (2, LogStream::Stderr, 1_700_000_000_123, "b"),
+                (3, LogStream::Stdout, 1_700_000_000_200, "c")
+            ]
+        );
+    }
+
+    #[test]
     fn a_chunk_gives_back_its_lines_from_any_point() {
         let lines = vec![
             line(5, LogStream::Stdout, "five"),
@@ -482,6 +694,18 @@ mod tests {
         assert!(none.is_empty(), "nothing after the last line");
         assert!(decode_chunk(1, "not json", 0, 10, &mut rest).is_err());
         assert!(decode_chunk(1, r#"[[1, 5, "a"]] x"#, 0, 10, &mut rest).is_err());
-        assert!(decode_chunk(1, r#"[[1, "a"]]"#, 0, 10, &mut rest).is_err());
+        assert!(
+            decode_chunk(1, r#"[[1, "a"]]"#, 0, 10, &mut rest).is_err(),
+            "no time to take over"
+        );
+        assert!(decode_chunk(1, r#"["a"]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, r#"[[1, 5, "a", 1]]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, r#"[[1]]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, r#"[[1, 5]]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, r#"[[1, 5, "a"], 7]"#, 0, 10, &mut rest).is_err());
+        assert!(
+            decode_chunk(1, r#"[[1, 5, "a"], ["b"]]"#, 0, 10, &mut rest).is_err(),
+            "a stream must be a number"
+        );
     }
 }
