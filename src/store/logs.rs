@@ -413,6 +413,8 @@ impl<'de> Visitor<'de> for ChunkLines<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
         let mut previous: Option<(u8, i64)> = None;
+        // Lines of one read share their time: it is converted once for all of them.
+        let mut time: Option<(i64, chrono::DateTime<chrono::Utc>)> = None;
         for (index, seq) in (self.first_seq..).enumerate() {
             if self.out.len() >= self.limit {
                 if items.next_element::<IgnoredAny>()?.is_none() {
@@ -436,6 +438,14 @@ impl<'de> Visitor<'de> for ChunkLines<'_> {
             };
             previous = Some((stream, ts));
             if let Some(line) = entry.text {
+                let ts = match time {
+                    Some((ms, at)) if ms == ts => at,
+                    _ => {
+                        let at = super::rows::from_ms(ts);
+                        time = Some((ts, at));
+                        at
+                    }
+                };
                 self.out.push(LogLine {
                     seq,
                     stream: if stream == 2 {
@@ -444,7 +454,7 @@ impl<'de> Visitor<'de> for ChunkLines<'_> {
                         LogStream::Stdout
                     },
                     line,
-                    ts: super::rows::from_ms(ts),
+                    ts,
                 });
             }
         }
