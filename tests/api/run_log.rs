@@ -224,10 +224,11 @@ async fn a_sqlite_log_is_copied_from_the_wal_in_the_background() {
     let before = size();
     let run = app.run(&app.bash("seq 1 600000", json!({})).await).await;
     assert_eq!(app.wait_run(&run).await["status"], "succeeded");
-    // Stored, these lines take about 5.3 MB (their text and a few bytes of JSON each): past
-    // the 1 000 pages from which a quiet look copies too.
+    // Stored, these lines take about 5.3 MB (their text and a few bytes of JSON each). While
+    // they stream in, each look copies what is written; what the last look missed may stay in
+    // the WAL until more is written (a quiet look copies only past 1 000 pages).
     eventually(10, "the log copied into the database file", || {
-        size() > before + 4_000_000
+        size() > before + 2_000_000
     })
     .await;
 }
