@@ -223,17 +223,13 @@ pub async fn log(
         let id = id.clone();
         async move {
             let after = after?;
-            match store.read_log_chunks(&id, after, 5000).await {
-                Ok(lines) if lines.is_empty() => None,
-                Ok(lines) => {
-                    let last = lines.last().map(|l| l.seq);
-                    let mut text = String::new();
-                    for l in &lines {
-                        text.push_str(&l.line);
-                        text.push('\n');
-                    }
-                    Some((Ok::<_, std::io::Error>(Bytes::from(text)), last))
-                }
+            let page = match store.read_log_chunks(&id, after, 5000).await {
+                Ok(chunks) if chunks.is_empty() => return None,
+                Ok(chunks) => page_text(&chunks, after),
+                Err(e) => Err(e),
+            };
+            match page {
+                Ok((text, last)) => Some((Ok::<_, std::io::Error>(Bytes::from(text)), Some(last))),
                 Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
             }
         }
@@ -252,4 +248,21 @@ pub async fn log(
         Body::from_stream(pages),
     )
         .into_response())
+}
+
+/// The lines after `after` of stored chunks, each ending with a newline, and the last one's
+/// number.
+fn page_text(
+    chunks: &[crate::store::StoredChunk],
+    after: i64,
+) -> Result<(String, i64), crate::store::StoreError> {
+    let mut text = String::new();
+    let mut last = after;
+    for line in chunks.iter().flat_map(|c| c.lines(after)) {
+        let line = line?;
+        text.push_str(&line.text()?);
+        text.push('\n');
+        last = line.seq;
+    }
+    Ok((text, last))
 }

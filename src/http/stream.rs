@@ -21,7 +21,7 @@ use super::views::time;
 use crate::domain::{LogLine, Run, RunOutcome, RunStatus};
 use crate::engine::{HubEvent, Subscription};
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{DynStore, StoreError};
+use crate::store::{DynStore, StoreError, StoredLine};
 
 const PAGE: i64 = 2000;
 /// A quiet stream re-reads the store this often, in case a signal was lost.
@@ -315,9 +315,17 @@ impl Follower {
                     return Err(Gone);
                 }
             };
-            let full = lines.len() as i64 >= PAGE;
-            for line in &lines {
-                self.line(line).await?;
+            let from = self.last;
+            let full = lines.iter().map(|c| c.lines_after(from)).sum::<i64>() >= PAGE;
+            for line in lines.iter().flat_map(|c| c.lines(from)) {
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(run_id = %self.run_id, error = %e, "could not read the log");
+                        return Err(Gone);
+                    }
+                };
+                self.stored_line(line).await?;
             }
             self.flush().await?;
             let joined = match join {
@@ -369,13 +377,28 @@ impl Follower {
 
     /// Frames a `log` event.
     async fn line(&mut self, line: &LogLine) -> Result<(), Gone> {
-        // Room for a whole chunk at once rather than growing to it line by line; flushing
-        // hands the buffer over, so an idle stream holds none.
+        self.reserve();
+        self.framer.frame(&mut self.buf, line);
+        self.framed(line.seq).await
+    }
+
+    /// Frames a `log` event for a line read from the store.
+    async fn stored_line(&mut self, line: StoredLine<'_>) -> Result<(), Gone> {
+        self.reserve();
+        self.framer.frame_stored(&mut self.buf, line);
+        self.framed(line.seq).await
+    }
+
+    /// Room for a whole chunk at once rather than growing to it line by line; flushing hands
+    /// the buffer over, so an idle stream holds none.
+    fn reserve(&mut self) {
         if self.buf.capacity() == 0 {
             self.buf.reserve(CHUNK_ROOM);
         }
-        self.framer.frame(&mut self.buf, line);
-        self.last = line.seq;
+    }
+
+    async fn framed(&mut self, seq: i64) -> Result<(), Gone> {
+        self.last = seq;
         if self.buf.len() >= CHUNK {
             self.flush().await?;
         }
@@ -430,25 +453,48 @@ enum Join {
 /// one burst share their millisecond.
 #[derive(Default)]
 struct LineFramer {
-    last_ts: Option<(chrono::DateTime<chrono::Utc>, String)>,
+    last_ts: Option<(i64, String)>,
 }
 
 impl LineFramer {
     fn frame(&mut self, buf: &mut Vec<u8>, line: &LogLine) {
-        if self.last_ts.as_ref().is_none_or(|(ts, _)| *ts != line.ts) {
-            self.last_ts = Some((line.ts, time(line.ts)));
+        self.frame_with(
+            buf,
+            line.seq,
+            line.stream,
+            line.ts.timestamp_millis(),
+            |buf| {
+                let _ = serde_json::to_writer(buf, line.line.as_str());
+            },
+        );
+    }
+
+    /// A line read from the store, its text sent on as the JSON string it is stored as.
+    fn frame_stored(&mut self, buf: &mut Vec<u8>, line: StoredLine<'_>) {
+        self.frame_with(buf, line.seq, line.stream, line.ts_ms, |buf| {
+            buf.extend_from_slice(line.text_json.as_bytes());
+        });
+    }
+
+    fn frame_with(
+        &mut self,
+        buf: &mut Vec<u8>,
+        seq: i64,
+        stream: crate::domain::LogStream,
+        ts_ms: i64,
+        text: impl FnOnce(&mut Vec<u8>),
+    ) {
+        if self.last_ts.as_ref().is_none_or(|(ms, _)| *ms != ts_ms) {
+            let at = chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default();
+            self.last_ts = Some((ts_ms, time(at)));
         }
         let ts = self.last_ts.as_ref().map_or("", |(_, text)| text.as_str());
+        let mut seq_buf = itoa::Buffer::new();
+        let seq_text = seq_buf.format(seq);
         buf.extend_from_slice(b"id: ");
-        buf.extend_from_slice(itoa::Buffer::new().format(line.seq).as_bytes());
+        buf.extend_from_slice(seq_text.as_bytes());
         buf.extend_from_slice(b"\nevent: log\ndata: ");
-        LogData {
-            seq: line.seq,
-            stream: line.stream,
-            line: &line.line,
-            ts,
-        }
-        .write_json(buf);
+        write_log_json(buf, seq_text, stream, ts, text);
         buf.extend_from_slice(b"\n\n");
     }
 }
@@ -489,20 +535,40 @@ pub struct LogData<'a> {
 }
 
 impl LogData<'_> {
-    /// Writes the same JSON as its `Serialize` straight into `buf`: this runs once per line of
-    /// output, and serde's struct path would escape each key and the fixed strings too. Only
-    /// the line's text can hold anything to escape.
+    /// Writes the same JSON as its `Serialize` straight into `buf`.
+    #[cfg(test)]
     fn write_json(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(b"{\"seq\":");
-        buf.extend_from_slice(itoa::Buffer::new().format(self.seq).as_bytes());
-        buf.extend_from_slice(b",\"stream\":\"");
-        buf.extend_from_slice(self.stream.as_str().as_bytes());
-        buf.extend_from_slice(b"\",\"line\":");
-        let _ = serde_json::to_writer(&mut *buf, self.line);
-        buf.extend_from_slice(b",\"ts\":\"");
-        buf.extend_from_slice(self.ts.as_bytes());
-        buf.extend_from_slice(b"\"}");
+        write_log_json(
+            buf,
+            itoa::Buffer::new().format(self.seq),
+            self.stream,
+            self.ts,
+            |buf| {
+                let _ = serde_json::to_writer(buf, self.line);
+            },
+        );
     }
+}
+
+/// Writes a `LogData`'s JSON, as its `Serialize` would, with the line's text written by `text`
+/// as a JSON string: this runs once per line of output, and serde's struct path would escape
+/// each key and the fixed strings too. Only the line's text can hold anything to escape.
+fn write_log_json(
+    buf: &mut Vec<u8>,
+    seq: &str,
+    stream: crate::domain::LogStream,
+    ts: &str,
+    text: impl FnOnce(&mut Vec<u8>),
+) {
+    buf.extend_from_slice(b"{\"seq\":");
+    buf.extend_from_slice(seq.as_bytes());
+    buf.extend_from_slice(b",\"stream\":\"");
+    buf.extend_from_slice(stream.as_str().as_bytes());
+    buf.extend_from_slice(b"\",\"line\":");
+    text(buf);
+    buf.extend_from_slice(b",\"ts\":\"");
+    buf.extend_from_slice(ts.as_bytes());
+    buf.extend_from_slice(b"\"}");
 }
 
 /// The data of a `status` event.
@@ -673,6 +739,48 @@ mod tests {
             .collect();
         assert!(sent == expected, "{} lines sent", sent.len());
         assert!(done);
+    }
+
+    #[test]
+    fn a_line_read_from_the_store_is_framed_as_it_was_live() {
+        let texts = [
+            "plain",
+            "",
+            "quotes \" and \\ backslashes / slash",
+            "control \u{1}\u{7f} tab\t and \r",
+            "unicode: Größe ✓ \u{1F600} \u{2028}",
+        ];
+        let lines: Vec<LogLine> = texts
+            .iter()
+            .zip(1..)
+            .map(|(text, seq)| LogLine {
+                seq,
+                stream: if seq % 2 == 0 {
+                    LogStream::Stderr
+                } else {
+                    LogStream::Stdout
+                },
+                line: text.to_string(),
+                ts: chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + seq / 2).unwrap(),
+            })
+            .collect();
+        let chunk = crate::store::StoredChunk {
+            first_seq: 1,
+            last_seq: lines.len() as i64,
+            text: crate::store::logs::encode_chunk(&lines),
+        };
+        let (mut live, mut stored) = (Vec::new(), Vec::new());
+        let (mut live_framer, mut stored_framer) = (LineFramer::default(), LineFramer::default());
+        for line in &lines {
+            live_framer.frame(&mut live, line);
+        }
+        for line in chunk.lines(0) {
+            stored_framer.frame_stored(&mut stored, line.unwrap());
+        }
+        assert_eq!(
+            String::from_utf8(stored).unwrap(),
+            String::from_utf8(live).unwrap()
+        );
     }
 
     #[test]

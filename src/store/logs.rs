@@ -1,11 +1,8 @@
 //! A run's stored output. Appends are fenced: only the process holding the run's lease may
 //! add lines, so a node that lost its run cannot write into it afterwards.
 
-use std::fmt;
-
 use async_trait::async_trait;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde::Deserialize;
+use std::borrow::Cow;
 
 use super::{StoreError, StoreResult};
 use crate::domain::{LogLine, LogStream};
@@ -24,15 +21,16 @@ pub trait LogStore: Send + Sync {
     /// Lines with `seq > after_seq`, in order, at most `limit`.
     async fn read_log(&self, run_id: &str, after_seq: i64, limit: i64)
         -> StoreResult<Vec<LogLine>>;
-    /// Lines with `seq > after_seq`, in order, to the end of a stored chunk: at least
-    /// `min_lines` when that many are stored, and at most a chunk more. For readers that go
-    /// on from the last line they got, so that no chunk is read twice.
+    /// The stored chunks holding the lines with `seq > after_seq`, in order, as stored: at
+    /// least `min_lines` such lines when that many are stored, and at most a chunk more. For
+    /// readers that go through the lines once and on from the last they got (a stream, a
+    /// download, a search), so that no chunk is read twice and no line is decoded for nothing.
     async fn read_log_chunks(
         &self,
         run_id: &str,
         after_seq: i64,
         min_lines: i64,
-    ) -> StoreResult<Vec<LogLine>>;
+    ) -> StoreResult<Vec<StoredChunk>>;
     /// Lines with `seq < before_seq`, in order, at most `limit`: the last ones before it.
     async fn read_log_before(
         &self,
@@ -60,30 +58,25 @@ pub const APPEND_ALONE_SQL: &str =
 macro_rules! impl_log_store {
     ($store:ty, $db:ty, $one_writer:expr) => {
         impl $store {
-            /// Lines with `seq > after_seq`, in order: at most `limit`, or, with
-            /// `whole_chunks`, every line of the chunks read until there are at least `limit`.
-            async fn read_after(
+            /// The chunks holding the lines with `seq > after_seq`, until they hold at least
+            /// `min_lines` of them or the log ends; the first query asks for `first_batch`.
+            async fn fetch_chunks(
                 &self,
                 run_id: &str,
                 after_seq: i64,
-                limit: i64,
-                whole_chunks: bool,
-            ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
-                let limit = usize::try_from(limit).unwrap_or(0);
-                let decode_limit = if whole_chunks { usize::MAX } else { limit };
+                min_lines: i64,
+                first_batch: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::StoredChunk>> {
                 let mut out = Vec::new();
+                let mut lines = 0;
                 let mut after = after_seq;
                 // A quiet script stores small chunks (a line or two each): the next query asks
                 // for as many chunks as the lines still wanted need at the size seen so far,
                 // so a long read of small chunks takes a few queries, and one of big chunks
                 // fetches hardly more than it returns.
-                let mut batch = if whole_chunks {
-                    1
-                } else {
-                    $crate::store::logs::CHUNKS_PER_READ
-                };
-                while out.len() < limit {
-                    let before = out.len();
+                let mut batch = first_batch;
+                while lines < min_lines {
+                    let before = lines;
                     let chunks: Vec<(i64, i64, String)> = sqlx::query_as(
                         "SELECT first_seq, last_seq, lines FROM run_log_chunks \
                          WHERE run_id = $1 AND last_seq > $2 ORDER BY last_seq LIMIT $3",
@@ -94,24 +87,23 @@ macro_rules! impl_log_store {
                     .fetch_all(&self.pool)
                     .await?;
                     let fetched = chunks.len() as i64;
-                    for (first, last, text) in chunks {
-                        $crate::store::logs::decode_chunk(
-                            first,
-                            &text,
-                            after_seq,
-                            decode_limit,
-                            &mut out,
-                        )?;
-                        after = last;
-                        if out.len() >= limit {
+                    for (first_seq, last_seq, text) in chunks {
+                        lines += last_seq - first_seq.max(after_seq + 1) + 1;
+                        after = last_seq;
+                        out.push($crate::store::StoredChunk {
+                            first_seq,
+                            last_seq,
+                            text,
+                        });
+                        if lines >= min_lines {
                             break;
                         }
                     }
                     if fetched < batch {
                         break;
                     }
-                    let per_chunk = ((out.len() - before) as i64 / fetched).max(1);
-                    let wanted = limit.saturating_sub(out.len()) as i64 / per_chunk + 1;
+                    let per_chunk = ((lines - before) / fetched).max(1);
+                    let wanted = (min_lines - lines).max(0) / per_chunk + 1;
                     batch = wanted.clamp(1, $crate::store::logs::MAX_CHUNKS_PER_READ);
                 }
                 Ok(out)
@@ -204,7 +196,21 @@ macro_rules! impl_log_store {
                 after_seq: i64,
                 limit: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
-                self.read_after(run_id, after_seq, limit, false).await
+                let chunks = self
+                    .fetch_chunks(run_id, after_seq, limit, $crate::store::logs::CHUNKS_PER_READ)
+                    .await?;
+                let limit = usize::try_from(limit).unwrap_or(0);
+                let mut out = Vec::new();
+                for chunk in &chunks {
+                    $crate::store::logs::decode_chunk(
+                        chunk.first_seq,
+                        &chunk.text,
+                        after_seq,
+                        limit,
+                        &mut out,
+                    )?;
+                }
+                Ok(out)
             }
 
             async fn read_log_chunks(
@@ -212,8 +218,8 @@ macro_rules! impl_log_store {
                 run_id: &str,
                 after_seq: i64,
                 min_lines: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::domain::LogLine>> {
-                self.read_after(run_id, after_seq, min_lines, true).await
+            ) -> $crate::store::StoreResult<Vec<$crate::store::StoredChunk>> {
+                self.fetch_chunks(run_id, after_seq, min_lines, 1).await
             }
 
             async fn read_log_before(
@@ -310,12 +316,20 @@ pub async fn search_log<S: LogStore + ?Sized>(
     let mut scanned = 0;
     loop {
         let page = store.read_log_chunks(run_id, after, PAGE).await?;
-        let full = page.len() as i64 >= PAGE;
-        for line in page {
+        let full = page.iter().map(|c| c.lines_after(after)).sum::<i64>() >= PAGE;
+        let from = after;
+        for line in page.iter().flat_map(|c| c.lines(from)) {
+            let line = line?;
             after = line.seq;
             scanned += 1;
-            if contains_ignoring_case(&line.line, &needle) {
-                matches.push(line);
+            let text = line.text()?;
+            if contains_ignoring_case(&text, &needle) {
+                matches.push(LogLine {
+                    seq: line.seq,
+                    stream: line.stream,
+                    line: text.into_owned(),
+                    ts: super::rows::from_ms(line.ts_ms),
+                });
                 if matches.len() >= limit {
                     return Ok(LogSearch {
                         matches,
@@ -412,203 +426,249 @@ pub fn decode_chunk(
     limit: usize,
     out: &mut Vec<LogLine>,
 ) -> StoreResult<()> {
-    let skip = usize::try_from(after_seq.saturating_sub(first_seq - 1)).unwrap_or(0);
-    let mut de = serde_json::Deserializer::from_str(text);
-    ChunkLines {
-        first_seq,
-        skip,
-        limit,
-        out,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|e| StoreError::Corrupt(format!("a stored log chunk: {e}")))
-}
-
-/// Reads a chunk in one pass: the lines wanted are decoded straight into `out`; those before
-/// them only for their stream and time, which the next entries may take over; those after
-/// them only stepped over.
-struct ChunkLines<'a> {
-    first_seq: i64,
-    skip: usize,
-    limit: usize,
-    out: &'a mut Vec<LogLine>,
-}
-
-impl<'de> DeserializeSeed<'de> for ChunkLines<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ChunkLines<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of log entries")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
-        let mut previous: Option<(u8, i64)> = None;
-        // Lines of one read share their time: it is converted once for all of them.
-        let mut time: Option<(i64, chrono::DateTime<chrono::Utc>)> = None;
-        for (index, seq) in (self.first_seq..).enumerate() {
-            if self.out.len() >= self.limit {
-                if items.next_element::<IgnoredAny>()?.is_none() {
-                    break;
-                }
-                continue;
-            }
-            let keep = index >= self.skip;
-            let Some(entry) = items.next_element_seed(EntrySeed { keep })? else {
-                break;
-            };
-            let (stream, ts) = match (entry.stream, entry.ts, previous) {
-                (Some(stream), Some(ts), _) => (stream, ts),
-                (Some(stream), None, Some((_, ts))) => (stream, ts),
-                (None, None, Some(both)) => both,
-                _ => {
-                    return Err(serde::de::Error::custom(
-                        "a log entry takes its time from one before it, and there is none",
-                    ))
-                }
-            };
-            previous = Some((stream, ts));
-            if let Some(line) = entry.text {
-                let ts = match time {
-                    Some((ms, at)) if ms == ts => at,
-                    _ => {
-                        let at = super::rows::from_ms(ts);
-                        time = Some((ts, at));
-                        at
-                    }
-                };
-                self.out.push(LogLine {
-                    seq,
-                    stream: if stream == 2 {
-                        LogStream::Stderr
-                    } else {
-                        LogStream::Stdout
-                    },
-                    line,
-                    ts,
-                });
-            }
+    // Lines of one read share their time: it is converted once for all of them.
+    let mut time: Option<(i64, chrono::DateTime<chrono::Utc>)> = None;
+    for line in ChunkLines::new(first_seq, text, after_seq) {
+        if out.len() >= limit {
+            break;
         }
-        Ok(())
-    }
-}
-
-/// One entry of a chunk; the text only when `keep`.
-struct EntrySeed {
-    keep: bool,
-}
-
-struct Entry {
-    stream: Option<u8>,
-    ts: Option<i64>,
-    text: Option<String>,
-}
-
-impl EntrySeed {
-    fn text<E>(&self, text: &str) -> Result<Entry, E> {
-        Ok(Entry {
-            stream: None,
-            ts: None,
-            text: self.keep.then(|| text.to_owned()),
-        })
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for EntrySeed {
-    type Value = Entry;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntrySeed {
-    type Value = Entry;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("[stream, ts, text], [stream, text] or text")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Entry, E> {
-        self.text(text)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<Entry, A::Error> {
-        use serde::de::Error;
-        let stream: u8 = parts
-            .next_element()?
-            .ok_or_else(|| A::Error::invalid_length(0, &self))?;
-        let (ts, text) = match parts
-            .next_element::<TimeOrText>()?
-            .ok_or_else(|| A::Error::invalid_length(1, &self))?
-        {
-            TimeOrText::Time(ts) => {
-                let text = if self.keep {
-                    parts.next_element::<String>()?
-                } else {
-                    parts.next_element::<IgnoredAny>()?.map(|_| String::new())
-                };
-                (
-                    Some(ts),
-                    text.ok_or_else(|| A::Error::invalid_length(2, &self))?,
-                )
+        let line = line?;
+        let ts = match time {
+            Some((ms, at)) if ms == line.ts_ms => at,
+            _ => {
+                let at = super::rows::from_ms(line.ts_ms);
+                time = Some((line.ts_ms, at));
+                at
             }
-            TimeOrText::Text(text) => (None, text),
         };
-        if parts.next_element::<IgnoredAny>()?.is_some() {
-            return Err(A::Error::custom("a log entry has more than three parts"));
-        }
-        Ok(Entry {
-            stream: Some(stream),
+        out.push(LogLine {
+            seq: line.seq,
+            stream: line.stream,
+            line: line.text()?.into_owned(),
             ts,
-            text: self.keep.then_some(text),
+        });
+    }
+    Ok(())
+}
+
+/// A stored chunk as read, for readers that go through its lines once.
+#[derive(Debug)]
+pub struct StoredChunk {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Its lines, in the form `encode_chunk` describes.
+    pub text: String,
+}
+
+impl StoredChunk {
+    /// Its lines with `seq > after_seq`, in order.
+    pub fn lines(&self, after_seq: i64) -> ChunkLines<'_> {
+        ChunkLines::new(self.first_seq, &self.text, after_seq)
+    }
+
+    /// How many of its lines come after `after_seq`.
+    pub fn lines_after(&self, after_seq: i64) -> i64 {
+        (self.last_seq - self.first_seq.max(after_seq + 1) + 1).max(0)
+    }
+}
+
+/// A stored line, its text still the JSON string it is stored as: a stream sends it on as it
+/// is, without decoding and encoding it again.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredLine<'a> {
+    pub seq: i64,
+    pub stream: LogStream,
+    pub ts_ms: i64,
+    /// A JSON string, quotes included, checked to be valid JSON.
+    pub text_json: &'a str,
+}
+
+impl<'a> StoredLine<'a> {
+    /// The line's text.
+    pub fn text(&self) -> StoreResult<Cow<'a, str>> {
+        let inner = &self.text_json[1..self.text_json.len() - 1];
+        if !inner.contains('\\') {
+            return Ok(Cow::Borrowed(inner));
+        }
+        serde_json::from_str(self.text_json)
+            .map(Cow::Owned)
+            .map_err(|e| StoreError::Corrupt(format!("a stored log line: {e}")))
+    }
+}
+
+/// The lines of a stored chunk, read in one pass without copying any text: those up to
+/// `after_seq` only for their stream and time, which the next entries may take over.
+pub struct ChunkLines<'a> {
+    text: &'a str,
+    at: usize,
+    seq: i64,
+    after_seq: i64,
+    previous: Option<(LogStream, i64)>,
+    /// `[` was read: entries follow, each after a comma but the first.
+    opened: bool,
+    ended: bool,
+}
+
+impl<'a> ChunkLines<'a> {
+    fn new(first_seq: i64, text: &'a str, after_seq: i64) -> Self {
+        Self {
+            text,
+            at: 0,
+            seq: first_seq,
+            after_seq,
+            previous: None,
+            opened: false,
+            ended: false,
+        }
+    }
+
+    fn corrupt(&mut self, what: &str) -> StoreError {
+        self.ended = true;
+        StoreError::Corrupt(format!("a stored log chunk: {what} at byte {}", self.at))
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        let bytes = self.text.as_bytes();
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(self.at) {
+            self.at += 1;
+        }
+        bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    fn number(&mut self) -> Option<i64> {
+        self.peek()?;
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        if bytes.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        while bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        self.text[start..self.at].parse().ok()
+    }
+
+    /// A JSON string, quotes included, whose escapes are valid.
+    fn string(&mut self) -> Option<&'a str> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let mut at = start + 1;
+        loop {
+            match *bytes.get(at)? {
+                b'"' => break,
+                b'\\' => match *bytes.get(at + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
+                    b'u' => {
+                        let hex = bytes.get(at + 2..at + 6)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        at += 6;
+                    }
+                    _ => return None,
+                },
+                0..0x20 => return None,
+                _ => at += 1,
+            }
+        }
+        self.at = at + 1;
+        Some(&self.text[start..self.at])
+    }
+
+    /// One entry: `[stream, ts, text]`, `[stream, text]` or `text`.
+    fn entry(&mut self) -> Result<StoredLine<'a>, StoreError> {
+        let (stream, ts, text) = if self.eat(b'[') {
+            let stream = match self.number() {
+                Some(1) => LogStream::Stdout,
+                Some(2) => LogStream::Stderr,
+                _ => return Err(self.corrupt("a stream that is not 1 or 2")),
+            };
+            if !self.eat(b',') {
+                return Err(self.corrupt("an entry with no text"));
+            }
+            let ts = if self.peek() == Some(b'"') {
+                None
+            } else {
+                let Some(ts) = self.number() else {
+                    return Err(self.corrupt("a time that is not a number"));
+                };
+                if !self.eat(b',') {
+                    return Err(self.corrupt("an entry with no text"));
+                }
+                Some(ts)
+            };
+            let Some(text) = self.string() else {
+                return Err(self.corrupt("a text that is not a valid string"));
+            };
+            if !self.eat(b']') {
+                return Err(self.corrupt("an entry with more than three parts"));
+            }
+            (Some(stream), ts, text)
+        } else {
+            let Some(text) = self.string() else {
+                return Err(self.corrupt("an entry that is neither a list nor a string"));
+            };
+            (None, None, text)
+        };
+        let (stream, ts_ms) = match (stream, ts, self.previous) {
+            (Some(stream), Some(ts), _) => (stream, ts),
+            (Some(stream), None, Some((_, ts))) => (stream, ts),
+            (None, None, Some(both)) => both,
+            _ => {
+                return Err(self.corrupt("an entry that takes its time from none before it"));
+            }
+        };
+        self.previous = Some((stream, ts_ms));
+        let seq = self.seq;
+        self.seq += 1;
+        Ok(StoredLine {
+            seq,
+            stream,
+            ts_ms,
+            text_json: text,
         })
     }
 }
 
-/// The second part of an entry: its time, or its text when it has the previous one's time.
-enum TimeOrText {
-    Time(i64),
-    Text(String),
-}
+impl<'a> Iterator for ChunkLines<'a> {
+    type Item = StoreResult<StoredLine<'a>>;
 
-impl<'de> Deserialize<'de> for TimeOrText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl Visitor<'_> for Either {
-            type Value = TimeOrText;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a time in ms or a line's text")
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.ended {
+                return None;
             }
-
-            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<TimeOrText, E> {
-                Ok(TimeOrText::Time(ms))
+            let more = if self.opened {
+                self.eat(b',')
+            } else if self.eat(b'[') {
+                self.opened = true;
+                self.peek() != Some(b']')
+            } else {
+                return Some(Err(self.corrupt("no list")));
+            };
+            if !more {
+                self.ended = true;
+                if !self.eat(b']') || self.peek().is_some() {
+                    return Some(Err(self.corrupt("no end of the list where it ends")));
+                }
+                return None;
             }
-
-            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<TimeOrText, E> {
-                i64::try_from(ms)
-                    .map(TimeOrText::Time)
-                    .map_err(|_| E::custom("a time out of range"))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TimeOrText, E> {
-                Ok(TimeOrText::Text(text.to_owned()))
-            }
-
-            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<TimeOrText, E> {
-                Ok(TimeOrText::Text(text))
+            match self.entry() {
+                Ok(line) if line.seq <= self.after_seq => continue,
+                done => return Some(done),
             }
         }
-        deserializer.deserialize_any(Either)
     }
 }
 
@@ -767,6 +827,44 @@ mod tests {
                 (3, LogStream::Stdout, 1_700_000_000_200, "c")
             ]
         );
+    }
+
+    #[test]
+    fn chunks_written_by_the_databases_own_json_functions_read_too() {
+        // A migration built one-line chunks with json_build_array (PostgreSQL, spaces after
+        // commas) and json_array (SQLite), escaping in their own ways.
+        let text = " [[1, 1700000000123, \"tab\\there \\u00e9 \\/ \\\"q\\\"\"] , [2, 5, \"\"]]\n";
+        let lines: Vec<_> = ChunkLines::new(7, text, 0)
+            .collect::<StoreResult<_>>()
+            .unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].text().unwrap(), "tab\there \u{e9} / \"q\"");
+        assert_eq!(
+            (lines[1].seq, lines[1].stream, lines[1].ts_ms),
+            (8, LogStream::Stderr, 5)
+        );
+        assert_eq!(lines[1].text().unwrap(), "");
+    }
+
+    #[test]
+    fn a_stored_line_is_sent_on_only_as_valid_json() {
+        for bad in [
+            "[[1, 5, \"bad \\x escape\"]]",
+            "[[1, 5, \"short \\u12\"]]",
+            "[[1, 5, \"raw\ttab\"]]",
+            "[[1, 5, \"unterminated]]",
+            "[[1, 5, \"a\"],]",
+            "[[1, 5, \"a\"]",
+            "[[1, 5, \"a\"]] [",
+            "[[3, 5, \"a\"]]",
+            "[[1, 5.5, \"a\"]]",
+            "{}",
+        ] {
+            let read: StoreResult<Vec<_>> = ChunkLines::new(1, bad, 0).collect();
+            assert!(read.is_err(), "{bad} was read");
+        }
+        assert!(ChunkLines::new(1, "[]", 0).next().is_none());
+        assert!(ChunkLines::new(1, " [ ] ", 0).next().is_none());
     }
 
     #[test]

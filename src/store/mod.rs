@@ -35,7 +35,7 @@ pub use codec::EnvCodec;
 pub use deliveries::{Attempted, Delivery, DeliveryStore};
 pub use feed::{DynFeed, Feed, Signal};
 pub use leases::LeaseStore;
-pub use logs::{search_log, LogSearch, LogStore};
+pub use logs::{search_log, LogSearch, LogStore, StoredChunk, StoredLine};
 pub use nodes::{NodeBeat, NodeStore};
 pub use postgres::PgStore;
 pub use queue::{Admission, CancelRequest, Claimed, Ended, QueueBounds, QueueStore, StartHere};
