@@ -127,7 +127,8 @@ impl Subscription {
         }
     }
 
-    /// The next event if one is waiting; events lost to lag are skipped (the store has them).
+    /// The next event if one is waiting; events lost to lag are skipped, as a watcher checks
+    /// each batch's numbers against the last line it sent.
     pub fn try_recv(&mut self) -> Option<HubEvent> {
         let rx = self.rx.as_mut()?;
         loop {

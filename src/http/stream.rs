@@ -724,6 +724,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_that_lagged_behind_the_live_batches_reads_the_store_up_to_the_oldest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ranges = [
+            1..=1000,
+            1001..=2000,
+            2001..=3000,
+            3001..=4000,
+            4001..=5000,
+            5001..=6000,
+        ];
+        let stored: Vec<_> = ranges.iter().map(|r| lines(r.clone(), "stored")).collect();
+        let store = store_with(dir.path(), &stored).await;
+        // Seven events for a channel that keeps the last four: the first three are lost.
+        let publish = ranges
+            .iter()
+            .map(|r| HubEvent::Lines(crate::engine::LiveLines::new(lines(r.clone(), "live"))))
+            .chain([ended()])
+            .collect();
+        let (sent, done) = follow(store, publish).await;
+        // Two pages from the store reach 4000, where the oldest batch kept ends.
+        let expected: Vec<String> = (1..=6000)
+            .map(|seq| {
+                let source = if seq <= 2 * PAGE { "stored" } else { "live" };
+                format!("{seq} {source} {seq}")
+            })
+            .collect();
+        assert_eq!(sent.len(), expected.len());
+        assert!(
+            sent == expected,
+            "first differing line {:?}",
+            sent.iter().zip(&expected).find(|(a, b)| a != b)
+        );
+        assert!(done);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_holding_fewer_lines_than_its_range_ends_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &[]).await;
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let ten = crate::store::logs::encode_chunk(&lines(1..=10, "stored"));
+        sqlx::query(
+            "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
+             VALUES ('r', 1, 5000, $1)",
+        )
+        .bind(ten)
+        .execute(&pool)
+        .await
+        .unwrap();
+        // Read again and again from line 10 on, it would never end.
+        let (sent, done) = follow(store, vec![ended()]).await;
+        assert!(sent.is_empty() && !done, "{} lines sent", sent.len());
+    }
+
+    #[tokio::test]
     async fn a_live_batch_past_what_the_store_holds_is_sent_after_the_store_is_read() {
         let dir = tempfile::tempdir().unwrap();
         // As past the log cap: later lines go to watchers but not to the store.
@@ -781,6 +837,30 @@ mod tests {
             String::from_utf8(stored).unwrap(),
             String::from_utf8(live).unwrap()
         );
+    }
+
+    #[test]
+    fn a_line_stored_with_another_jsons_escapes_is_sent_as_its_text() {
+        // As the migration to chunks wrote them, with PostgreSQL's json_build_array.
+        let chunk = crate::store::StoredChunk {
+            first_seq: 1,
+            last_seq: 1,
+            text: r#"[[2, 1700000000123, "a\/b \u0001 \"q\" \u00e9"]]"#.to_string(),
+        };
+        let mut framed = Vec::new();
+        for line in chunk.lines(0) {
+            LineFramer::default().frame_stored(&mut framed, line.unwrap());
+        }
+        let framed = String::from_utf8(framed).unwrap();
+        let data = framed
+            .split_once("data: ")
+            .and_then(|(_, rest)| rest.strip_suffix("\n\n"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["line"], "a/b \u{1} \"q\" é");
+        assert_eq!(v["stream"], "stderr");
+        assert_eq!(v["ts"], "2023-11-14T22:13:20.123Z");
+        assert!(framed.starts_with("id: 1\nevent: log\n"));
     }
 
     #[test]

@@ -204,6 +204,7 @@ macro_rules! impl_log_store {
                 for chunk in &chunks {
                     $crate::store::logs::decode_chunk(
                         chunk.first_seq,
+                        chunk.last_seq,
                         &chunk.text,
                         after_seq,
                         limit,
@@ -234,8 +235,8 @@ macro_rules! impl_log_store {
                 let mut got = 0;
                 let mut below = before_seq;
                 while got < limit {
-                    let chunks: Vec<(i64, String)> = sqlx::query_as(
-                        "SELECT first_seq, lines FROM run_log_chunks \
+                    let chunks: Vec<(i64, i64, String)> = sqlx::query_as(
+                        "SELECT first_seq, last_seq, lines FROM run_log_chunks \
                          WHERE run_id = $1 AND first_seq < $2 ORDER BY last_seq DESC LIMIT $3",
                     )
                     .bind(run_id)
@@ -244,9 +245,16 @@ macro_rules! impl_log_store {
                     .fetch_all(&self.pool)
                     .await?;
                     let fetched = chunks.len() as i64;
-                    for (first, text) in chunks {
+                    for (first, last, text) in chunks {
                         let mut lines = Vec::new();
-                        $crate::store::logs::decode_chunk(first, &text, 0, usize::MAX, &mut lines)?;
+                        $crate::store::logs::decode_chunk(
+                            first,
+                            last,
+                            &text,
+                            0,
+                            usize::MAX,
+                            &mut lines,
+                        )?;
                         lines.retain(|l| l.seq < before_seq);
                         let take = lines.len().min(limit - got);
                         lines.drain(..lines.len() - take);
@@ -417,10 +425,11 @@ fn stream_prefix(stream: LogStream) -> &'static [u8] {
     }
 }
 
-/// Appends to `out` the lines of a stored chunk numbered from `first_seq` that come after
-/// `after_seq`, until `out` holds `limit`.
+/// Appends to `out` the lines of a stored chunk numbered `first_seq..=last_seq` that come
+/// after `after_seq`, until `out` holds `limit`.
 pub fn decode_chunk(
     first_seq: i64,
+    last_seq: i64,
     text: &str,
     after_seq: i64,
     limit: usize,
@@ -428,7 +437,7 @@ pub fn decode_chunk(
 ) -> StoreResult<()> {
     // Lines of one read share their time: it is converted once for all of them.
     let mut time: Option<(i64, chrono::DateTime<chrono::Utc>)> = None;
-    for line in ChunkLines::new(first_seq, text, after_seq) {
+    for line in ChunkLines::new(first_seq, last_seq, text, after_seq) {
         if out.len() >= limit {
             break;
         }
@@ -463,7 +472,7 @@ pub struct StoredChunk {
 impl StoredChunk {
     /// Its lines with `seq > after_seq`, in order.
     pub fn lines(&self, after_seq: i64) -> ChunkLines<'_> {
-        ChunkLines::new(self.first_seq, &self.text, after_seq)
+        ChunkLines::new(self.first_seq, self.last_seq, &self.text, after_seq)
     }
 
     /// How many of its lines come after `after_seq`.
@@ -502,6 +511,10 @@ pub struct ChunkLines<'a> {
     text: &'a str,
     at: usize,
     seq: i64,
+    /// The number its last entry must have: a chunk that holds more or fewer lines than its
+    /// range says is corrupt, rather than read again and again by readers that go on from
+    /// the range.
+    last_seq: i64,
     after_seq: i64,
     previous: Option<(LogStream, i64)>,
     /// `[` was read: entries follow, each after a comma but the first.
@@ -510,11 +523,12 @@ pub struct ChunkLines<'a> {
 }
 
 impl<'a> ChunkLines<'a> {
-    fn new(first_seq: i64, text: &'a str, after_seq: i64) -> Self {
+    fn new(first_seq: i64, last_seq: i64, text: &'a str, after_seq: i64) -> Self {
         Self {
             text,
             at: 0,
             seq: first_seq,
+            last_seq,
             after_seq,
             previous: None,
             opened: false,
@@ -662,7 +676,13 @@ impl<'a> Iterator for ChunkLines<'a> {
                 if !self.eat(b']') || self.peek().is_some() {
                     return Some(Err(self.corrupt("no end of the list where it ends")));
                 }
+                if self.seq != self.last_seq + 1 {
+                    return Some(Err(self.corrupt("fewer lines than its range")));
+                }
                 return None;
+            }
+            if self.seq > self.last_seq {
+                return Some(Err(self.corrupt("more lines than its range")));
             }
             match self.entry() {
                 Ok(line) if line.seq <= self.after_seq => continue,
@@ -791,12 +811,12 @@ mod tests {
         );
         for after in 9..=15 {
             let mut out = Vec::new();
-            decode_chunk(10, &text, after, 10, &mut out).unwrap();
+            decode_chunk(10, 15, &text, after, 10, &mut out).unwrap();
             let from = usize::try_from(after - 9).unwrap().min(lines.len());
             assert_eq!(out, lines[from..].to_vec(), "after seq {after}");
         }
         let mut two = Vec::new();
-        decode_chunk(10, &text, 11, 2, &mut two).unwrap();
+        decode_chunk(10, 15, &text, 11, 2, &mut two).unwrap();
         assert_eq!(
             two,
             lines[2..4].to_vec(),
@@ -808,7 +828,7 @@ mod tests {
     fn chunks_stored_with_every_lines_time_still_read() {
         let text = r#"[[1,1700000000123,"a"],[2,1700000000123,"b"],[1,1700000000200,"c"]]"#;
         let mut out = Vec::new();
-        decode_chunk(1, text, 1, 10, &mut out).unwrap();
+        decode_chunk(1, 3, text, 1, 10, &mut out).unwrap();
         let read: Vec<_> = out
             .iter()
             .map(|l| {
@@ -834,7 +854,7 @@ mod tests {
         // A migration built one-line chunks with json_build_array (PostgreSQL, spaces after
         // commas) and json_array (SQLite), escaping in their own ways.
         let text = " [[1, 1700000000123, \"tab\\there \\u00e9 \\/ \\\"q\\\"\"] , [2, 5, \"\"]]\n";
-        let lines: Vec<_> = ChunkLines::new(7, text, 0)
+        let lines: Vec<_> = ChunkLines::new(7, 8, text, 0)
             .collect::<StoreResult<_>>()
             .unwrap();
         assert_eq!(lines.len(), 2);
@@ -860,11 +880,17 @@ mod tests {
             "[[1, 5.5, \"a\"]]",
             "{}",
         ] {
-            let read: StoreResult<Vec<_>> = ChunkLines::new(1, bad, 0).collect();
+            let read: StoreResult<Vec<_>> = ChunkLines::new(1, 1, bad, 0).collect();
             assert!(read.is_err(), "{bad} was read");
         }
-        assert!(ChunkLines::new(1, "[]", 0).next().is_none());
-        assert!(ChunkLines::new(1, " [ ] ", 0).next().is_none());
+        assert!(ChunkLines::new(1, 0, "[]", 0).next().is_none());
+        let two = r#"[[1, 5, "a"], "b"]"#;
+        assert_eq!(ChunkLines::new(1, 2, two, 0).count(), 2);
+        for last in [1, 3, 5000] {
+            let read: StoreResult<Vec<_>> = ChunkLines::new(1, last, two, 0).collect();
+            assert!(read.is_err(), "two lines read as 1..={last}");
+        }
+        assert!(ChunkLines::new(1, 0, " [ ] ", 0).next().is_none());
     }
 
     #[test]
@@ -876,30 +902,30 @@ mod tests {
         ];
         let text = encode_chunk(&lines);
         let mut all = Vec::new();
-        decode_chunk(5, &text, 0, 10, &mut all).unwrap();
+        decode_chunk(5, 7, &text, 0, 10, &mut all).unwrap();
         assert_eq!(all, lines);
         let mut rest = Vec::new();
-        decode_chunk(5, &text, 5, 1, &mut rest).unwrap();
+        decode_chunk(5, 7, &text, 5, 1, &mut rest).unwrap();
         assert_eq!(rest, lines[1..2].to_vec(), "after seq 5, at most one");
         let mut tail = Vec::new();
-        decode_chunk(5, &text, 6, 10, &mut tail).unwrap();
+        decode_chunk(5, 7, &text, 6, 10, &mut tail).unwrap();
         assert_eq!(tail, lines[2..].to_vec(), "after seq 6, the rest");
         let mut none = Vec::new();
-        decode_chunk(5, &text, 7, 10, &mut none).unwrap();
+        decode_chunk(5, 7, &text, 7, 10, &mut none).unwrap();
         assert!(none.is_empty(), "nothing after the last line");
-        assert!(decode_chunk(1, "not json", 0, 10, &mut rest).is_err());
-        assert!(decode_chunk(1, r#"[[1, 5, "a"]] x"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, 1, "not json", 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, 1, r#"[[1, 5, "a"]] x"#, 0, 10, &mut rest).is_err());
         assert!(
-            decode_chunk(1, r#"[[1, "a"]]"#, 0, 10, &mut rest).is_err(),
+            decode_chunk(1, 1, r#"[[1, "a"]]"#, 0, 10, &mut rest).is_err(),
             "no time to take over"
         );
-        assert!(decode_chunk(1, r#"["a"]"#, 0, 10, &mut rest).is_err());
-        assert!(decode_chunk(1, r#"[[1, 5, "a", 1]]"#, 0, 10, &mut rest).is_err());
-        assert!(decode_chunk(1, r#"[[1]]"#, 0, 10, &mut rest).is_err());
-        assert!(decode_chunk(1, r#"[[1, 5]]"#, 0, 10, &mut rest).is_err());
-        assert!(decode_chunk(1, r#"[[1, 5, "a"], 7]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, 1, r#"["a"]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, 1, r#"[[1, 5, "a", 1]]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, 1, r#"[[1]]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, 1, r#"[[1, 5]]"#, 0, 10, &mut rest).is_err());
+        assert!(decode_chunk(1, 2, r#"[[1, 5, "a"], 7]"#, 0, 10, &mut rest).is_err());
         assert!(
-            decode_chunk(1, r#"[[1, 5, "a"], ["b"]]"#, 0, 10, &mut rest).is_err(),
+            decode_chunk(1, 2, r#"[[1, 5, "a"], ["b"]]"#, 0, 10, &mut rest).is_err(),
             "a stream must be a number"
         );
     }
