@@ -44,19 +44,25 @@ pub trait LogStore: Send + Sync {
     async fn update_tail(&self, run_id: &str, lease: &str, tail: &str) -> StoreResult<bool>;
 }
 
-/// Stores a batch of consecutive lines in one statement, if the lease still holds. Where a
-/// database has one writer at a time (SQLite), a statement that checks the lease and inserts
-/// is as safe as a transaction that locks the run first, and costs one round trip to the
-/// connection's thread instead of four. A chunk already stored (a retry after a commit whose
-/// answer was lost) inserts nothing, like a lost lease: the caller tells them apart.
-pub const APPEND_ALONE_SQL: &str =
-    "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
-     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND owner = $5 \
-     AND status = 'running') ON CONFLICT (run_id, last_seq) DO NOTHING";
+/// Stores a batch of consecutive lines in one statement, if the lease still holds: one round
+/// trip instead of four (`BEGIN`, a lock on the run row, the insert, `COMMIT`). The run row
+/// the lease check reads is locked with `lock` until the statement commits, so a node ending
+/// the run meanwhile waits for the batch; and a batch that meets an ending in progress waits
+/// for it and, seeing the run ended, stores nothing (PostgreSQL checks the locked row again
+/// once the other transaction commits). SQLite, with one writer at a time, needs no clause.
+/// A chunk already stored (a retry after a commit whose answer was lost) inserts nothing,
+/// like a lost lease: the caller tells them apart.
+pub fn append_sql(lock: &str) -> String {
+    format!(
+        "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
+         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND owner = $5 \
+         AND status = 'running'{lock}) ON CONFLICT (run_id, last_seq) DO NOTHING"
+    )
+}
 
-/// `$one_writer`: the database lets one statement write at a time (see `APPEND_ALONE_SQL`).
+/// `$append_lock`: how the lease check locks the run row (see `append_sql`).
 macro_rules! impl_log_store {
-    ($store:ty, $db:ty, $one_writer:expr) => {
+    ($store:ty, $db:ty, $append_lock:expr) => {
         impl $store {
             /// The chunks holding the lines with `seq > after_seq`, until they hold at least
             /// `min_lines` of them or the log ends; the first query asks for `first_batch`.
@@ -124,8 +130,11 @@ macro_rules! impl_log_store {
                     }
                     _ => None,
                 };
-                if let Some((first, last)) = consecutive.filter(|_| $one_writer) {
-                    let stored = sqlx::query($crate::store::logs::APPEND_ALONE_SQL)
+                if let Some((first, last)) = consecutive {
+                    // Every batch of output passes here: its statement is put together once.
+                    static SQL: std::sync::LazyLock<String> =
+                        std::sync::LazyLock::new(|| $crate::store::logs::append_sql($append_lock));
+                    let stored = sqlx::query(SQL.as_str())
                         .bind(run_id)
                         .bind(first)
                         .bind(last)
@@ -703,54 +712,6 @@ mod tests {
             line: text.into(),
             ts: super::super::rows::from_ms(1_700_000_000_000 + seq),
         }
-    }
-
-    #[tokio::test]
-    async fn sqlite_appends_only_under_the_lease_and_a_retried_batch_is_stored_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let key = crate::secrets::MasterKey::generate();
-        let codec = crate::store::EnvCodec::new(crate::secrets::SecretBox::new(&key));
-        let store = crate::store::connect(&url, codec).await.unwrap();
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query(
-            "INSERT INTO runs (id, script_id, status, trigger_kind, queued_at, owner) \
-             VALUES ('r', 's', 'running', 'manual', 0, 'lease-a')",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        let batch = |seqs: &[i64]| -> Vec<LogLine> {
-            seqs.iter()
-                .map(|&seq| line(seq, LogStream::Stdout, &format!("line {seq}")))
-                .collect()
-        };
-        let stored = || async { store.read_log("r", 0, 100).await.unwrap() };
-        let append = |lease: &'static str, seqs: &'static [i64]| {
-            let store = store.clone();
-            async move { store.append_log("r", lease, &batch(seqs)).await.unwrap() }
-        };
-
-        assert!(append("lease-a", &[1, 2, 3]).await);
-        assert!(
-            append("lease-a", &[1, 2, 3]).await,
-            "a retried batch is taken as stored"
-        );
-        assert_eq!(stored().await, batch(&[1, 2, 3]), "and stored once");
-        assert!(
-            !append("lease-b", &[4, 5]).await,
-            "another lease writes nothing"
-        );
-        // The log-cap marker comes after a gap: two chunks, in one transaction.
-        assert!(append("lease-a", &[4, 5, 9]).await);
-        assert_eq!(stored().await, batch(&[1, 2, 3, 4, 5, 9]));
-        sqlx::query("UPDATE runs SET status = 'failed' WHERE id = 'r'")
-            .execute(&pool)
-            .await
-            .unwrap();
-        assert!(!append("lease-a", &[10]).await);
-        assert!(!append("lease-a", &[10, 12]).await);
-        assert_eq!(stored().await.len(), 6, "nothing after the run ended");
     }
 
     #[test]

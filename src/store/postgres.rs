@@ -53,7 +53,7 @@ super::queue::impl_queue_store!(
     super::queue::pg_admission_sql
 );
 super::leases::impl_lease_store!(PgStore);
-super::logs::impl_log_store!(PgStore, sqlx::Postgres, false);
+super::logs::impl_log_store!(PgStore, sqlx::Postgres, " FOR SHARE");
 super::schedules::impl_schedule_store!(PgStore);
 super::nodes::impl_node_store!(PgStore);
 super::versions::impl_version_store!(PgStore);

@@ -77,7 +77,7 @@ super::scripts::impl_script_store!(
 super::runs::impl_run_store!(SqliteStore, sqlx::Sqlite);
 super::queue::impl_queue_store!(SqliteStore, "", super::queue::sqlite_admission_sql);
 super::leases::impl_lease_store!(SqliteStore);
-super::logs::impl_log_store!(SqliteStore, sqlx::Sqlite, true);
+super::logs::impl_log_store!(SqliteStore, sqlx::Sqlite, "");
 super::schedules::impl_schedule_store!(SqliteStore);
 super::nodes::impl_node_store!(SqliteStore);
 super::versions::impl_version_store!(SqliteStore);

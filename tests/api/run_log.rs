@@ -3,12 +3,16 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{both_backends, eventually, Backend, TestApp};
+use crate::helpers::{
+    both_backends, eventually, execute_sql, pg_schema_url, query_numbers, Backend, TestApp,
+};
 
 both_backends!(
     pages_of_the_stored_log_read_both_ways_across_chunks,
     a_search_finds_matching_lines_in_order_and_goes_on_in_parts,
     a_search_never_finds_a_masked_secret,
+    appends_hold_to_the_lease_and_a_batch_sent_again_is_stored_once,
+    an_append_that_meets_a_lease_expiry_waits_and_then_stores_nothing,
 );
 
 fn seqs(page: &Value, key: &str) -> Vec<i64> {
@@ -231,4 +235,121 @@ async fn a_sqlite_log_is_copied_from_the_wal_in_the_background() {
         size() > before + 2_000_000
     })
     .await;
+}
+
+/// A store of its own on `b`, holding a run `r` that `lease-a` runs; with its URL and the
+/// directory that must outlive it.
+async fn store_with_a_running_run(
+    b: Backend,
+) -> (scriptd::store::DynStore, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match b {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
+        Backend::Postgres => pg_schema_url().await,
+    };
+    let key = scriptd::secrets::MasterKey::generate();
+    let codec = scriptd::store::EnvCodec::new(scriptd::secrets::SecretBox::new(&key));
+    let store = scriptd::store::connect(&url, codec).await.unwrap();
+    execute_sql(
+        &url,
+        &[
+            "INSERT INTO runs (id, script_id, status, trigger_kind, queued_at, owner) \
+           VALUES ('r', 's', 'running', 'manual', 0, 'lease-a')",
+        ],
+    )
+    .await;
+    (store, url, dir)
+}
+
+fn log_lines(seqs: &[i64]) -> Vec<scriptd::domain::LogLine> {
+    seqs.iter()
+        .map(|&seq| scriptd::domain::LogLine {
+            seq,
+            stream: scriptd::domain::LogStream::Stdout,
+            line: format!("line {seq}"),
+            ts: chrono::Utc::now(),
+        })
+        .collect()
+}
+
+/// Lines are stored only under the run's lease and while it runs; a batch sent again (its
+/// commit's answer lost) is taken as stored, and stored once.
+async fn appends_hold_to_the_lease_and_a_batch_sent_again_is_stored_once(b: Backend) {
+    let (store, url, _dir) = store_with_a_running_run(b).await;
+    let append = |lease: &'static str, seqs: &'static [i64]| {
+        let store = store.clone();
+        async move {
+            store
+                .append_log("r", lease, &log_lines(seqs))
+                .await
+                .unwrap()
+        }
+    };
+    let stored = || async {
+        let lines = store.read_log("r", 0, 100).await.unwrap();
+        lines.iter().map(|l| l.seq).collect::<Vec<_>>()
+    };
+    assert!(append("lease-a", &[1, 2, 3]).await);
+    assert!(append("lease-a", &[1, 2, 3]).await, "a batch sent again");
+    assert_eq!(stored().await, [1, 2, 3], "stored once");
+    assert!(!append("lease-b", &[4, 5]).await, "another lease");
+    // The log-cap marker comes after a gap: two chunks at once.
+    assert!(append("lease-a", &[4, 5, 9]).await);
+    assert_eq!(stored().await, [1, 2, 3, 4, 5, 9]);
+    execute_sql(&url, &["UPDATE runs SET status = 'failed' WHERE id = 'r'"]).await;
+    assert!(!append("lease-a", &[10]).await, "a run that has ended");
+    assert!(!append("lease-a", &[10, 12]).await);
+    assert_eq!(stored().await, [1, 2, 3, 4, 5, 9]);
+}
+
+/// A batch of lines that meets a lease expiry being written waits for it, then stores nothing:
+/// no line lands in a run another node has ended.
+async fn an_append_that_meets_a_lease_expiry_waits_and_then_stores_nothing(b: Backend) {
+    use sqlx::Connection;
+    let (store, url, _dir) = store_with_a_running_run(b).await;
+    // Another node ends the run, its transaction still open.
+    let mut expiry = match b {
+        Backend::Sqlite => Client::Sqlite(sqlx::SqliteConnection::connect(&url).await.unwrap()),
+        Backend::Postgres => Client::Postgres(sqlx::PgConnection::connect(&url).await.unwrap()),
+    };
+    let begin = match b {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    };
+    expiry.execute(begin).await;
+    expiry
+        .execute("UPDATE runs SET status = 'failed', owner = NULL WHERE id = 'r'")
+        .await;
+    let append = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .append_log("r", "lease-a", &log_lines(&[1, 2, 3]))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!append.is_finished(), "the batch waits for the expiry");
+    expiry.execute("COMMIT").await;
+    let stored = append.await.unwrap().unwrap();
+    assert!(!stored, "the batch is refused once the run has ended");
+    let chunks = query_numbers(&url, "SELECT COUNT(*) FROM run_log_chunks").await;
+    assert_eq!(chunks, vec![0], "nothing was stored");
+}
+
+/// One connection of another client, on either backend.
+enum Client {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Client {
+    async fn execute(&mut self, sql: &str) {
+        use sqlx::Executor;
+        match self {
+            Client::Sqlite(c) => c.execute(sql).await.map(drop),
+            Client::Postgres(c) => c.execute(sql).await.map(drop),
+        }
+        .unwrap();
+    }
 }
