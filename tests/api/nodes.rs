@@ -153,7 +153,15 @@ async fn runs_queued_on_a_full_node_are_claimed_by_idle_ones() {
         let run = a.wait_run_until(r, 10, |r| r["status"] == "running").await;
         owners.insert(cluster.owner_of(&run));
     }
-    assert_eq!(owners.len(), 3, "each node took one run");
+    let mut now = Vec::new();
+    for r in &runs {
+        let run = a.get_run(r).await;
+        now.push(format!(
+            "{} {} on {}: {}",
+            r, run["status"], run["node"], run["error"]
+        ));
+    }
+    assert_eq!(owners.len(), 3, "each node took one run: {now:#?}");
     for r in &runs {
         assert_eq!(
             a.get_run(r).await["status"],
