@@ -47,9 +47,12 @@ super::scripts::impl_script_store!(
      ORDER BY r2.id DESC LIMIT 1) r ON TRUE"
 );
 super::runs::impl_run_store!(PgStore, sqlx::Postgres);
+// `ARRAY(…)` runs the locking query once. Under `IN (…)` the planner may join it as a nested
+// loop, running it again for each queued run, and each run it skips as changed by this very
+// statement lets the next one in: a claim for one run took every queued run.
 super::queue::impl_queue_store!(
     PgStore,
-    "FOR UPDATE OF q SKIP LOCKED",
+    |candidates| format!("= ANY(ARRAY({candidates} FOR UPDATE OF q SKIP LOCKED))"),
     super::queue::pg_admission_sql
 );
 super::leases::impl_lease_store!(PgStore);

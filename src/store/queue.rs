@@ -131,18 +131,21 @@ const ELIGIBLE: &str = "AND (q.concurrency <> 'queue' OR NOT EXISTS (\
     SELECT 1 FROM runs o WHERE o.script_id = q.script_id \
     AND o.status IN ('queued', 'running') AND (o.status = 'running' OR o.id < q.id)))";
 
-/// The claim statement; `lock` is what the backend adds to lock the candidate rows. The
-/// candidates are chosen before any is changed, so a `queue` script's second run is never
+/// The claim statement; `pick` makes the test of a run's id against the candidates' query,
+/// which the backend may lock. The candidates are chosen once, before any run is changed, so a
+/// claim never takes more runs than it asks for, and a `queue` script's second run is never
 /// eligible beside its first.
-pub fn claim_sql(lock: &str) -> String {
+pub fn claim_sql(pick: fn(&str) -> String) -> String {
+    let candidates = format!(
+        "SELECT q.id FROM runs q WHERE q.status = 'queued' \
+         AND (q.not_before IS NULL OR q.not_before <= $3) {ELIGIBLE} ORDER BY q.id LIMIT $5"
+    );
     format!(
         "UPDATE runs SET status = 'running', owner = $1, node_id = $2, started_at = $3, \
-         lease_until = $4 WHERE status = 'queued' AND id IN (\
-           SELECT q.id FROM runs q WHERE q.status = 'queued' \
-           AND (q.not_before IS NULL OR q.not_before <= $3) {ELIGIBLE} \
-           ORDER BY q.id LIMIT $5 {lock}) \
+         lease_until = $4 WHERE status = 'queued' AND id {} \
          RETURNING {}, concurrency, \
            (SELECT s.version FROM scripts s WHERE s.id = runs.script_id) AS current_version",
+        pick(&candidates),
         super::rows::RUN_COLUMNS
     )
 }
@@ -246,12 +249,12 @@ pub fn sqlite_admission_sql() -> String {
     )
 }
 
-/// `$claim_lock` is what the backend adds to lock a claim's candidate rows; `$admission_sql`
+/// `$claim_pick` tests a run against a claim's candidates (see `claim_sql`); `$admission_sql`
 /// writes a run and its start's audit entry in one statement (one round trip, all or
 /// nothing) and returns the status written: no row, or the `QUEUE_FULL` error, when the queue
 /// is full.
 macro_rules! impl_queue_store {
-    ($store:ty, $claim_lock:expr, $admission_sql:expr) => {
+    ($store:ty, $claim_pick:expr, $admission_sql:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::QueueStore for $store {
             async fn enqueue(
@@ -322,7 +325,7 @@ macro_rules! impl_queue_store {
                 max: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::store::Claimed>> {
                 static SQL: std::sync::LazyLock<String> =
-                    std::sync::LazyLock::new(|| $crate::store::queue::claim_sql($claim_lock));
+                    std::sync::LazyLock::new(|| $crate::store::queue::claim_sql($claim_pick));
                 let mut claimed =
                     sqlx::query_as::<_, $crate::store::rows::ClaimRow>(SQL.as_str())
                     .bind(&owner.lease)

@@ -75,7 +75,11 @@ super::scripts::impl_script_store!(
     "LEFT JOIN runs r ON r.id = (SELECT MAX(r2.id) FROM runs r2 WHERE r2.script_id = {s}.id)"
 );
 super::runs::impl_run_store!(SqliteStore, sqlx::Sqlite);
-super::queue::impl_queue_store!(SqliteStore, "", super::queue::sqlite_admission_sql);
+super::queue::impl_queue_store!(
+    SqliteStore,
+    |candidates| format!("IN ({candidates})"),
+    super::queue::sqlite_admission_sql
+);
 super::leases::impl_lease_store!(SqliteStore);
 super::logs::impl_log_store!(SqliteStore, sqlx::Sqlite, "");
 super::schedules::impl_schedule_store!(SqliteStore);
