@@ -428,10 +428,14 @@ async fn a_spare_worker_serves_one_run_and_a_dead_one_is_replaced() {
     assert_eq!(run_with(1).await["result"], 2);
     crate::helpers::eventually(10, "a spare worker waits", || spares().len() == 1).await;
     let first = spares()[0];
-    // Waiting for its job, it is already locked down: seccomp filtering, no new privileges.
-    let status = std::fs::read_to_string(format!("/proc/{first}/status")).unwrap();
-    assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
-    assert!(status.contains("\nNoNewPrivs:\t1\n"), "{status}");
+    // Waiting for its job, it locks itself down: seccomp filtering, no new privileges. (It is
+    // seen as soon as it exists, a moment before it has done so; no job is sent meanwhile.)
+    let status = || std::fs::read_to_string(format!("/proc/{first}/status")).unwrap();
+    crate::helpers::eventually(10, "the waiting worker locks itself down", || {
+        let status = status();
+        status.contains("\nSeccomp:\t2\n") && status.contains("\nNoNewPrivs:\t1\n")
+    })
+    .await;
     assert_eq!(run_with(2).await["result"], 4);
     crate::helpers::eventually(10, "the used worker is gone, a new one waits", || {
         let now = spares();
