@@ -621,19 +621,31 @@ mod tests {
 
     /// A store whose run `r` holds the given lines, one chunk per range.
     async fn store_with(dir: &std::path::Path, chunks: &[Vec<LogLine>]) -> DynStore {
+        let rows: Vec<_> = chunks
+            .iter()
+            .map(|c| {
+                let text = crate::store::logs::encode_chunk(c);
+                (c[0].seq, c[c.len() - 1].seq, text)
+            })
+            .collect();
+        store_with_rows(dir, &rows).await
+    }
+
+    /// A store whose run `r` holds these chunk rows (first seq, last seq, lines) as they are.
+    async fn store_with_rows(dir: &std::path::Path, rows: &[(i64, i64, String)]) -> DynStore {
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let key = crate::secrets::MasterKey::generate();
         let codec = crate::store::EnvCodec::new(crate::secrets::SecretBox::new(&key));
         let store = crate::store::connect(&url, codec).await.unwrap();
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        for chunk in chunks {
+        for (first, last, text) in rows {
             sqlx::query(
                 "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
                  VALUES ('r', $1, $2, $3)",
             )
-            .bind(chunk[0].seq)
-            .bind(chunk[chunk.len() - 1].seq)
-            .bind(crate::store::logs::encode_chunk(chunk))
+            .bind(first)
+            .bind(last)
+            .bind(text)
             .execute(&pool)
             .await
             .unwrap();
@@ -682,6 +694,23 @@ mod tests {
         (sent, text.contains("event: done\n"))
     }
 
+    /// Lines 1 to `last` were sent once each, in order: up to `stored_to` as read from the
+    /// store, the rest from the live batches.
+    fn assert_stored_then_live(sent: &[String], stored_to: i64, last: i64) {
+        let expected: Vec<String> = (1..=last)
+            .map(|seq| {
+                let source = if seq <= stored_to { "stored" } else { "live" };
+                format!("{seq} {source} {seq}")
+            })
+            .collect();
+        assert_eq!(sent.len(), expected.len());
+        assert!(
+            sent == expected,
+            "first differing line {:?}",
+            sent.iter().zip(&expected).find(|(a, b)| a != b)
+        );
+    }
+
     fn ended() -> HubEvent {
         let outcome = RunOutcome {
             status: RunStatus::Succeeded,
@@ -708,18 +737,8 @@ mod tests {
             ended(),
         ];
         let (sent, done) = follow(store, publish).await;
-        let expected: Vec<String> = (1..=4000)
-            .map(|seq| {
-                let source = if seq <= PAGE { "stored" } else { "live" };
-                format!("{seq} {source} {seq}")
-            })
-            .collect();
-        assert_eq!(sent.len(), expected.len());
-        assert!(
-            sent == expected,
-            "a page from the store, then the live batches: first differing line {:?}",
-            sent.iter().zip(&expected).find(|(a, b)| a != b)
-        );
+        // A page from the store, then the live batches.
+        assert_stored_then_live(&sent, PAGE, 4000);
         assert!(done);
     }
 
@@ -744,36 +763,15 @@ mod tests {
             .collect();
         let (sent, done) = follow(store, publish).await;
         // Two pages from the store reach 4000, where the oldest batch kept ends.
-        let expected: Vec<String> = (1..=6000)
-            .map(|seq| {
-                let source = if seq <= 2 * PAGE { "stored" } else { "live" };
-                format!("{seq} {source} {seq}")
-            })
-            .collect();
-        assert_eq!(sent.len(), expected.len());
-        assert!(
-            sent == expected,
-            "first differing line {:?}",
-            sent.iter().zip(&expected).find(|(a, b)| a != b)
-        );
+        assert_stored_then_live(&sent, 2 * PAGE, 6000);
         assert!(done);
     }
 
     #[tokio::test]
     async fn a_chunk_holding_fewer_lines_than_its_range_ends_the_stream() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with(dir.path(), &[]).await;
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let ten = crate::store::logs::encode_chunk(&lines(1..=10, "stored"));
-        sqlx::query(
-            "INSERT INTO run_log_chunks (run_id, first_seq, last_seq, lines) \
-             VALUES ('r', 1, 5000, $1)",
-        )
-        .bind(ten)
-        .execute(&pool)
-        .await
-        .unwrap();
+        let store = store_with_rows(dir.path(), &[(1, 5000, ten)]).await;
         // Read again and again from line 10 on, it would never end.
         let (sent, done) = follow(store, vec![ended()]).await;
         assert!(sent.is_empty() && !done, "{} lines sent", sent.len());
