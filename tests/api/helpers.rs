@@ -110,6 +110,30 @@ pub async fn pg_schema_url() -> String {
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
+/// A store of its own on `b`, holding a run `r` that `lease-a` runs; with its URL and the
+/// directory that must outlive it.
+pub async fn store_with_a_running_run(
+    b: Backend,
+) -> (scriptd::store::DynStore, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match b {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
+        Backend::Postgres => pg_schema_url().await,
+    };
+    let key = scriptd::secrets::MasterKey::generate();
+    let codec = scriptd::store::EnvCodec::new(scriptd::secrets::SecretBox::new(&key));
+    let store = scriptd::store::connect(&url, codec).await.unwrap();
+    execute_sql(
+        &url,
+        &[
+            "INSERT INTO runs (id, script_id, status, trigger_kind, queued_at, owner) \
+           VALUES ('r', 's', 'running', 'manual', 0, 'lease-a')",
+        ],
+    )
+    .await;
+    (store, url, dir)
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,

@@ -4,7 +4,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    both_backends, eventually, execute_sql, pg_schema_url, query_numbers, Backend, TestApp,
+    both_backends, eventually, execute_sql, query_numbers, store_with_a_running_run, Backend,
+    TestApp,
 };
 
 both_backends!(
@@ -13,7 +14,6 @@ both_backends!(
     a_search_never_finds_a_masked_secret,
     appends_hold_to_the_lease_and_a_batch_sent_again_is_stored_once,
     an_append_that_meets_a_lease_expiry_waits_and_then_stores_nothing,
-    a_claim_takes_no_more_runs_than_it_asks_for,
 );
 
 fn seqs(page: &Value, key: &str) -> Vec<i64> {
@@ -238,30 +238,6 @@ async fn a_sqlite_log_is_copied_from_the_wal_in_the_background() {
     .await;
 }
 
-/// A store of its own on `b`, holding a run `r` that `lease-a` runs; with its URL and the
-/// directory that must outlive it.
-async fn store_with_a_running_run(
-    b: Backend,
-) -> (scriptd::store::DynStore, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match b {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
-        Backend::Postgres => pg_schema_url().await,
-    };
-    let key = scriptd::secrets::MasterKey::generate();
-    let codec = scriptd::store::EnvCodec::new(scriptd::secrets::SecretBox::new(&key));
-    let store = scriptd::store::connect(&url, codec).await.unwrap();
-    execute_sql(
-        &url,
-        &[
-            "INSERT INTO runs (id, script_id, status, trigger_kind, queued_at, owner) \
-           VALUES ('r', 's', 'running', 'manual', 0, 'lease-a')",
-        ],
-    )
-    .await;
-    (store, url, dir)
-}
-
 fn log_lines(seqs: &[i64]) -> Vec<scriptd::domain::LogLine> {
     seqs.iter()
         .map(|&seq| scriptd::domain::LogLine {
@@ -336,38 +312,6 @@ async fn an_append_that_meets_a_lease_expiry_waits_and_then_stores_nothing(b: Ba
     assert!(!stored, "the batch is refused once the run has ended");
     let chunks = query_numbers(&url, "SELECT COUNT(*) FROM run_log_chunks").await;
     assert_eq!(chunks, vec![0], "nothing was stored");
-}
-
-/// A claim for one run with two queued takes one: the other stays queued for a node with room,
-/// rather than marked running here with nothing to run it.
-async fn a_claim_takes_no_more_runs_than_it_asks_for(b: Backend) {
-    let (store, url, _dir) = store_with_a_running_run(b).await;
-    execute_sql(
-        &url,
-        &[
-            "INSERT INTO runs (id, script_id, status, trigger_kind, queued_at) \
-           VALUES ('q1', 's', 'queued', 'manual', 1), ('q2', 's', 'queued', 'manual', 2), \
-           ('q3', 's', 'queued', 'manual', 3)",
-        ],
-    )
-    .await;
-    let owner = scriptd::store::Owner {
-        node_id: "n".into(),
-        lease: "lease-n".into(),
-    };
-    let now = chrono::Utc::now();
-    let until = now + chrono::Duration::seconds(60);
-    let claimed = store.claim(&owner, now, until, 1).await.unwrap();
-    let ids: Vec<&str> = claimed.iter().map(|c| c.run.id.as_str()).collect();
-    assert_eq!(ids, ["q1"], "the oldest, alone");
-    let running = query_numbers(
-        &url,
-        "SELECT COUNT(*) FROM runs WHERE owner = 'lease-n' AND status = 'running'",
-    )
-    .await;
-    assert_eq!(running, [1], "no other run was marked running");
-    let claimed = store.claim(&owner, now, until, 2).await.unwrap();
-    assert_eq!(claimed.len(), 2, "two asked, two left");
 }
 
 /// One connection of another client, on either backend.

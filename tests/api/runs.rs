@@ -5,7 +5,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{both_backends, execute_sql, Backend, Options, TestApp};
+use crate::helpers::{
+    both_backends, execute_sql, query_numbers, store_with_a_running_run, Backend, Options, TestApp,
+};
 
 both_backends!(
     each_way_a_script_ends_is_recorded,
@@ -22,6 +24,7 @@ both_backends!(
     lines_written_while_the_log_table_is_unavailable_are_stored_once_it_is_back,
     stats_count_runs_per_hour_by_status_and_what_is_active,
     runs_filter_by_trigger_and_time_range,
+    a_claim_takes_no_more_runs_than_it_asks_for,
 );
 
 async fn runs_filter_by_trigger_and_time_range(b: Backend) {
@@ -662,4 +665,36 @@ async fn lines_written_while_the_log_table_is_unavailable_are_stored_once_it_is_
     assert_eq!(done["status"], "succeeded", "{done}");
     let expected: String = (1..=40).map(|i| format!("line {i}\n")).collect();
     assert_eq!(app.log(&run).await, expected);
+}
+
+/// A claim for one run with two queued takes one: the other stays queued for a node with room,
+/// rather than marked running here with nothing to run it.
+async fn a_claim_takes_no_more_runs_than_it_asks_for(b: Backend) {
+    let (store, url, _dir) = store_with_a_running_run(b).await;
+    execute_sql(
+        &url,
+        &[
+            "INSERT INTO runs (id, script_id, status, trigger_kind, queued_at) \
+           VALUES ('q1', 's', 'queued', 'manual', 1), ('q2', 's', 'queued', 'manual', 2), \
+           ('q3', 's', 'queued', 'manual', 3)",
+        ],
+    )
+    .await;
+    let owner = scriptd::store::Owner {
+        node_id: "n".into(),
+        lease: "lease-n".into(),
+    };
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::seconds(60);
+    let claimed = store.claim(&owner, now, until, 1).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|c| c.run.id.as_str()).collect();
+    assert_eq!(ids, ["q1"], "the oldest, alone");
+    let running = query_numbers(
+        &url,
+        "SELECT COUNT(*) FROM runs WHERE owner = 'lease-n' AND status = 'running'",
+    )
+    .await;
+    assert_eq!(running, [1], "no other run was marked running");
+    let claimed = store.claim(&owner, now, until, 2).await.unwrap();
+    assert_eq!(claimed.len(), 2, "two asked, two left");
 }
