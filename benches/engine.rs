@@ -91,6 +91,16 @@ impl Server {
         ticks as f64 * 10.0
     }
 
+    /// Bytes the server process has caused to be written to storage (`write_bytes` in
+    /// /proc/<pid>/io: the database, its WAL and their checkpoints).
+    pub fn written_bytes(&self) -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
@@ -207,15 +217,18 @@ async fn main() {
     let idle = server.rss_kib() as f64 / 1024.0;
     server.reset_peak_rss();
     let mut cpu = Vec::new();
+    let mut written = Vec::new();
     let mut finished = String::new();
     for _ in 0..3 {
         base.push(time_command("seq 2000000 > /dev/null", home.path()));
         let t = Instant::now();
         let before = server.cpu_ms();
+        let written_before = server.written_bytes();
         finished = server.run(&seq).await;
         received = server.follow(&finished).await;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
         cpu.push(server.cpu_ms() - before);
+        written.push((server.written_bytes() - written_before) as f64 / 1_048_576.0);
     }
     let in_step = median(ours);
     row(
@@ -232,6 +245,13 @@ async fn main() {
         median(cpu),
         "ms",
         median(base),
+    );
+    // `seq 2000000` prints 14 888 896 bytes, newlines included.
+    row(
+        "written to disk for one of those streams (vs the output)",
+        median(written),
+        "MiB",
+        14_888_896.0 / 1_048_576.0,
     );
     row(
         "peak server RSS during those streams (idle RSS as baseline)",
