@@ -205,21 +205,17 @@ pub async fn run(
     client: ClientAddr,
     req: Request,
 ) -> Result<Response, ApiError> {
-    // The failure limit and the token are checked from the headers alone, before anything of
+    // The token and the failure limit are checked from the headers alone, before anything of
     // the body is read, and a missing script costs the same work as a wrong token, so neither
-    // the answer nor its timing tells which scripts exist.
-    if let Some(secs) = state.trigger_failures.retry_after(client.0) {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: secs,
-        });
-    }
+    // the answer nor its timing tells which scripts exist. As for admin logins, the limit
+    // refuses only wrong tokens: callers behind one address (a NAT, a proxy) with the right
+    // token are never locked out by another's guesses.
     let (mut parts, body) = req.into_parts();
     let presented = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     let (script, stored) = match state.store.script_for_trigger(&code).await? {
         Some((script, hash)) => (Some(script), hash),
         None => (None, None),
@@ -229,6 +225,11 @@ pub async fn run(
         stored.as_deref().unwrap_or(auth::NO_TOKEN_HASH),
     );
     let Some(script) = script.filter(|_| matches && presented.is_some() && stored.is_some()) else {
+        if let Some(secs) = state.trigger_failures.retry_after(client.0) {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: secs,
+            });
+        }
         state.trigger_failures.record_failure(client.0);
         state.metrics.auth_failed(crate::metrics::AuthKind::Trigger);
         return Err(ApiError::BadToken);
@@ -332,4 +333,11 @@ fn parse_input(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiErr
     serde_json::from_slice(body)
         .map(Some)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme's case does not matter
+/// (RFC 9110, 11.1).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

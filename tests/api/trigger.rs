@@ -195,6 +195,8 @@ async fn wait_true_returns_the_finished_run_with_its_output(b: Backend) {
     assert!(run["outputTail"].as_str().unwrap().contains("waited-for"));
 }
 
+/// Past the budget a client's wrong tokens get 429, but the right token still starts runs:
+/// callers sharing one address (a NAT, a proxy) are not locked out by another's guesses.
 #[tokio::test]
 async fn failed_trigger_attempts_are_rate_limited_then_released() {
     let app = TestApp::spawn_with(
@@ -215,13 +217,27 @@ async fn failed_trigger_attempts_are_rate_limited_then_released() {
             401
         );
     }
-    let limited = trigger(&app, "hook", Some(&token), "{}").await;
+    let limited = trigger(&app, "hook", Some("sdt_guess"), "{}").await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(
+        trigger(&app, "nope", Some("sdt_guess"), "{}")
+            .await
+            .status(),
+        429,
+        "a missing script is limited like a wrong token"
+    );
+    assert_eq!(
+        trigger(&app, "hook", Some(&token), "{}").await.status(),
+        202,
+        "the right token is never refused for the client's failures"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let status = trigger(&app, "hook", Some(&token), "{}").await.status();
-        if status == 202 {
+        let status = trigger(&app, "hook", Some("sdt_guess"), "{}")
+            .await
+            .status();
+        if status == 401 {
             break;
         }
         assert_eq!(status, 429);
@@ -231,4 +247,29 @@ async fn failed_trigger_attempts_are_rate_limited_then_released() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The scheme of `Authorization` is case-insensitive (RFC 9110): `bearer` works as `Bearer`.
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_in_any_case() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, token) = setup(&app, json!({"concurrency": "parallel"})).await;
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let resp = app
+            .client
+            .post(app.url("/api/scripts/hook/run"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{scheme}");
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/scripts/hook/run"))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "another scheme is not a bearer token");
 }
