@@ -137,8 +137,10 @@ macro_rules! impl_audit_store {
                 }
                 match &f.target {
                     Some(t) if t.ends_with(':') => {
-                        let pattern = format!("{}%", t.replace(['%', '_'], ""));
-                        qb.push(" AND target LIKE ").push_bind(pattern);
+                        let pattern = format!("{}%", $crate::store::rows::like_literal(t));
+                        qb.push(" AND target LIKE ")
+                            .push_bind(pattern)
+                            .push(" ESCAPE '\\'");
                     }
                     Some(t) => {
                         qb.push(" AND target = ").push_bind(t.clone());

@@ -115,14 +115,18 @@ macro_rules! impl_script_store {
                     $crate::store::rows::SCRIPT_LIST_COLUMNS
                 ));
                 if let Some(q) = filter.q.as_ref().filter(|q| !q.is_empty()) {
-                    let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+                    // `%` and `_` are searched for as themselves (`_` is common in codes).
+                    let pattern = format!(
+                        "%{}%",
+                        $crate::store::rows::like_literal(&q.to_lowercase())
+                    );
                     qb.push(" AND (LOWER(name) LIKE ")
                         .push_bind(pattern.clone())
-                        .push(" OR code_identifier LIKE ")
+                        .push(" ESCAPE '\\' OR code_identifier LIKE ")
                         .push_bind(pattern.clone())
-                        .push(" OR LOWER(description) LIKE ")
+                        .push(" ESCAPE '\\' OR LOWER(description) LIKE ")
                         .push_bind(pattern)
-                        .push(")");
+                        .push(" ESCAPE '\\')");
                 }
                 if let Some(t) = &filter.script_type {
                     qb.push(" AND script_type = ").push_bind(t.clone());

@@ -13,7 +13,50 @@ both_backends!(
     secret_values_are_write_only_and_kept_on_update,
     data_survives_a_restart,
     the_list_shows_every_change_at_once,
+    the_search_matches_percent_underscore_and_backslash_as_themselves,
 );
+
+/// `?q=` searches names, codes and descriptions for the text as typed: `_`, `%` and `\` are
+/// not wildcards (nor dropped).
+async fn the_search_matches_percent_underscore_and_backslash_as_themselves(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.bash(
+        "true",
+        json!({"name": "My Tool 100%", "codeIdentifier": "my_tool"}),
+    )
+    .await;
+    app.bash(
+        "true",
+        json!({"name": "My Tool 1000", "codeIdentifier": "mytool"}),
+    )
+    .await;
+    app.bash(
+        "true",
+        json!({"name": "Paths", "codeIdentifier": "paths", "description": "C:\\temp"}),
+    )
+    .await;
+    let codes = |q: &'static str| {
+        let app = &app;
+        async move {
+            let list = app.get_json(&format!("/api/admin/scripts?q={q}")).await;
+            let mut codes: Vec<String> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["codeIdentifier"].as_str().unwrap().to_string())
+                .collect();
+            codes.sort();
+            codes
+        }
+    };
+    assert_eq!(codes("my_tool").await, ["my_tool"]);
+    assert_eq!(codes("y_t").await, ["my_tool"]);
+    assert_eq!(codes("_").await, ["my_tool"]);
+    assert_eq!(codes("100%25").await, ["my_tool"]);
+    assert_eq!(codes("%25").await, ["my_tool"]);
+    assert_eq!(codes("%5C").await, ["paths"]);
+    assert_eq!(codes("tool").await, ["my_tool", "mytool"]);
+}
 
 /// The server keeps the list it last read while the database's count of script changes says
 /// it is current: every kind of change, the scheduler's and the token's included, shows in the
