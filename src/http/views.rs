@@ -226,7 +226,8 @@ impl From<&ScriptDefinition> for ScriptView {
                 cron: s.schedule.cron.clone(),
                 timezone: s.schedule.timezone.clone(),
                 catch_up: s.schedule.catch_up,
-                next_run_at: s.next_run_at.map(time),
+                // A disabled script is not fired: it has no next run to show.
+                next_run_at: s.next_run_at.filter(|_| s.enabled).map(time),
             },
             api_trigger: ApiTriggerView {
                 enabled: s.api_trigger_enabled,

@@ -12,7 +12,57 @@ both_backends!(
     a_single_script_slower_than_its_period_skips_overlapping_ticks,
     ticks_missed_while_down_are_recorded_or_caught_up_once,
     skipped_ticks_never_push_real_runs_out_of_the_history,
+    a_disabled_script_shows_no_next_run_until_enabled_again,
 );
+
+/// A disabled script is never fired, so neither the script nor the list shows a next run for
+/// it (which would otherwise stay frozen in the past); enabled again, it shows the next tick.
+async fn a_disabled_script_shows_no_next_run_until_enabled_again(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let created = app
+        .create_script(json!({
+            "name": "Hourly", "codeIdentifier": "hourly", "type": "bash", "script": "true",
+            "schedule": {"enabled": true, "cron": "0 * * * *", "timezone": "UTC"}
+        }))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/api/admin/scripts/{id}");
+    let put = |enabled: bool| {
+        let (app, path) = (&app, path.clone());
+        async move {
+            let mut body = app.get_json(&path).await;
+            body["enabled"] = json!(enabled);
+            let resp = app
+                .admin(Method::PUT, &path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let listed_next = || async {
+        let list = app.get_json("/api/admin/scripts").await;
+        list.as_array().unwrap()[0]["schedule"]["nextRunAt"].clone()
+    };
+    assert!(listed_next().await.is_string());
+
+    let disabled = put(false).await;
+    assert_eq!(disabled["schedule"]["enabled"], true);
+    assert!(disabled["schedule"]["nextRunAt"].is_null(), "{disabled}");
+    assert!(app.get_json(&path).await["schedule"]["nextRunAt"].is_null());
+    assert!(listed_next().await.is_null());
+
+    let enabled = put(true).await;
+    let next: chrono::DateTime<chrono::Utc> = enabled["schedule"]["nextRunAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(next > chrono::Utc::now());
+    assert_eq!(listed_next().await, enabled["schedule"]["nextRunAt"]);
+}
 
 async fn schedule_runs(app: &TestApp, id: &str) -> Vec<Value> {
     let v: Value = app
