@@ -2,6 +2,7 @@
 //! environment variables, then flags. The result travels in state; nothing reads the
 //! environment later.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -357,8 +358,12 @@ impl Settings {
             admin_path.pop();
         }
         anyhow::ensure!(
-            admin_path != "/" && !admin_path.starts_with("/api"),
-            "--admin-path must not be / or under /api"
+            admin_path != "/"
+                && !SERVER_PATHS
+                    .iter()
+                    .any(|p| admin_path == *p || admin_path.starts_with(&format!("{p}/"))),
+            "--admin-path must not be /, nor one of the server's own paths ({}) or under one",
+            SERVER_PATHS.join(", ")
         );
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_concurrent_runs = args
@@ -479,9 +484,146 @@ fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
+/// The `serve` flags whose values are secrets, and the variables that carry them as well. On
+/// a command line a value stays readable by every local user and every script, through
+/// `/proc/<pid>/cmdline`, for the server's whole life; the environment of an undumpable
+/// process does not.
+pub const SECRET_FLAGS: [(&str, &str); 3] = [
+    ("--admin-password", "SCRIPTD_ADMIN_PASSWORD"),
+    ("--master-key", "SCRIPTD_MASTER_KEY"),
+    ("--database-url", "SCRIPTD_DATABASE_URL"),
+];
+
+/// A secret flag taken off a command line: the flag, its variable, its value.
+pub type TakenFlag = (&'static str, &'static str, OsString);
+
+/// `args` without the secret flags (`--flag value` or `--flag=value`), and what was taken.
+pub fn take_secret_flags(args: &[OsString]) -> (Vec<OsString>, Vec<TakenFlag>) {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut kept = Vec::with_capacity(args.len());
+    let mut taken = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--" {
+            kept.push(arg.clone());
+            kept.extend(rest.cloned());
+            break;
+        }
+        let bytes = arg.as_bytes();
+        let secret = SECRET_FLAGS.iter().find_map(|&(flag, var)| {
+            let after = bytes.strip_prefix(flag.as_bytes())?;
+            match after.strip_prefix(b"=") {
+                Some(value) => Some((flag, var, Some(OsString::from_vec(value.to_vec())))),
+                None => after.is_empty().then_some((flag, var, None)),
+            }
+        });
+        match secret {
+            Some((flag, var, Some(value))) => taken.push((flag, var, value)),
+            Some((flag, var, None)) => match rest.next() {
+                Some(value) => taken.push((flag, var, value.clone())),
+                None => kept.push(arg.clone()),
+            },
+            None => kept.push(arg.clone()),
+        }
+    }
+    (kept, taken)
+}
+
+/// The paths the server answers itself, which the dashboard cannot take over.
+const SERVER_PATHS: [&str; 4] = ["/api", "/assets", "/healthz", "/metrics"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_flags_are_taken_off_the_command_line_in_either_form() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        let (kept, taken) = take_secret_flags(&args(&[
+            "scriptd",
+            "--log-format",
+            "json",
+            "serve",
+            "--admin-password",
+            "pw one",
+            "--listen",
+            "127.0.0.1:1",
+            "--master-key=a2V5PT0=",
+            "--database-url",
+            "postgres://u:p@db/x",
+            "--admin-user",
+            "ops",
+        ]));
+        assert_eq!(
+            kept,
+            args(&[
+                "scriptd",
+                "--log-format",
+                "json",
+                "serve",
+                "--listen",
+                "127.0.0.1:1",
+                "--admin-user",
+                "ops"
+            ])
+        );
+        assert_eq!(
+            taken,
+            vec![
+                (
+                    "--admin-password",
+                    "SCRIPTD_ADMIN_PASSWORD",
+                    "pw one".into()
+                ),
+                ("--master-key", "SCRIPTD_MASTER_KEY", "a2V5PT0=".into()),
+                (
+                    "--database-url",
+                    "SCRIPTD_DATABASE_URL",
+                    "postgres://u:p@db/x".into()
+                ),
+            ]
+        );
+        // Nothing to take: the same arguments, untouched, including a look-alike flag.
+        let plain = args(&[
+            "scriptd",
+            "serve",
+            "--admin-passwords",
+            "--",
+            "--master-key",
+        ]);
+        assert_eq!(take_secret_flags(&plain), (plain.clone(), vec![]));
+    }
+
+    #[test]
+    fn the_admin_path_cannot_take_the_servers_own_paths() {
+        let resolve = |path: &str| {
+            Settings::resolve(ServeArgs {
+                admin_path: Some(path.into()),
+                ..Default::default()
+            })
+        };
+        for bad in [
+            "/",
+            "/api",
+            "/api/x",
+            "api",
+            "/assets",
+            "/assets/",
+            "/healthz",
+            "/metrics/",
+            "/metrics/x",
+        ] {
+            let err = resolve(bad).unwrap_err().to_string();
+            assert!(err.contains("--admin-path"), "{bad}: {err}");
+        }
+        for good in ["/admin", "ops/", "/apis", "/healthz-ui", "/x/metrics"] {
+            let path = resolve(good).unwrap().admin_path;
+            assert!(
+                path.starts_with('/') && !path.ends_with('/'),
+                "{good}: {path}"
+            );
+        }
+    }
 
     #[test]
     fn a_public_url_is_an_origin_without_a_path() {

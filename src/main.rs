@@ -168,6 +168,7 @@ fn limit_malloc_arenas() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    hide_secret_flags()?;
     // Scripts run as the same user: without this, any of them could read this process's
     // environment and memory through /proc (the admin password, the master key).
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
@@ -184,6 +185,34 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(address = %listener.local_addr()?, "listening");
         scriptd::app::serve(app, listener, shutdown_signal()).await
     })
+}
+
+/// A secret given as a flag (`SECRET_FLAGS`) would stay in the process list for the server's
+/// whole life: the server starts itself again, the same process, with those values in its
+/// environment instead. Called while the process has one thread.
+fn hide_secret_flags() -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (kept, taken) = scriptd::config::take_secret_flags(&args);
+    if taken.is_empty() {
+        return Ok(());
+    }
+    let flags: Vec<&str> = taken.iter().map(|(flag, _, _)| *flag).collect();
+    let vars: Vec<&str> = taken.iter().map(|(_, var, _)| *var).collect();
+    tracing::warn!(
+        "{} given on the command line, where any local user can read them: moved out of it; \
+         set {} or the config file instead",
+        flags.join(", "),
+        vars.join(", ")
+    );
+    let error = std::process::Command::new("/proc/self/exe")
+        .arg0(&kept[0])
+        .args(&kept[1..])
+        .envs(taken.into_iter().map(|(_, var, value)| (var, value)))
+        .exec();
+    Err(anyhow::anyhow!(
+        "could not start again without the secret flags: {error}"
+    ))
 }
 
 fn backup(args: ServeArgs, file: &std::path::Path) -> anyhow::Result<()> {

@@ -18,9 +18,15 @@ struct Server {
 
 /// Starts the binary and waits until it answers `/healthz`, collecting what it printed.
 fn start(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Server {
+    start_with(data_dir, &[], envs)
+}
+
+/// `start` with more `serve` flags.
+fn start_with(data_dir: &std::path::Path, flags: &[&str], envs: &[(&str, &str)]) -> Server {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scriptd"));
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(flags)
         .arg("--data-dir")
         .arg(data_dir)
         .env("HOME", data_dir)
@@ -198,6 +204,60 @@ async fn scripts_never_see_scriptd_settings_or_secrets() {
             "{secret} leaked into the child environment"
         );
     }
+}
+
+/// Secrets given as flags leave the command line, which every local user and every script can
+/// read (`/proc/<pid>/cmdline`, `ps`), and still take effect.
+#[tokio::test]
+async fn secrets_given_as_flags_are_kept_out_of_the_process_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/flags.db", dir.path().display());
+    let key = "ZmxhZy1tYXN0ZXIta2V5LWZvci10aGUtdGVzdC0zMmI=";
+    let server = start_with(
+        dir.path(),
+        &[
+            "--admin-password",
+            "pw-flag-secret",
+            &format!("--master-key={key}"),
+            "--database-url",
+            &db,
+        ],
+        &[],
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains(" serve --listen "), "{cmdline}");
+    // The password works, the key seals secrets, the database is the one named.
+    let admin = Admin::new(&server.base, "pw-flag-secret");
+    let body = json!({
+        "name": "ps", "codeIdentifier": "ps", "type": "bash",
+        "script": "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
+        "env": [{"key": "S", "value": "sealed", "secret": true}]
+    });
+    let script = admin
+        .json(Method::POST, "/api/admin/scripts", Some(&body))
+        .await;
+    let (_, log) = admin.run_and_log(script["id"].as_str().unwrap()).await;
+    stop(server);
+    assert!(
+        log.contains("serve --listen"),
+        "the script saw the server: {log}"
+    );
+    for secret in ["pw-flag-secret", key, db.as_str()] {
+        assert!(
+            !cmdline.contains(secret),
+            "{secret} in the server's cmdline"
+        );
+        assert!(
+            !log.contains(secret),
+            "{secret} in a process list a script read"
+        );
+    }
+    assert!(dir.path().join("flags.db").exists());
+    assert!(
+        !dir.path().join("master.key").exists(),
+        "the key came from the flag"
+    );
 }
 
 fn scriptd(args: &[&str], dir: &std::path::Path, envs: &[(&str, &str)]) -> std::process::Output {
