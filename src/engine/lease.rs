@@ -31,6 +31,7 @@ impl Engine {
             );
         }
         for run_id in failed {
+            self.settle_log(&run_id).await;
             self.notify_lost(&run_id, RunStatus::Failed).await;
             self.announce(Signal::Status {
                 run_id,
@@ -39,6 +40,23 @@ impl Engine {
             .await;
         }
         Ok(())
+    }
+
+    /// Records the tail and size of a run that ended because its node went away, from its
+    /// stored log: its node saved the tail only every few seconds, and the size never.
+    async fn settle_log(&self, run_id: &str) {
+        let store = &self.inner.store;
+        let settled = match super::logs::stored_summary(store, run_id).await {
+            Ok(s) => {
+                store
+                    .settle_log(run_id, &s.tail, s.stored_bytes, s.truncated)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = settled {
+            tracing::warn!(run_id = %run_id, error = %e, "could not read back the output of a run its node left");
+        }
     }
 
     /// Queues the notifications of a run that ended because its node went away: the failure
@@ -128,6 +146,7 @@ impl Engine {
             "ended the runs of a node whose lease ran out"
         );
         for (run_id, status) in ended {
+            self.settle_log(&run_id).await;
             if let Ok(run) = inner.store.get_run(&run_id).await {
                 inner.metrics.run_finished(status, run.trigger, None);
             }

@@ -317,6 +317,43 @@ impl LogSink {
     }
 }
 
+/// What the sink would have known at the end of a run whose node died first, read back from
+/// its stored log: the tail, and the size and cut of what was stored. The log-cap marker is
+/// the line after a gap in the numbers (the lines it replaced were sent live only); it ends
+/// the tail, as it ends the log, and is not counted in the size.
+pub async fn stored_summary(
+    store: &DynStore,
+    run_id: &str,
+) -> crate::store::StoreResult<LogSummary> {
+    const PAGE: i64 = 5000;
+    let mut tail = Tail::default();
+    let (mut last, mut bytes, mut truncated) = (0, 0, false);
+    loop {
+        let chunks = store.read_log_chunks(run_id, last, PAGE).await?;
+        if chunks.is_empty() {
+            break;
+        }
+        for chunk in &chunks {
+            // Lines are numbered from 1.
+            truncated |= chunk.first_seq > last + 1;
+            for line in chunk.lines(last) {
+                let line = line?;
+                let text = line.text()?;
+                if !truncated {
+                    bytes += text.len() as i64 + 1;
+                }
+                tail.push(&text);
+                last = line.seq;
+            }
+        }
+    }
+    Ok(LogSummary {
+        tail: tail.text(),
+        stored_bytes: bytes,
+        truncated,
+    })
+}
+
 /// The last `TAIL_BYTES` of combined output, kept as whole lines.
 #[derive(Default)]
 struct Tail {

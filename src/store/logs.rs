@@ -42,6 +42,16 @@ pub trait LogStore: Send + Sync {
     async fn last_log_seq(&self, run_id: &str) -> StoreResult<i64>;
     /// Saves the output tail of a run `lease` holds; false when it does not.
     async fn update_tail(&self, run_id: &str, lease: &str, tail: &str) -> StoreResult<bool>;
+    /// Records the output tail, size and cut of a run that ended without its node (failed at
+    /// its node's restart, or by another node after its lease ran out), read back from its
+    /// stored log. A run not ended is left alone.
+    async fn settle_log(
+        &self,
+        run_id: &str,
+        tail: &str,
+        bytes: i64,
+        truncated: bool,
+    ) -> StoreResult<()>;
 }
 
 /// Stores a batch of consecutive lines in one statement, if the lease still holds: one round
@@ -298,6 +308,26 @@ macro_rules! impl_log_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn settle_log(
+                &self,
+                run_id: &str,
+                tail: &str,
+                bytes: i64,
+                truncated: bool,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE runs SET output_tail = $2, log_bytes = $3, log_truncated = $4 \
+                     WHERE id = $1 AND status NOT IN ('queued', 'running')",
+                )
+                .bind(run_id)
+                .bind(tail)
+                .bind(bytes)
+                .bind(truncated)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
         }
     };

@@ -137,7 +137,7 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
     let admin = Admin::new(&server.base, "pw-for-crash-test");
     let marker = format!("sdcrash{}", uuid::Uuid::now_v7().simple());
     let body = json!({"name": "long", "codeIdentifier": "long", "type": "bash",
-        "script": format!("setsid bash -c 'exec -a {marker}-d sleep 300' & exec -a {marker} sleep 300")});
+        "script": format!("echo crash-line-1; echo crash-line-2; setsid bash -c 'exec -a {marker}-d sleep 300' & exec -a {marker} sleep 300")});
     let script = admin
         .json(Method::POST, "/api/admin/scripts", Some(&body))
         .await;
@@ -145,7 +145,21 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
     let run = admin.json(Method::POST, &run_path, None).await;
     let run_id = run["runId"].as_str().unwrap().to_string();
     eventually(10, "the script runs", || processes_with(&marker).len() >= 2).await;
+    let log_path = format!("/api/admin/scripts/runs/{run_id}/log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !admin
+        .send(Method::GET, &log_path, None)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("crash-line-2")
+    {
+        assert!(Instant::now() < deadline, "the output was never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
+    // Killed well before its node saves the run's tail (every 2 s): the restart reads it back.
     let mut child = server.child;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -164,6 +178,9 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
         .await;
     assert_eq!(run["status"], "failed");
     assert!(run["error"].as_str().unwrap().contains("crash"), "{run}");
+    assert_eq!(run["outputTail"], "crash-line-1\ncrash-line-2\n", "{run}");
+    assert_eq!(run["logBytes"], 26, "{run}");
+    assert_eq!(run["logTruncated"], false, "{run}");
     stop(again);
 }
 

@@ -370,11 +370,16 @@ async fn a_node_that_lost_its_lease_can_no_longer_write_and_ends_its_process() {
         "the outcome was overwritten: {after}"
     );
     assert_eq!(after["finishedAt"], failed["finishedAt"]);
+    let log = survivor.log(&run_id).await;
     assert_eq!(
-        survivor.log(&run_id).await.lines().count(),
+        log.lines().count(),
         lines_then,
         "lines were appended after the run was taken away"
     );
+    // The node that ended it read the tail and size back from the stored log.
+    assert!(lines_then > 0);
+    assert_eq!(after["logBytes"], log.len(), "{after}");
+    assert_eq!(after["outputTail"], log, "{after}");
 }
 
 /// Reads `n` streams until each has `done`.
