@@ -15,6 +15,13 @@ use crate::store::Signal;
 
 impl Engine {
     pub(super) async fn recover(&self) -> Result<(), EngineError> {
+        let swept = super::leftovers::sweep(&std::env::temp_dir());
+        if swept > 0 {
+            tracing::info!(
+                count = swept,
+                "removed the run files that stopped server processes left in the temporary directory"
+            );
+        }
         let failed = self
             .inner
             .store

@@ -12,6 +12,7 @@ mod hub;
 pub mod isolate;
 pub mod launcher;
 mod lease;
+mod leftovers;
 mod logs;
 mod mask;
 mod output;

@@ -296,7 +296,7 @@ fn write_private_file(content: &str, suffix: &str) -> std::io::Result<tempfile::
     use std::io::Write;
     // tempfile creates the file with mode 0600 and an unpredictable name.
     let mut file = tempfile::Builder::new()
-        .prefix("scriptd-run-")
+        .prefix(&super::leftovers::run_file_prefix())
         .suffix(suffix)
         .tempfile()?;
     file.write_all(content.as_bytes())?;

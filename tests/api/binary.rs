@@ -184,6 +184,59 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
     stop(again);
 }
 
+/// A host run's script file outlives a `kill -9` of its server (nobody is left to remove it);
+/// the next start removes it, and leaves what a live server made.
+#[tokio::test]
+async fn a_restart_removes_the_run_files_a_killed_server_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().to_str().unwrap();
+    let envs = [
+        ("SCRIPTD_ADMIN_PASSWORD", "pw-leftovers"),
+        ("TMPDIR", tmp_path),
+    ];
+    let run_files = || {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("scriptd-run-"))
+            .collect::<Vec<_>>()
+    };
+    // What a live server process (this test, as far as names go) made stays.
+    let live = format!("scriptd-run-{}-live.js", std::process::id());
+    std::fs::write(tmp.path().join(&live), "").unwrap();
+
+    let server = start(dir.path(), &envs);
+    let admin = Admin::new(&server.base, "pw-leftovers");
+    let body = json!({"name": "node", "codeIdentifier": "node", "type": "node",
+        "runner": "host", "script": "setTimeout(() => {}, 300000)"});
+    let script = admin
+        .json(Method::POST, "/api/admin/scripts", Some(&body))
+        .await;
+    let run_path = format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap());
+    admin.json(Method::POST, &run_path, None).await;
+    eventually(20, "node runs its file", || {
+        !processes_with(tmp_path).is_empty()
+    })
+    .await;
+    let mut child = server.child;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eventually(10, "the supervisor ends the tree", || {
+        processes_with(tmp_path).is_empty()
+    })
+    .await;
+    assert_eq!(
+        run_files().len(),
+        2,
+        "the killed server's file is left behind"
+    );
+
+    let again = start(dir.path(), &envs);
+    stop(again);
+    assert_eq!(run_files(), [live]);
+}
+
 #[tokio::test]
 async fn scripts_never_see_scriptd_settings_or_secrets() {
     let dir = tempfile::tempdir().unwrap();

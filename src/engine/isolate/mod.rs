@@ -118,7 +118,7 @@ impl Spares {
 
     async fn start(&self) -> std::io::Result<Spare> {
         let workdir = tempfile::Builder::new()
-            .prefix("scriptd-isolate-")
+            .prefix(&crate::engine::leftovers::isolate_dir_prefix())
             .tempdir()?;
         let (stdin, in_r) = pipe_to_child()?;
         let (stdout, out_w) = pipe_from_child()?;
