@@ -23,6 +23,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this method is not allowed here; the Allow header lists those that are")]
+    MethodNotAllowed,
     #[error("{message}")]
     Conflict {
         message: String,
@@ -76,6 +78,11 @@ impl ApiError {
             }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                None,
+            ),
             ApiError::Conflict { field, .. } => {
                 (StatusCode::CONFLICT, ErrorCode::Conflict, field.as_deref())
             }
@@ -125,6 +132,8 @@ pub enum ErrorCode {
     Forbidden,
     /// No such script, run, route or enabled trigger.
     NotFound,
+    /// The route exists, but not with this method.
+    MethodNotAllowed,
     /// The state refuses it: a duplicate codeIdentifier, a `single` script already active, a disabled script, a run that already ended.
     Conflict,
     /// The body, or a field of it, is over its limit.

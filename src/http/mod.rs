@@ -190,6 +190,7 @@ pub fn router(state: AppState) -> Router {
         .merge(Router::from(public_routes()))
         .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -311,4 +312,8 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

@@ -77,6 +77,13 @@ async fn the_openapi_document_describes_every_route_and_nothing_else() {
                 405,
                 "{method} {path} is routed but not documented"
             );
+            // Answered like every other error: JSON, with the methods that are allowed.
+            assert!(resp.headers().contains_key("allow"), "{method} {path}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(
+                body["error"]["code"], "method_not_allowed",
+                "{method} {path}: {body}"
+            );
         }
     }
     // Routes added by hand, outside the document: only the pages and the assets.
