@@ -88,6 +88,27 @@ pub fn blank_or_time() -> utoipa::openapi::Schema {
     utoipa::openapi::Schema::OneOf(one_of)
 }
 
+/// A page cursor that may be left empty: the `nextBefore` of the previous page, or nothing.
+pub fn blank_or_id() -> utoipa::openapi::Schema {
+    let one_of = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::Custom("uuid".into()))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .description(Some(
+            "Only entries older than this one: the `nextBefore` of the previous page, or empty \
+             for the first page.",
+        ))
+        .build();
+    utoipa::openapi::Schema::OneOf(one_of)
+}
+
 /// A query filter's values: one of `names`, or empty for no filter. (A parameter whose schema
 /// is built by a function takes its description from here, not from its doc comment.)
 pub fn blank_or<const N: usize>(names: [&'static str; N], description: &str) -> Object {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api_doc::blank_or;
-use super::extract::{time_param, ApiQuery};
+use super::extract::{cursor_param, time_param, ApiQuery};
 use super::state::AppState;
 use super::views::time;
 use crate::domain::{Action, AuditEntry, ValidationError};
@@ -90,7 +90,7 @@ pub struct AuditQuery {
     /// Only entries before this time; empty means no bound.
     #[param(schema_with = super::api_doc::blank_or_time)]
     to: Option<String>,
-    /// Only entries older than this id: the `nextBefore` of the previous page.
+    #[param(schema_with = super::api_doc::blank_or_id)]
     before: Option<String>,
     /// At most this many (default 50; the export ignores it).
     #[param(minimum = 1, maximum = 500)]
@@ -122,7 +122,7 @@ fn filter(q: AuditQuery) -> Result<AuditFilter, ApiError> {
         actor: blank(q.actor),
         action,
         target: blank(q.target),
-        before: blank(q.before),
+        before: cursor_param("before", q.before.as_deref())?,
         limit,
     })
 }

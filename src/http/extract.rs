@@ -59,6 +59,24 @@ where
     }
 }
 
+/// An optional page cursor (the id of the last entry of the previous page, a UUID); blank
+/// means the first page. Anything else would be compared as text and silently give a page
+/// that has nothing to do with it.
+pub fn cursor_param(field: &'static str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    uuid::Uuid::parse_str(raw)
+        .map(|id| Some(id.hyphenated().to_string()))
+        .map_err(|_| {
+            crate::domain::ValidationError::new(
+                field,
+                "must be an id, as `nextBefore` of the previous page gives it",
+            )
+            .into()
+        })
+}
+
 /// An optional RFC 3339 time query parameter; blank means not given.
 pub fn time_param(
     field: &'static str,

@@ -162,7 +162,7 @@ pub struct ListQuery {
     /// At most this many runs (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
-    /// Only runs older than this run id: the `nextBefore` of the previous page.
+    #[param(schema_with = super::api_doc::blank_or_id)]
     before: Option<String>,
 }
 
@@ -239,10 +239,8 @@ pub async fn list(
     let from_id = time_bound("from", q.from.as_deref())?;
     let to_id = time_bound("to", q.to.as_deref())?;
     // The upper time bound and the page cursor are both "ids below": the smaller one holds.
-    let before = [q.before.filter(|s| !s.is_empty()), to_id]
-        .into_iter()
-        .flatten()
-        .min();
+    let cursor = super::extract::cursor_param("before", q.before.as_deref())?;
+    let before = [cursor, to_id].into_iter().flatten().min();
     // One run more than asked tells whether there is a next page.
     let mut runs = state
         .store

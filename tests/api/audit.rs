@@ -319,6 +319,7 @@ async fn filters_pages_and_the_export_read_the_log(b: Backend) {
         "limit=0",
         "limit=501",
         "colour=red",
+        "before=zzzz",
     ] {
         let resp = app
             .call(Method::GET, &format!("/api/admin/audit?{bad}"))

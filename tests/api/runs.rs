@@ -447,6 +447,26 @@ async fn runs_are_listed_newest_first_with_cursor_pagination(b: Backend) {
         .call(Method::GET, "/api/admin/scripts/runs?status=exploded")
         .await;
     assert_eq!(bad.status(), 400);
+    // A cursor is an id: anything else is refused rather than read as "from the start".
+    for cursor in ["zzzz", "nonexistent", "1"] {
+        let resp = app
+            .call(
+                Method::GET,
+                &format!("/api/admin/scripts/runs?before={cursor}"),
+            )
+            .await;
+        assert_eq!(resp.status(), 400, "{cursor}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["field"], "before", "{body}");
+    }
+    // The same cursor in capitals is the same cursor.
+    let upper: Value = app
+        .get_json(&format!(
+            "/api/admin/scripts/runs?scriptId={id}&limit=3&before={}",
+            cursor.to_uppercase()
+        ))
+        .await;
+    assert_eq!(upper["runs"], page2["runs"]);
 }
 
 async fn the_log_is_cut_at_the_cap_and_old_runs_are_pruned(b: Backend) {
