@@ -139,7 +139,11 @@ impl LogSink {
                 _ = flush_tick.tick() => self.flush(&mut p, writes).await,
                 _ = tail_tick.tick(), if p.tail.unsaved && !p.fenced.load(Ordering::Relaxed) => {
                     p.tail.unsaved = false;
-                    match self.store.update_tail(&self.run_id, &self.lease, &p.tail.text()).await {
+                    let saved = self
+                        .store
+                        .update_tail(&self.run_id, &self.lease, &p.tail.text(), p.stored_bytes as i64)
+                        .await;
+                    match saved {
                         Ok(true) => {}
                         Ok(false) => self.fence(&p.fenced),
                         Err(e) => tracing::warn!(run_id = %self.run_id, error = %e, "could not save output tail"),

@@ -40,8 +40,15 @@ pub trait LogStore: Send + Sync {
     ) -> StoreResult<Vec<LogLine>>;
     /// The number of the run's last stored line (0 when none is stored).
     async fn last_log_seq(&self, run_id: &str) -> StoreResult<i64>;
-    /// Saves the output tail of a run `lease` holds; false when it does not.
-    async fn update_tail(&self, run_id: &str, lease: &str, tail: &str) -> StoreResult<bool>;
+    /// Saves the output tail and the log's size so far of a run `lease` holds; false when it
+    /// does not.
+    async fn update_tail(
+        &self,
+        run_id: &str,
+        lease: &str,
+        tail: &str,
+        bytes: i64,
+    ) -> StoreResult<bool>;
     /// Records the output tail, size and cut of a run that ended without its node (failed at
     /// its node's restart, or by another node after its lease ran out), read back from its
     /// stored log. A run not ended is left alone.
@@ -297,14 +304,16 @@ macro_rules! impl_log_store {
                 run_id: &str,
                 lease: &str,
                 tail: &str,
+                bytes: i64,
             ) -> $crate::store::StoreResult<bool> {
                 let done = sqlx::query(
-                    "UPDATE runs SET output_tail = $3 WHERE id = $1 AND owner = $2 \
-                     AND status = 'running'",
+                    "UPDATE runs SET output_tail = $3, log_bytes = $4 WHERE id = $1 \
+                     AND owner = $2 AND status = 'running'",
                 )
                 .bind(run_id)
                 .bind(lease)
                 .bind(tail)
+                .bind(bytes)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -25,7 +25,36 @@ both_backends!(
     stats_count_runs_per_hour_by_status_and_what_is_active,
     runs_filter_by_trigger_and_time_range,
     a_claim_takes_no_more_runs_than_it_asks_for,
+    a_running_run_shows_its_tail_and_log_size_so_far,
 );
+
+/// While a run goes on, its record shows the output so far (saved every 2 s): the tail and
+/// the log's size, which a crash then keeps.
+async fn a_running_run_shows_its_tail_and_log_size_so_far(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash("echo first; echo second; sleep 30", json!({}))
+        .await;
+    let run = app.run(&id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = app
+            .get_json(&format!("/api/admin/scripts/runs/{run}"))
+            .await;
+        assert_eq!(r["status"], "running", "{r}");
+        if r["outputTail"] == "first\nsecond\n" {
+            assert_eq!(r["logBytes"], 13, "{r}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tail was never saved: {r}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.cancel(&run).await.status(), 202);
+    app.wait_run(&run).await;
+}
 
 async fn runs_filter_by_trigger_and_time_range(b: Backend) {
     let app = TestApp::spawn(b).await;
