@@ -190,4 +190,12 @@ async fn main() {
     }
     sqlx::query("ANALYZE runs").execute(&pool).await.unwrap();
     measure("PostgreSQL", &pg, &scripts).await;
+    // The 100 000 runs would otherwise stay in the database after every run of the bench.
+    drop(pg);
+    pool.close().await;
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
 }
