@@ -1,9 +1,11 @@
 //! What runs leave in the temporary directory while they run: a host run's script or large
-//! input file (`scriptd-run-<pid>-…`) and an isolated worker's directory
-//! (`scriptd-isolate-<pid>-…`), each named for the server process that made it. The server
-//! removes them when the run ends; after a crash or `kill -9` nobody does, so a starting
-//! server removes those of server processes that no longer exist. Another live server's (or
-//! node's) entries are left alone, whatever the temporary directory they share.
+//! input file (`scriptd-run-<pid>.<ns>-…`) and an isolated worker's directory
+//! (`scriptd-isolate-<pid>.<ns>-…`), each named for the server process that made it and its
+//! PID namespace. The server removes them when the run ends; after a crash or `kill -9` nobody
+//! does, so a starting server removes those of server processes that no longer exist. Another
+//! live server's (or node's) entries are left alone, whatever the temporary directory they
+//! share; so are those made in another PID namespace (a container sharing the directory),
+//! whose pids this process cannot look up.
 
 use std::path::Path;
 
@@ -12,26 +14,47 @@ const ISOLATE_DIR: &str = "scriptd-isolate-";
 
 /// The name prefix of a host run's private file.
 pub fn run_file_prefix() -> String {
-    format!("{RUN_FILE}{}-", std::process::id())
+    format!("{RUN_FILE}{}-", owner())
 }
 
 /// The name prefix of an isolated worker's directory.
 pub fn isolate_dir_prefix() -> String {
-    format!("{ISOLATE_DIR}{}-", std::process::id())
+    format!("{ISOLATE_DIR}{}-", owner())
 }
 
-/// Removes from `dir` what dead server processes left; returns how many entries.
+/// `<pid>.<pid namespace>` of this process.
+fn owner() -> String {
+    format!("{}.{}", std::process::id(), pid_namespace())
+}
+
+/// The inode of this process's PID namespace (`pid:[4026531836]`), or 0 if it cannot be read.
+fn pid_namespace() -> u64 {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|link| {
+            let link = link.to_str()?.to_string();
+            link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Removes from `dir` what dead server processes of this PID namespace left; returns how
+/// many entries.
 pub fn sweep(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
+    let namespace = pid_namespace();
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(owner_pid) else {
+        let Some((pid, ns)) = name.to_str().and_then(owner_of) else {
             continue;
         };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        if ns != namespace
+            || pid == std::process::id()
+            || Path::new(&format!("/proc/{pid}")).exists()
+        {
             continue;
         }
         // Not followed if it is a link; a directory is removed without following any inside.
@@ -45,13 +68,14 @@ pub fn sweep(dir: &Path) -> usize {
     removed
 }
 
-/// The pid in a leftover's name, if the name is one of ours.
-fn owner_pid(name: &str) -> Option<u32> {
+/// The pid and PID namespace in a leftover's name, if the name is one of ours.
+fn owner_of(name: &str) -> Option<(u32, u64)> {
     let rest = name
         .strip_prefix(RUN_FILE)
         .or_else(|| name.strip_prefix(ISOLATE_DIR))?;
-    let (pid, _) = rest.split_once('-')?;
-    pid.parse().ok()
+    let (owner, _) = rest.split_once('-')?;
+    let (pid, ns) = owner.split_once('.')?;
+    Some((pid.parse().ok()?, ns.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -59,19 +83,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_what_dead_servers_left_is_removed() {
+    fn only_what_dead_servers_of_this_pid_namespace_left_is_removed() {
         let dir = tempfile::tempdir().unwrap();
         // A process that has exited: its pid is free (and not reused this soon in practice).
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        let live = std::process::id();
+        let (live, ns) = (std::process::id(), pid_namespace());
         let write = |name: &str| std::fs::write(dir.path().join(name), "x").unwrap();
-        write(&format!("{RUN_FILE}{dead}-abc.js"));
-        write(&format!("{RUN_FILE}{live}-abc.js"));
+        write(&format!("{RUN_FILE}{dead}.{ns}-abc.js"));
+        write(&format!("{RUN_FILE}{live}.{ns}-abc.js"));
+        write(&format!("{RUN_FILE}{dead}.{}-abc.js", ns + 1));
         write("scriptd-run-notapid-abc.js");
-        write(&format!("other-{dead}-abc"));
-        let isolate = dir.path().join(format!("{ISOLATE_DIR}{dead}-xyz"));
+        write(&format!("other-{dead}.{ns}-abc"));
+        let isolate = dir.path().join(format!("{ISOLATE_DIR}{dead}.{ns}-xyz"));
         std::fs::create_dir_all(isolate.join("inner")).unwrap();
         std::fs::write(isolate.join("inner/f"), "x").unwrap();
 
@@ -82,12 +107,14 @@ mod tests {
             .collect();
         left.sort();
         let mut expected = vec![
-            format!("{RUN_FILE}{live}-abc.js"),
-            format!("other-{dead}-abc"),
+            format!("{RUN_FILE}{live}.{ns}-abc.js"),
+            format!("{RUN_FILE}{dead}.{}-abc.js", ns + 1),
+            format!("other-{dead}.{ns}-abc"),
             "scriptd-run-notapid-abc.js".to_string(),
         ];
         expected.sort();
         assert_eq!(left, expected);
-        assert!(run_file_prefix().starts_with(&format!("{RUN_FILE}{live}-")));
+        assert_eq!(run_file_prefix(), format!("{RUN_FILE}{live}.{ns}-"));
+        assert!(ns > 0, "the PID namespace is read");
     }
 }

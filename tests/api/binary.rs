@@ -203,7 +203,13 @@ async fn a_restart_removes_the_run_files_a_killed_server_left() {
             .collect::<Vec<_>>()
     };
     // What a live server process (this test, as far as names go) made stays.
-    let live = format!("scriptd-run-{}-live.js", std::process::id());
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ns = ns
+        .to_str()
+        .unwrap()
+        .trim_start_matches("pid:[")
+        .trim_end_matches(']');
+    let live = format!("scriptd-run-{}.{ns}-live.js", std::process::id());
     std::fs::write(tmp.path().join(&live), "").unwrap();
 
     let server = start(dir.path(), &envs);
