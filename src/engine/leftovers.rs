@@ -27,15 +27,19 @@ fn owner() -> String {
     format!("{}.{}", std::process::id(), pid_namespace())
 }
 
-/// The inode of this process's PID namespace (`pid:[4026531836]`), or 0 if it cannot be read.
+/// The inode of this process's PID namespace (`pid:[4026531836]`), or 0 if it cannot be read;
+/// read once, not for every run's file.
 fn pid_namespace() -> u64 {
-    std::fs::read_link("/proc/self/ns/pid")
-        .ok()
-        .and_then(|link| {
-            let link = link.to_str()?.to_string();
-            link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .unwrap_or(0)
+    static NAMESPACE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NAMESPACE.get_or_init(|| {
+        std::fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .and_then(|link| {
+                let link = link.to_str()?.to_string();
+                link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+            })
+            .unwrap_or(0)
+    })
 }
 
 /// Removes from `dir` what dead server processes of this PID namespace left; returns how
