@@ -225,12 +225,12 @@ pub async fn run(
         stored.as_deref().unwrap_or(auth::NO_TOKEN_HASH),
     );
     let Some(script) = script.filter(|_| matches && presented.is_some() && stored.is_some()) else {
-        if let Some(secs) = state.trigger_failures.retry_after(client.0) {
+        // Counted unless the budget is spent already, in one step.
+        if let Err(secs) = state.trigger_failures.reserve(client.0) {
             return Err(ApiError::RateLimited {
                 retry_after_secs: secs,
             });
         }
-        state.trigger_failures.record_failure(client.0);
         state.metrics.auth_failed(crate::metrics::AuthKind::Trigger);
         return Err(ApiError::BadToken);
     };
