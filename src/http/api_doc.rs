@@ -74,37 +74,38 @@ pub fn json() -> &'static str {
 
 /// A time parameter that may be left empty: an RFC 3339 time, or nothing.
 pub fn blank_or_time() -> utoipa::openapi::Schema {
-    let one_of = utoipa::openapi::schema::OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(
-            utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
-        )))
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(0)),
-        )
-        .description(Some("An RFC 3339 time, or empty for none."))
-        .build();
-    utoipa::openapi::Schema::OneOf(one_of)
+    blank_or_format(
+        utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
+        "An RFC 3339 time, or empty for none.",
+    )
 }
 
 /// A page cursor that may be left empty: the `nextBefore` of the previous page, or nothing.
 pub fn blank_or_id() -> utoipa::openapi::Schema {
+    blank_or_format(
+        utoipa::openapi::SchemaFormat::Custom("uuid".into()),
+        "Only entries older than this one: the `nextBefore` of the previous page, or empty \
+         for the first page.",
+    )
+}
+
+/// A string of `format`, or an empty one.
+fn blank_or_format(
+    format: utoipa::openapi::SchemaFormat,
+    description: &str,
+) -> utoipa::openapi::Schema {
     let one_of = utoipa::openapi::schema::OneOfBuilder::new()
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .format(Some(utoipa::openapi::SchemaFormat::Custom("uuid".into()))),
+                .format(Some(format)),
         )
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .max_length(Some(0)),
         )
-        .description(Some(
-            "Only entries older than this one: the `nextBefore` of the previous page, or empty \
-             for the first page.",
-        ))
+        .description(Some(description))
         .build();
     utoipa::openapi::Schema::OneOf(one_of)
 }
