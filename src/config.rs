@@ -484,22 +484,28 @@ fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
-/// The `serve` flags whose values are secrets, and the variables that carry them as well. On
-/// a command line a value stays readable by every local user and every script, through
-/// `/proc/<pid>/cmdline`, for the server's whole life; the environment of an undumpable
-/// process does not.
-pub const SECRET_FLAGS: [(&str, &str); 3] = [
-    ("--admin-password", "SCRIPTD_ADMIN_PASSWORD"),
-    ("--master-key", "SCRIPTD_MASTER_KEY"),
-    ("--database-url", "SCRIPTD_DATABASE_URL"),
-];
+/// The `serve` flags whose values are secrets (those whose variables `--help` does not show),
+/// with the variables that carry them as well. On a command line a value stays readable by
+/// every local user and every script, through `/proc/<pid>/cmdline`, for the server's whole
+/// life; the environment of an undumpable process does not.
+pub fn secret_flags() -> Vec<(String, String)> {
+    ServeArgs::augment_args(clap::Command::new("serve"))
+        .get_arguments()
+        .filter(|arg| arg.is_hide_env_values_set())
+        .filter_map(|arg| {
+            let var = arg.get_env()?.to_str()?;
+            Some((format!("--{}", arg.get_long()?), var.to_string()))
+        })
+        .collect()
+}
 
 /// A secret flag taken off a command line: the flag, its variable, its value.
-pub type TakenFlag = (&'static str, &'static str, OsString);
+pub type TakenFlag = (String, String, OsString);
 
 /// `args` without the secret flags (`--flag value` or `--flag=value`), and what was taken.
 pub fn take_secret_flags(args: &[OsString]) -> (Vec<OsString>, Vec<TakenFlag>) {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let secrets = secret_flags();
     let mut kept = Vec::with_capacity(args.len());
     let mut taken = Vec::new();
     let mut rest = args.iter();
@@ -510,7 +516,7 @@ pub fn take_secret_flags(args: &[OsString]) -> (Vec<OsString>, Vec<TakenFlag>) {
             break;
         }
         let bytes = arg.as_bytes();
-        let secret = SECRET_FLAGS.iter().find_map(|&(flag, var)| {
+        let secret = secrets.iter().find_map(|(flag, var)| {
             let after = bytes.strip_prefix(flag.as_bytes())?;
             match after.strip_prefix(b"=") {
                 Some(value) => Some((flag, var, Some(OsString::from_vec(value.to_vec())))),
@@ -518,9 +524,9 @@ pub fn take_secret_flags(args: &[OsString]) -> (Vec<OsString>, Vec<TakenFlag>) {
             }
         });
         match secret {
-            Some((flag, var, Some(value))) => taken.push((flag, var, value)),
+            Some((flag, var, Some(value))) => taken.push((flag.clone(), var.clone(), value)),
             Some((flag, var, None)) => match rest.next() {
-                Some(value) => taken.push((flag, var, value.clone())),
+                Some(value) => taken.push((flag.clone(), var.clone(), value.clone())),
                 None => kept.push(arg.clone()),
             },
             None => kept.push(arg.clone()),
@@ -538,6 +544,12 @@ mod tests {
 
     #[test]
     fn secret_flags_are_taken_off_the_command_line_in_either_form() {
+        // The flags whose variables `--help` hides.
+        let flags: Vec<String> = secret_flags().into_iter().map(|(flag, _)| flag).collect();
+        assert_eq!(
+            flags,
+            ["--database-url", "--admin-password", "--master-key"]
+        );
         let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
         let (kept, taken) = take_secret_flags(&args(&[
             "scriptd",
@@ -567,6 +579,10 @@ mod tests {
                 "ops"
             ])
         );
+        let taken: Vec<(&str, &str, OsString)> = taken
+            .iter()
+            .map(|(flag, var, value)| (flag.as_str(), var.as_str(), value.clone()))
+            .collect();
         assert_eq!(
             taken,
             vec![

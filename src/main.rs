@@ -187,7 +187,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// A secret given as a flag (`SECRET_FLAGS`) would stay in the process list for the server's
+/// A secret given as a flag (`config::secret_flags`) would stay in the process list for the server's
 /// whole life: the server starts itself again, the same process, with those values in its
 /// environment instead. Called while the process has one thread.
 fn hide_secret_flags() -> anyhow::Result<()> {
@@ -197,8 +197,8 @@ fn hide_secret_flags() -> anyhow::Result<()> {
     if taken.is_empty() {
         return Ok(());
     }
-    let flags: Vec<&str> = taken.iter().map(|(flag, _, _)| *flag).collect();
-    let vars: Vec<&str> = taken.iter().map(|(_, var, _)| *var).collect();
+    let flags: Vec<&str> = taken.iter().map(|(flag, _, _)| flag.as_str()).collect();
+    let vars: Vec<&str> = taken.iter().map(|(_, var, _)| var.as_str()).collect();
     tracing::warn!(
         "{} given on the command line, where any local user can read them: moved out of it; \
          set {} or the config file instead",
