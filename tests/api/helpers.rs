@@ -336,6 +336,35 @@ impl TestApp {
             .to_string()
     }
 
+    /// The codeIdentifiers the scripts list gives for `query` (`q=…`, or "" for all), sorted.
+    pub async fn script_codes(&self, query: &str) -> Vec<String> {
+        let list = self.get_json(&format!("/api/admin/scripts?{query}")).await;
+        let mut codes: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["codeIdentifier"].as_str().unwrap().to_string())
+            .collect();
+        codes.sort();
+        codes
+    }
+
+    /// Changes one field of a script through the API as the editor does (the whole script,
+    /// read and sent back); returns the updated script.
+    pub async fn edit_script(&self, id: &str, field: &str, value: Value) -> Value {
+        let path = format!("/api/admin/scripts/{id}");
+        let mut body = self.get_json(&path).await;
+        body[field] = value;
+        let resp = self
+            .admin(Method::PUT, &path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
     pub async fn start_run(&self, script_id: &str, body: Option<Value>) -> Response {
         let mut req = self.admin(Method::POST, &format!("/api/admin/scripts/{script_id}/run"));
         if let Some(b) = body {

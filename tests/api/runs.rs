@@ -36,22 +36,14 @@ async fn a_running_run_shows_its_tail_and_log_size_so_far(b: Backend) {
         .bash("echo first; echo second; sleep 30", json!({}))
         .await;
     let run = app.run(&id).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = app
-            .get_json(&format!("/api/admin/scripts/runs/{run}"))
-            .await;
-        assert_eq!(r["status"], "running", "{r}");
-        if r["outputTail"] == "first\nsecond\n" {
-            assert_eq!(r["logBytes"], 13, "{r}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tail was never saved: {r}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let r = app
+        .wait_until(&run, |r| {
+            r["outputTail"] == "first\nsecond\n" || r["status"] != "running"
+        })
+        .await;
+    assert_eq!(r["status"], "running", "{r}");
+    assert_eq!(r["outputTail"], "first\nsecond\n", "{r}");
+    assert_eq!(r["logBytes"], 13, "{r}");
     assert_eq!(app.cancel(&run).await.status(), 202);
     app.wait_run(&run).await;
 }

@@ -27,21 +27,7 @@ async fn a_disabled_script_shows_no_next_run_until_enabled_again(b: Backend) {
         .await;
     let id = created["id"].as_str().unwrap();
     let path = format!("/api/admin/scripts/{id}");
-    let put = |enabled: bool| {
-        let (app, path) = (&app, path.clone());
-        async move {
-            let mut body = app.get_json(&path).await;
-            body["enabled"] = json!(enabled);
-            let resp = app
-                .admin(Method::PUT, &path)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.json::<Value>().await.unwrap()
-        }
-    };
+    let put = |enabled: bool| app.edit_script(id, "enabled", json!(enabled));
     let listed_next = || async {
         let list = app.get_json("/api/admin/scripts").await;
         list.as_array().unwrap()[0]["schedule"]["nextRunAt"].clone()

@@ -35,27 +35,13 @@ async fn the_search_matches_percent_underscore_and_backslash_as_themselves(b: Ba
         json!({"name": "Paths", "codeIdentifier": "paths", "description": "C:\\temp"}),
     )
     .await;
-    let codes = |q: &'static str| {
-        let app = &app;
-        async move {
-            let list = app.get_json(&format!("/api/admin/scripts?q={q}")).await;
-            let mut codes: Vec<String> = list
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["codeIdentifier"].as_str().unwrap().to_string())
-                .collect();
-            codes.sort();
-            codes
-        }
-    };
-    assert_eq!(codes("my_tool").await, ["my_tool"]);
-    assert_eq!(codes("y_t").await, ["my_tool"]);
-    assert_eq!(codes("_").await, ["my_tool"]);
-    assert_eq!(codes("100%25").await, ["my_tool"]);
-    assert_eq!(codes("%25").await, ["my_tool"]);
-    assert_eq!(codes("%5C").await, ["paths"]);
-    assert_eq!(codes("tool").await, ["my_tool", "mytool"]);
+    assert_eq!(app.script_codes("q=my_tool").await, ["my_tool"]);
+    assert_eq!(app.script_codes("q=y_t").await, ["my_tool"]);
+    assert_eq!(app.script_codes("q=_").await, ["my_tool"]);
+    assert_eq!(app.script_codes("q=100%25").await, ["my_tool"]);
+    assert_eq!(app.script_codes("q=%25").await, ["my_tool"]);
+    assert_eq!(app.script_codes("q=%5C").await, ["paths"]);
+    assert_eq!(app.script_codes("q=tool").await, ["my_tool", "mytool"]);
 }
 
 /// The server keeps the list it last read while the database's count of script changes says
@@ -76,21 +62,7 @@ async fn the_list_shows_every_change_at_once(b: Backend) {
     assert_eq!(entry(listed, &id).unwrap()["name"], "Before");
 
     let path = format!("/api/admin/scripts/{id}");
-    let edit = |field: &'static str, value: Value| {
-        let path = path.clone();
-        let app = &app;
-        async move {
-            let mut body = app.get_json(&path).await;
-            body[field] = value;
-            let resp = app
-                .admin(Method::PUT, &path)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-        }
-    };
+    let edit = |field: &'static str, value: Value| app.edit_script(&id, field, value);
     edit("name", json!("After")).await;
     let listed = entry(app.get_json("/api/admin/scripts").await, &id).unwrap();
     assert_eq!(listed["name"], "After");

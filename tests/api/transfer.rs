@@ -119,18 +119,6 @@ async fn import(app: &TestApp, files: &BTreeMap<String, String>, extra: Value) -
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
-async fn codes(app: &TestApp) -> Vec<String> {
-    let list = app.get_json("/api/admin/scripts").await;
-    let mut codes: Vec<String> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["codeIdentifier"].as_str().unwrap().to_string())
-        .collect();
-    codes.sort();
-    codes
-}
-
 async fn export_then_import_into_an_empty_instance_then_export_gives_the_same_files(b: Backend) {
     let source = TestApp::spawn(b).await;
     seed(&source).await;
@@ -177,7 +165,7 @@ async fn export_then_import_into_an_empty_instance_then_export_gives_the_same_fi
         "{err}"
     );
     assert!(
-        codes(&target).await.is_empty(),
+        target.script_codes("").await.is_empty(),
         "a refused import changes nothing"
     );
 
@@ -198,7 +186,7 @@ async fn export_then_import_into_an_empty_instance_then_export_gives_the_same_fi
     );
     let (status, err) = import(&target, &sealed, json!({"passphrase": "not the right one"})).await;
     assert_eq!(status, 400, "{err}");
-    assert!(codes(&target).await.is_empty());
+    assert!(target.script_codes("").await.is_empty());
 
     let (status, plan) = import(
         &target,
@@ -209,7 +197,10 @@ async fn export_then_import_into_an_empty_instance_then_export_gives_the_same_fi
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["create"], json!(["nightly-backup", "page", "report"]));
     assert_eq!(plan["applied"], false);
-    assert!(codes(&target).await.is_empty(), "a dry run changes nothing");
+    assert!(
+        target.script_codes("").await.is_empty(),
+        "a dry run changes nothing"
+    );
     let (status, plan) = import(&target, &sealed, json!({"passphrase": PASSPHRASE})).await;
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["applied"], true);
@@ -264,10 +255,10 @@ async fn export_then_import_into_an_empty_instance_then_export_gives_the_same_fi
     assert_eq!(plan["delete"], json!([]));
     let (_, plan) = import(&target, &changed, json!({"prune": true, "dryRun": true})).await;
     assert_eq!(plan["delete"], json!(["page"]));
-    assert_eq!(codes(&target).await.len(), 3);
+    assert_eq!(target.script_codes("").await.len(), 3);
     let (_, plan) = import(&target, &changed, json!({"prune": true})).await;
     assert_eq!(plan["delete"], json!(["page"]));
-    assert_eq!(codes(&target).await, ["nightly-backup", "report"]);
+    assert_eq!(target.script_codes("").await, ["nightly-backup", "report"]);
 }
 
 async fn an_import_checks_every_file_first_and_changes_nothing_if_one_is_wrong(b: Backend) {

@@ -254,7 +254,13 @@ async fn failed_trigger_attempts_are_rate_limited_then_released() {
 async fn the_bearer_scheme_is_matched_in_any_case() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (_, token) = setup(&app, json!({"concurrency": "parallel"})).await;
-    for scheme in ["bearer", "BEARER", "Bearer"] {
+    // Another scheme is not a bearer token.
+    for (scheme, status) in [
+        ("bearer", 202),
+        ("BEARER", 202),
+        ("Bearer", 202),
+        ("Basic", 401),
+    ] {
         let resp = app
             .client
             .post(app.url("/api/scripts/hook/run"))
@@ -262,14 +268,6 @@ async fn the_bearer_scheme_is_matched_in_any_case() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 202, "{scheme}");
+        assert_eq!(resp.status(), status, "{scheme}");
     }
-    let resp = app
-        .client
-        .post(app.url("/api/scripts/hook/run"))
-        .header("authorization", format!("Basic {token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401, "another scheme is not a bearer token");
 }
