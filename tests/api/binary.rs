@@ -184,6 +184,82 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
     stop(again);
 }
 
+/// A run whose log reached the cap before its server was killed: the restart reads back the
+/// part stored, its size without the cap's marker, and that it was cut.
+#[tokio::test]
+async fn a_restart_reads_back_the_cut_log_of_a_run_a_killed_server_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("SCRIPTD_ADMIN_PASSWORD", "pw-for-cut-log")];
+    let server = start_with(dir.path(), &["--max-log-bytes", "4096"], &envs);
+    let admin = Admin::new(&server.base, "pw-for-cut-log");
+    let marker = format!("sdcut{}", uuid::Uuid::now_v7().simple());
+    let body = json!({"name": "cut", "codeIdentifier": "cut", "type": "bash",
+        "script": format!("seq 1 2000; exec -a {marker} sleep 300")});
+    let script = admin
+        .json(Method::POST, "/api/admin/scripts", Some(&body))
+        .await;
+    let run_path = format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap());
+    let run_id = admin.json(Method::POST, &run_path, None).await["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log_path = format!("/api/admin/scripts/runs/{run_id}/log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = admin
+            .send(Method::GET, &log_path, None)
+            .await
+            .text()
+            .await
+            .unwrap();
+        if log.contains("[scriptd] log cut at 4096 bytes") {
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cap's marker was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eventually(10, "the script sleeps", || {
+        !processes_with(&marker).is_empty()
+    })
+    .await;
+    let mut child = server.child;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eventually(10, "the supervisor ends the tree", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+
+    let again = start(dir.path(), &envs);
+    let run = Admin::new(&again.base, "pw-for-cut-log")
+        .json(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run_id}"),
+            None,
+        )
+        .await;
+    stop(again);
+    let stored: usize = log
+        .lines()
+        .take_while(|l| !l.starts_with("[scriptd] log cut"))
+        .map(|l| l.len() + 1)
+        .sum();
+    assert!(stored > 0 && stored <= 4096, "{stored}");
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["logTruncated"], true, "{run}");
+    assert_eq!(run["logBytes"], stored, "{run}");
+    assert!(
+        run["outputTail"]
+            .as_str()
+            .unwrap()
+            .ends_with("later output was streamed live but not stored\n"),
+        "{run}"
+    );
+}
+
 /// A host run's script file outlives a `kill -9` of its server (nobody is left to remove it);
 /// the next start removes it, and leaves what a live server made.
 #[tokio::test]
