@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -51,10 +51,12 @@ pub async fn serve(
     tracing::debug!(fd_limit, max_connections = cap, "connection limits");
     let connections = Arc::new(Connections::new(cap));
     // HTTP/1.1 only: nothing here needs HTTP/2 in clear text, and an h2c connection could
-    // otherwise idle past every HTTP/1 timer.
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    // otherwise idle past every HTTP/1 timer. hyper's HTTP/1 connection is served directly,
+    // not through hyper-util's version-sniffing one: the bytes that sniff reads are handed back
+    // to hyper as a first short read, which makes hyper grow its 8 KiB read buffer to 16 KiB
+    // on every connection (most of it copied, so resident), a subscriber's largest cost.
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
@@ -106,9 +108,7 @@ pub async fn serve(
             io: tcp,
             activity: activity.clone(),
         };
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _registered = registered;
