@@ -121,8 +121,8 @@ pub async fn stream(
     Ok(super::sse::response(
         state.closing.clone(),
         CLIENT_BUFFER,
-        |tx| async move {
-            let follower = Follower {
+        |tx| {
+            Follower {
                 store,
                 run_id,
                 last: since,
@@ -131,8 +131,8 @@ pub async fn stream(
                 framer: LineFramer::default(),
                 live,
                 ahead: None,
-            };
-            let _ = follower.run(start).await;
+            }
+            .run(start)
         },
     ))
 }
@@ -163,15 +163,24 @@ struct Follower {
 struct Gone;
 
 impl Follower {
-    /// `start` was learned after `live` subscribed: a change since then is in `live`.
-    async fn run(mut self, start: Start) -> Result<(), Gone> {
+    /// Streams until the run ends or the client goes away. `start` was learned after `live`
+    /// subscribed: a change since then is in `live`.
+    ///
+    /// This future is what an open stream holds while it waits, so the paths that read the
+    /// store (catching up, the end) are boxed where they are awaited: inline, their state
+    /// would be part of every stream's for its whole life (1 424 bytes a stream instead of 912).
+    async fn run(mut self, start: Start) {
+        let _ = self.begin(start).await;
+    }
+
+    async fn begin(&mut self, start: Start) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.extend_from_slice(b"retry: 1000\n\n");
         if start.status.is_terminal() {
-            return self.finish().await;
+            return Box::pin(self.finish()).await;
         }
         if !start.nothing_stored {
-            self.catch_up(Join::Live).await?;
+            Box::pin(self.catch_up(Join::Live)).await?;
         }
         self.status(start.status, start.at);
         self.flush().await?;
@@ -200,8 +209,8 @@ impl Follower {
                         self.ping().await?;
                         quiet = Duration::ZERO;
                     }
-                    if self.reread().await? {
-                        return self.finish().await;
+                    if Box::pin(self.reread()).await? {
+                        return Box::pin(self.finish()).await;
                     }
                     continue;
                 }
@@ -213,7 +222,7 @@ impl Follower {
                         continue;
                     };
                     if first.seq > self.last + 1 {
-                        self.catch_up(Join::At(first.seq)).await?;
+                        Box::pin(self.catch_up(Join::At(first.seq))).await?;
                     }
                     if first.seq == self.last + 1 {
                         // In step with the run: the batch goes out as framed once for every
@@ -235,25 +244,27 @@ impl Follower {
                 }
                 Ok(HubEvent::Stored(to_seq)) => {
                     if to_seq > self.last {
-                        self.catch_up(Join::Live).await?;
+                        Box::pin(self.catch_up(Join::Live)).await?;
                     }
                 }
-                Ok(HubEvent::Ended(outcome, at)) => return self.end(&outcome, at, Some(at)).await,
+                Ok(HubEvent::Ended(outcome, at)) => {
+                    return Box::pin(self.end(&outcome, at, Some(at))).await
+                }
                 Ok(HubEvent::Status(status, _)) if status.is_terminal() => {
-                    return self.finish().await;
+                    return Box::pin(self.finish()).await;
                 }
                 Ok(HubEvent::Status(status, ts)) => {
                     self.status(status, ts);
                     self.flush().await?;
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if self.reread().await? {
-                        return self.finish().await;
+                    if Box::pin(self.reread()).await? {
+                        return Box::pin(self.finish()).await;
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    if self.reread().await? {
-                        return self.finish().await;
+                    if Box::pin(self.reread()).await? {
+                        return Box::pin(self.finish()).await;
                     }
                     tokio::time::sleep(SAFETY_READ).await;
                 }

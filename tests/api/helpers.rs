@@ -557,6 +557,22 @@ impl LiveStream {
             self.text.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+
+    /// Reads to the end of the response: an error if it was cut off before its end. It must
+    /// end within 30 s (an open stream sends a ping every 15 s, so no quiet spell ends it).
+    pub async fn read_to_end(&mut self) -> reqwest::Result<()> {
+        use futures_util::StreamExt;
+        let body = &mut self.body;
+        let text = &mut self.text;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(chunk) = body.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk?));
+            }
+            Ok(())
+        })
+        .await
+        .expect("the stream was left open")
+    }
 }
 
 /// A parsed SSE event.

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{
-    both_backends, log_lines, parse_sse, query_numbers, Backend, Options, TestApp,
+    both_backends, log_lines, parse_sse, query_numbers, Backend, LiveStream, Options, TestApp,
 };
 
 both_backends!(
@@ -437,4 +437,26 @@ async fn a_watcher_arriving_mid_run_first_gets_the_lines_already_stored(b: Backe
         .map(|l| (l.0, l.2))
         .collect();
     assert_eq!(lines, [(1, "first".into()), (2, "second".into())]);
+}
+
+/// A graceful stop ends every open event stream, the run events and a quiet run's output
+/// alike, as a whole HTTP response: the server does not wait out its drain period for them,
+/// nor cut them off mid-response when it runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_ends_open_streams_cleanly() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let run = app.run(&app.bash("sleep 60", json!({})).await).await;
+    app.wait_status(&run, "running").await;
+    let mut output = app.open_stream(&run).await;
+    output.read_until(|t| t.contains("event: status")).await;
+    let mut events =
+        LiveStream::from_response(app.call(Method::GET, "/api/admin/scripts/events").await);
+    events.read_until(|t| t.contains("retry:")).await;
+    let stopping = tokio::spawn(app.stop());
+    for (name, mut stream) in [("output", output), ("run events", events)] {
+        if let Err(e) = stream.read_to_end().await {
+            panic!("the {name} stream was cut off: {e}");
+        }
+    }
+    stopping.await.unwrap();
 }
