@@ -106,6 +106,7 @@ pub async fn stream(
             status: RunStatus::Running,
             at: started_at,
             nothing_stored: true,
+            ended: None,
         },
         None => {
             let run = state.store.get_run(&run_id).await?;
@@ -113,6 +114,7 @@ pub async fn stream(
                 status: run.status,
                 at: run.started_at.unwrap_or(run.queued_at),
                 nothing_stored: run.status == RunStatus::Queued,
+                ended: run.status.is_terminal().then(|| Box::new(run)),
             }
         }
     };
@@ -143,6 +145,8 @@ struct Start {
     status: RunStatus,
     at: chrono::DateTime<chrono::Utc>,
     nothing_stored: bool,
+    /// The run as read, once it had ended: as it will stay.
+    ended: Option<Box<Run>>,
 }
 
 struct Follower {
@@ -177,7 +181,7 @@ impl Follower {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.extend_from_slice(b"retry: 1000\n\n");
         if start.status.is_terminal() {
-            return Box::pin(self.finish()).await;
+            return Box::pin(self.finish(start.ended)).await;
         }
         if !start.nothing_stored {
             Box::pin(self.catch_up(Join::Live)).await?;
@@ -210,7 +214,7 @@ impl Follower {
                         quiet = Duration::ZERO;
                     }
                     if Box::pin(self.reread()).await? {
-                        return Box::pin(self.finish()).await;
+                        return Box::pin(self.finish(None)).await;
                     }
                     continue;
                 }
@@ -251,7 +255,7 @@ impl Follower {
                     return Box::pin(self.end(&outcome, at, Some(at))).await
                 }
                 Ok(HubEvent::Status(status, _)) if status.is_terminal() => {
-                    return Box::pin(self.finish()).await;
+                    return Box::pin(self.finish(None)).await;
                 }
                 Ok(HubEvent::Status(status, ts)) => {
                     self.status(status, ts);
@@ -259,12 +263,12 @@ impl Follower {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     if Box::pin(self.reread()).await? {
-                        return Box::pin(self.finish()).await;
+                        return Box::pin(self.finish(None)).await;
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     if Box::pin(self.reread()).await? {
-                        return Box::pin(self.finish()).await;
+                        return Box::pin(self.finish(None)).await;
                     }
                     tokio::time::sleep(SAFETY_READ).await;
                 }
@@ -278,10 +282,14 @@ impl Follower {
         Ok(self.load_run().await?.status.is_terminal())
     }
 
-    /// Sends the rest of the stored log, the final status and `done`.
-    async fn finish(&mut self) -> Result<(), Gone> {
+    /// Sends the rest of the stored log, the final status and `done`, as of the run read once
+    /// it had ended (`ended`, or read now).
+    async fn finish(&mut self, ended: Option<Box<Run>>) -> Result<(), Gone> {
         self.catch_up(Join::Never).await?;
-        let run = self.load_run().await?;
+        let run = match ended {
+            Some(run) => *run,
+            None => self.load_run().await?,
+        };
         let outcome = RunOutcome {
             status: run.status,
             exit_code: run.exit_code,
@@ -687,6 +695,7 @@ mod tests {
             status: RunStatus::Running,
             at: chrono::Utc::now(),
             nothing_stored: false,
+            ended: None,
         };
         let followed = tokio::time::timeout(Duration::from_secs(10), follower.run(start));
         assert!(followed.await.is_ok(), "the stream did not end");
