@@ -195,8 +195,8 @@ pub fn router(state: AppState) -> Router {
         .layer(
             // One layer, not one `Router::layer` each: every call boxes each route once more,
             // and a request clones the boxed route at every level it passes through, so eleven
-            // levels cost ~90 clones a request, 20% of the server's instructions for a run.
-            // The first listed is the outermost.
+            // levels cost ~90 clones a request (with their drops, about 6% of the server's
+            // instructions for a run of `true`). The first listed is the outermost.
             ServiceBuilder::new()
                 // A span per request (method, path), so what a request logs can be told apart.
                 .layer(
