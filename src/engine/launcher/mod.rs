@@ -119,11 +119,7 @@ impl Launcher {
             program: cmd.program.as_os_str().as_bytes().to_vec(),
             cwd: cmd.cwd.as_os_str().as_bytes().to_vec(),
             args: cmd.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            env: cmd
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}").into_bytes())
-                .collect(),
+            env: cmd.env.iter().map(|(k, v)| env_entry(k, v)).collect(),
         };
         // A launcher that died since the last run is replaced once.
         let mut attempts = 0;
@@ -402,4 +398,14 @@ pub fn pipe_to_child() -> std::io::Result<(tokio::net::unix::pipe::Sender, Owned
 /// stay consistent entry by entry.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `KEY=VALUE` as `execve` takes it. Joined by hand: through `format!` the few dozen variables
+/// of every run cost 6% of the server's instructions for a run of `true`.
+fn env_entry(key: &str, value: &str) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(key.len() + 1 + value.len());
+    entry.extend_from_slice(key.as_bytes());
+    entry.push(b'=');
+    entry.extend_from_slice(value.as_bytes());
+    entry
 }
