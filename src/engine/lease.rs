@@ -53,15 +53,13 @@ impl Engine {
     /// stored log: its node saved the tail only every few seconds, and the size never.
     async fn settle_log(&self, run_id: &str) {
         let store = &self.inner.store;
-        let settled = match super::logs::stored_summary(store, run_id).await {
-            Ok(s) => {
-                store
-                    .settle_log(run_id, &s.tail, s.stored_bytes, s.truncated)
-                    .await
-            }
-            Err(e) => Err(e),
+        let settled = async {
+            let s = super::logs::stored_summary(store, run_id).await?;
+            store
+                .settle_log(run_id, &s.tail, s.stored_bytes, s.truncated)
+                .await
         };
-        if let Err(e) = settled {
+        if let Err(e) = settled.await {
             tracing::warn!(run_id = %run_id, error = %e, "could not read back the output of a run its node left");
         }
     }

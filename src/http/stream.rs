@@ -102,19 +102,21 @@ pub async fn stream(
     // A run executing here that has stored nothing is all in `live`, subscribed first: there is
     // nothing to read, the run included. A run still queued has nothing stored either.
     let start = match state.engine.hub().unwritten_since(&run_id) {
-        Some(started_at) => Start {
+        Some(started_at) => Start::Live {
             status: RunStatus::Running,
             at: started_at,
             nothing_stored: true,
-            ended: None,
         },
         None => {
             let run = state.store.get_run(&run_id).await?;
-            Start {
-                status: run.status,
-                at: run.started_at.unwrap_or(run.queued_at),
-                nothing_stored: run.status == RunStatus::Queued,
-                ended: run.status.is_terminal().then(|| Box::new(run)),
+            if run.status.is_terminal() {
+                Start::Ended(Box::new(run))
+            } else {
+                Start::Live {
+                    status: run.status,
+                    at: run.started_at.unwrap_or(run.queued_at),
+                    nothing_stored: run.status == RunStatus::Queued,
+                }
             }
         }
     };
@@ -139,14 +141,16 @@ pub async fn stream(
     ))
 }
 
-/// Where a stream begins: the run's status as first seen, since when, and whether nothing of
-/// its log can be stored yet.
-struct Start {
-    status: RunStatus,
-    at: chrono::DateTime<chrono::Utc>,
-    nothing_stored: bool,
-    /// The run as read, once it had ended: as it will stay.
-    ended: Option<Box<Run>>,
+/// Where a stream begins, as first seen.
+enum Start {
+    /// The run as read once it had ended: as it will stay.
+    Ended(Box<Run>),
+    /// Not ended: its status, since when, and whether nothing of its log can be stored yet.
+    Live {
+        status: RunStatus,
+        at: chrono::DateTime<chrono::Utc>,
+        nothing_stored: bool,
+    },
 }
 
 struct Follower {
@@ -172,7 +176,7 @@ impl Follower {
     ///
     /// This future is what an open stream holds while it waits, so the paths that read the
     /// store (catching up, the end) are boxed where they are awaited: inline, their state
-    /// would be part of every stream's for its whole life (1 424 bytes a stream instead of 912).
+    /// would be part of every stream's for its whole life.
     async fn run(mut self, start: Start) {
         let _ = self.begin(start).await;
     }
@@ -180,13 +184,18 @@ impl Follower {
     async fn begin(&mut self, start: Start) -> Result<(), Gone> {
         // Browsers reconnect after 3 s by default; a second is plenty.
         self.buf.extend_from_slice(b"retry: 1000\n\n");
-        if start.status.is_terminal() {
-            return Box::pin(self.finish(start.ended)).await;
-        }
-        if !start.nothing_stored {
+        let (status, at, nothing_stored) = match start {
+            Start::Ended(run) => return Box::pin(self.finish(Some(run))).await,
+            Start::Live {
+                status,
+                at,
+                nothing_stored,
+            } => (status, at, nothing_stored),
+        };
+        if !nothing_stored {
             Box::pin(self.catch_up(Join::Live)).await?;
         }
-        self.status(start.status, start.at);
+        self.status(status, at);
         self.flush().await?;
         self.follow().await
     }
@@ -691,11 +700,10 @@ mod tests {
             live,
             ahead: None,
         };
-        let start = Start {
+        let start = Start::Live {
             status: RunStatus::Running,
             at: chrono::Utc::now(),
             nothing_stored: false,
-            ended: None,
         };
         let followed = tokio::time::timeout(Duration::from_secs(10), follower.run(start));
         assert!(followed.await.is_ok(), "the stream did not end");
