@@ -70,6 +70,14 @@ fn stop(mut s: Server) {
     let _ = s.child.wait();
 }
 
+/// Kills the server with SIGKILL, then waits until `gone` says what its runs started ended
+/// (their supervisors end their trees once the server is gone).
+async fn kill_9(mut s: Server, what: &str, gone: impl Fn() -> bool) {
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    eventually(10, what, gone).await;
+}
+
 /// Not on a terminal (a service, whose stdout goes to the journal), the first start leaves the
 /// generated password in a private file and prints only where it is.
 #[tokio::test]
@@ -138,43 +146,19 @@ async fn kill_9_mid_run_leaves_no_process_and_the_run_is_failed_at_restart() {
     let marker = format!("sdcrash{}", uuid::Uuid::now_v7().simple());
     let body = json!({"name": "long", "codeIdentifier": "long", "type": "bash",
         "script": format!("echo crash-line-1; echo crash-line-2; setsid bash -c 'exec -a {marker}-d sleep 300' & exec -a {marker} sleep 300")});
-    let script = admin
-        .json(Method::POST, "/api/admin/scripts", Some(&body))
-        .await;
-    let run_path = format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap());
-    let run = admin.json(Method::POST, &run_path, None).await;
-    let run_id = run["runId"].as_str().unwrap().to_string();
+    let run_id = admin.create_and_run(&body).await;
     eventually(10, "the script runs", || processes_with(&marker).len() >= 2).await;
-    let log_path = format!("/api/admin/scripts/runs/{run_id}/log");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !admin
-        .send(Method::GET, &log_path, None)
-        .await
-        .text()
-        .await
-        .unwrap()
-        .contains("crash-line-2")
-    {
-        assert!(Instant::now() < deadline, "the output was never stored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    admin.log_once_it_holds(&run_id, "crash-line-2").await;
 
     // Killed well before its node saves the run's tail (every 2 s): the restart reads it back.
-    let mut child = server.child;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    eventually(10, "the supervisor ends the orphaned tree", || {
+    kill_9(server, "the supervisor ends the orphaned tree", || {
         processes_with(&marker).is_empty()
     })
     .await;
 
     let again = start(dir.path(), &envs);
     let run = Admin::new(&again.base, "pw-for-crash-test")
-        .json(
-            Method::GET,
-            &format!("/api/admin/scripts/runs/{run_id}"),
-            None,
-        )
+        .run(&run_id)
         .await;
     assert_eq!(run["status"], "failed");
     assert!(run["error"].as_str().unwrap().contains("crash"), "{run}");
@@ -195,52 +179,21 @@ async fn a_restart_reads_back_the_cut_log_of_a_run_a_killed_server_left() {
     let marker = format!("sdcut{}", uuid::Uuid::now_v7().simple());
     let body = json!({"name": "cut", "codeIdentifier": "cut", "type": "bash",
         "script": format!("seq 1 2000; exec -a {marker} sleep 300")});
-    let script = admin
-        .json(Method::POST, "/api/admin/scripts", Some(&body))
+    let run_id = admin.create_and_run(&body).await;
+    let log = admin
+        .log_once_it_holds(&run_id, "[scriptd] log cut at 4096 bytes")
         .await;
-    let run_path = format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap());
-    let run_id = admin.json(Method::POST, &run_path, None).await["runId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let log_path = format!("/api/admin/scripts/runs/{run_id}/log");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let log = loop {
-        let log = admin
-            .send(Method::GET, &log_path, None)
-            .await
-            .text()
-            .await
-            .unwrap();
-        if log.contains("[scriptd] log cut at 4096 bytes") {
-            break log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cap's marker was never stored"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     eventually(10, "the script sleeps", || {
         !processes_with(&marker).is_empty()
     })
     .await;
-    let mut child = server.child;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    eventually(10, "the supervisor ends the tree", || {
+    kill_9(server, "the supervisor ends the tree", || {
         processes_with(&marker).is_empty()
     })
     .await;
 
     let again = start(dir.path(), &envs);
-    let run = Admin::new(&again.base, "pw-for-cut-log")
-        .json(
-            Method::GET,
-            &format!("/api/admin/scripts/runs/{run_id}"),
-            None,
-        )
-        .await;
+    let run = Admin::new(&again.base, "pw-for-cut-log").run(&run_id).await;
     stop(again);
     let stored: usize = log
         .lines()
@@ -292,19 +245,12 @@ async fn a_restart_removes_the_run_files_a_killed_server_left() {
     let admin = Admin::new(&server.base, "pw-leftovers");
     let body = json!({"name": "node", "codeIdentifier": "node", "type": "node",
         "runner": "host", "script": "setTimeout(() => {}, 300000)"});
-    let script = admin
-        .json(Method::POST, "/api/admin/scripts", Some(&body))
-        .await;
-    let run_path = format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap());
-    admin.json(Method::POST, &run_path, None).await;
+    admin.create_and_run(&body).await;
     eventually(20, "node runs its file", || {
         !processes_with(tmp_path).is_empty()
     })
     .await;
-    let mut child = server.child;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    eventually(10, "the supervisor ends the tree", || {
+    kill_9(server, "the supervisor ends the tree", || {
         processes_with(tmp_path).is_empty()
     })
     .await;
@@ -457,6 +403,46 @@ impl Admin {
         self.send(method, path, body).await.json().await.unwrap()
     }
 
+    /// Creates a script from `body` and starts a run of it; returns the run's id.
+    async fn create_and_run(&self, body: &Value) -> String {
+        let script = self
+            .json(Method::POST, "/api/admin/scripts", Some(body))
+            .await;
+        let run_path = format!("/api/admin/scripts/{}/run", script["id"].as_str().unwrap());
+        self.json(Method::POST, &run_path, None).await["runId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn run(&self, run_id: &str) -> Value {
+        self.json(
+            Method::GET,
+            &format!("/api/admin/scripts/runs/{run_id}"),
+            None,
+        )
+        .await
+    }
+
+    /// The run's stored log once it holds `needle` (within 10 s).
+    async fn log_once_it_holds(&self, run_id: &str, needle: &str) -> String {
+        let log_path = format!("/api/admin/scripts/runs/{run_id}/log");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self
+                .send(Method::GET, &log_path, None)
+                .await
+                .text()
+                .await
+                .unwrap();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "never stored: {needle}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Runs a script and returns the run id and its log once it ended.
     async fn run_and_log(&self, script_id: &str) -> (String, String) {
         let run = self
@@ -469,13 +455,7 @@ impl Admin {
         let run_id = run["runId"].as_str().unwrap().to_string();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let r = self
-                .json(
-                    Method::GET,
-                    &format!("/api/admin/scripts/runs/{run_id}"),
-                    None,
-                )
-                .await;
+            let r = self.run(&run_id).await;
             if !matches!(r["status"].as_str(), Some("queued" | "running")) {
                 let log = self
                     .send(
