@@ -427,4 +427,18 @@ async fn main() {
         "database statements per run",
         (statements() - before) as f64 / COUNTED_RUNS as f64
     );
+    // A stream opened once the run has ended: the run and its log, each read once.
+    let ended = counted.run(&id).await;
+    counted.follow(&ended).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = statements();
+    for _ in 0..COUNTED_RUNS {
+        counted.follow(&ended).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!(
+        "{:<58} {:>10.2} (SQLite, {COUNTED_RUNS} streams of an ended run of `true`)",
+        "database statements per stream of an ended run",
+        (statements() - before) as f64 / COUNTED_RUNS as f64
+    );
 }

@@ -27,7 +27,7 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     let mut pending: Vec<u8> = Vec::new();
     // Small reads keep the lines in flight (at most a channel's worth of reads) few. Read into
     // spare capacity (`read_buf`), not a zeroed buffer: zeroing 32 KiB for each of a run's two
-    // pipes was 7% of the server's instructions for a run of `true`.
+    // pipes was 6% of the server's instructions for a run of `true` (`benches/instructions.sh`).
     let mut buf = Vec::with_capacity(READ_SIZE);
     // A partial line already went out; the newline that ends it must not add an empty line.
     let mut flushed_partial = false;
