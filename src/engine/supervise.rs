@@ -16,24 +16,34 @@
 //!
 //! Protocol: SIGTERM (or SIGINT/SIGHUP) to the supervisor ends the run: SIGTERM to the whole
 //! tree, SIGKILL after the grace period. When the script's main process exits by itself, any
-//! descendant it left behind gets the same treatment. The supervisor then exits with the
-//! script's exit code, or dies by the signal that killed the script.
+//! descendant it left behind gets the same treatment. Once the tree is gone the supervisor
+//! closes its copies of the output pipes, reports the script's wait status on its report
+//! pipe, then exits with the script's exit code, or dies by the signal that killed the
+//! script. The report lets the server record the end without waiting for this process's own
+//! exit and reaping, which take longer than a short script does (a quarter of a millisecond
+//! here); its own exit status remains the answer should it die unreported.
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{getpid, getppid, Pid};
+use nix::unistd::{close, getpid, getppid, Pid};
 use signal_hook::consts::{SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// Runs the supervisor; never returns. `parent` is the launcher that forked it; `env` is the
-/// script's whole environment.
+use super::launcher::raw_status;
+
+/// Runs the supervisor; never returns. `report` is the pipe to report the script's end on;
+/// `parent` is the launcher that forked it; `env` is the script's whole environment.
 pub fn main(
+    report: OwnedFd,
     grace: Duration,
     parent: Pid,
     program: OsString,
@@ -51,14 +61,18 @@ pub fn main(
         Err(e) => exit_with_error(&format!("cannot handle signals: {e}")),
     };
 
+    // The script may not write a report of its own.
+    if fcntl(report.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).is_err() {
+        exit_with_error("cannot keep the report pipe from the script");
+    }
     // The script stays in this process's group (its own, set by the server), so that if the
-    // script kills this supervisor, the server can still end the group.
+    // script kills this supervisor, the server can still end the group. Its stdin is this
+    // process's, /dev/null.
     let child = match Command::new(&program)
         .args(&args)
         .env_clear()
         .envs(env)
         .current_dir(&cwd)
-        .stdin(Stdio::null())
         .spawn()
     {
         Ok(c) => c,
@@ -93,7 +107,7 @@ pub fn main(
             }
         }
         if let Some(done) = reap(main_pid, &mut main_status) {
-            finish(done);
+            finish(done, report);
         }
         if main_status.is_some() && !ending {
             end_tree(grace, &mut ending);
@@ -177,7 +191,15 @@ fn parent_of(pid: i32) -> Option<i32> {
     rest.split(' ').nth(1)?.parse().ok()
 }
 
-fn finish(status: WaitStatus) -> ! {
+/// Ends the supervisor once its tree is gone: the output pipes end with this process's copies,
+/// then the report says how the script ended, then this process ends the same way.
+fn finish(status: WaitStatus, report: OwnedFd) -> ! {
+    let _ = close(1);
+    let _ = close(2);
+    // Four bytes, so one write (a pipe writes up to PIPE_BUF bytes at once) and one read.
+    if let Some(raw) = raw_status(&status) {
+        let _ = std::fs::File::from(report).write_all(&raw.to_le_bytes());
+    }
     match status {
         WaitStatus::Exited(_, code) => std::process::exit(code),
         WaitStatus::Signaled(_, sig, _) => {

@@ -12,6 +12,7 @@ both_backends!(
     sigterm_comes_first_and_sigkill_after_the_grace_period,
     a_script_that_kills_its_supervisor_leaves_no_background_child,
     a_dead_launcher_ends_its_runs_and_is_replaced,
+    a_script_holds_no_descriptor_but_its_stdio,
 );
 
 /// A script that spreads out: a background child, a `setsid` grandchild, a double-forked
@@ -199,4 +200,18 @@ async fn a_dead_launcher_ends_its_runs_and_is_replaced(b: Backend) {
     let done = app.wait_run(&again).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert!(app.log(&again).await.contains("fine"));
+}
+
+/// Nothing of the server's, its launcher's or its supervisor's reaches the script: not their
+/// sockets, not the pipe on which the supervisor reports the script's end (which the script
+/// could otherwise write a status of its own to).
+async fn a_script_holds_no_descriptor_but_its_stdio(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let id = app
+        .bash("ls /proc/$$/fd | sort -n | tr '\\n' ' '", json!({}))
+        .await;
+    let run = app.run(&id).await;
+    let done = app.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(app.log(&run).await.trim(), "0 1 2", "{done}");
 }

@@ -111,10 +111,9 @@ impl Launcher {
         match request {
             Request::Spawn(spawn) => {
                 // Descriptors arrive with the first bytes of their request, so by the time a
-                // request is whole, its own are at the front of the queue.
-                let count = if spawn.supervised { 2 } else { 3 };
-                let fds: Vec<OwnedFd> = (0..count).filter_map(|_| received.pop_front()).collect();
-                if fds.len() != count {
+                // request is whole, its own three are at the front of the queue.
+                let fds: Vec<OwnedFd> = (0..3).filter_map(|_| received.pop_front()).collect();
+                if fds.len() != 3 {
                     fail("a spawn request came without its descriptors");
                 }
                 let id = spawn.id;
@@ -154,15 +153,14 @@ impl Launcher {
     fn reap(&mut self, socket: &OwnedFd) {
         loop {
             let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, (code & 0xff) << 8),
-                Ok(WaitStatus::Signaled(pid, sig, core)) => {
-                    (pid, sig as i32 | if core { 0x80 } else { 0 })
-                }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
-                Ok(_) | Err(Errno::EINTR) => continue,
+                Ok(status) => status,
+                Err(Errno::EINTR) => continue,
                 Err(_) => return,
             };
-            let (pid, raw) = status;
+            let (Some(pid), Some(raw)) = (status.pid(), wire::raw_status(&status)) else {
+                continue;
+            };
             if let Some(id) = self.by_pid.remove(&pid.as_raw()) {
                 self.by_id.remove(&id);
                 reply(socket, &Reply::Exited { id, status: raw });
@@ -264,8 +262,8 @@ fn reply(socket: &OwnedFd, reply: &Reply) {
 }
 
 /// In the forked child: with the given descriptors as its stdio (a run's supervisor gets
-/// /dev/null as stdin) and nothing else of the launcher's, becomes the run's supervisor or
-/// execs the program.
+/// /dev/null as stdin, and its report pipe as descriptor 3) and nothing else of the
+/// launcher's, becomes the run's supervisor or execs the program.
 fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     // Dies with the launcher; checked against the pid read before the fork, since a launcher
     // that died in between has already handed this process to another parent. (The signal
@@ -291,8 +289,9 @@ fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     if !moved {
         std::process::exit(125);
     }
+    let keep = stdio.len() as RawFd;
     drop(stdio);
-    close_from(3);
+    close_from(keep);
     // The launcher's blocked SIGCHLD would be inherited by the script.
     let _ = SigSet::empty().thread_set_mask();
     use std::os::unix::ffi::OsStringExt;
@@ -309,7 +308,10 @@ fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     let args: Vec<_> = spawn.args.into_iter().map(os).collect();
     let cwd = std::path::PathBuf::from(os(spawn.cwd));
     if spawn.supervised {
+        // SAFETY: descriptor 3 is the report pipe, just moved there; nothing else owns it.
+        let report = unsafe { OwnedFd::from_raw_fd(3) };
         crate::engine::supervise::main(
+            report,
             Duration::from_millis(spawn.grace_ms),
             launcher,
             program,

@@ -1,7 +1,8 @@
 //! Starting host runs through the launcher: a small helper process (`scriptd __launch`,
 //! see `forkserver`) exec'd once and kept, which forks each run's supervisor. The server
 //! hands it the run's command and its output pipes over a Unix socket and hears back the
-//! supervisor's pid and, later, its wait status.
+//! supervisor's pid and, later, its wait status. The supervisor itself reports the script's
+//! end on a pipe of its own as soon as the tree is gone, which is what a run waits for.
 //!
 //! Should the launcher die, the runs it started end (their supervisors get SIGTERM from the
 //! kernel), their waits report it, and the next run starts a new launcher.
@@ -27,9 +28,11 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 pub use forkserver::main as launcher_main;
+pub(super) use wire::raw_status;
 use wire::{Reply, Request, Spawn};
 
 /// What to run under a supervisor.
@@ -54,6 +57,8 @@ pub struct Supervised {
     link: Arc<Link>,
     id: u64,
     pub pid: Pid,
+    /// A supervisor's report of its script's end (see `supervise`).
+    report: Option<tokio::net::unix::pipe::Receiver>,
     exited: oneshot::Receiver<i32>,
     status: Option<ExitStatus>,
     kill_on_drop: bool,
@@ -88,7 +93,10 @@ impl Launcher {
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> std::io::Result<Supervised> {
-        self.start(cmd, true, vec![stdout, stderr]).await
+        let (report, theirs) = pipe_from_child()?;
+        let mut supervisor = self.start(cmd, true, vec![stdout, stderr, theirs]).await?;
+        supervisor.report = Some(report);
+        Ok(supervisor)
     }
 
     /// Starts `cmd` itself, with no supervisor (an isolated worker, which cannot fork), on
@@ -161,6 +169,7 @@ impl Launcher {
                 link,
                 id: request.id,
                 pid: Pid::from_raw(pid),
+                report: None,
                 exited: exited_rx,
                 status: None,
                 kill_on_drop: false,
@@ -203,20 +212,34 @@ impl Drop for Launcher {
 }
 
 impl Supervised {
-    /// Waits for the supervisor to end: the script's status, or the signal that killed the
-    /// supervisor. An error if the launcher died first.
+    /// Waits for the supervisor to end: its report of the script's status, or else its own
+    /// (the signal that killed it). An error if the launcher died first: the supervisor then
+    /// ends the tree on its own, and the run is recorded as lost rather than as killed.
+    /// Cancel-safe.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
         }
-        match (&mut self.exited).await {
-            Ok(raw) => {
-                let status = ExitStatus::from_raw(raw);
-                self.status = Some(status);
-                Ok(status)
+        let stopped = |_| std::io::Error::other("the launcher stopped");
+        let raw = loop {
+            let Some(report) = self.report.as_mut() else {
+                break (&mut self.exited).await.map_err(stopped)?;
+            };
+            let mut raw = [0u8; 4];
+            tokio::select! {
+                biased;
+                // Written in one piece, so read in one; anything else means the supervisor
+                // ended without a report (killed).
+                read = report.read(&mut raw) => match read {
+                    Ok(4) => break i32::from_le_bytes(raw),
+                    _ => self.report = None,
+                },
+                exited = &mut self.exited => break exited.map_err(stopped)?,
             }
-            Err(_) => Err(std::io::Error::other("the launcher stopped")),
-        }
+        };
+        let status = ExitStatus::from_raw(raw);
+        self.status = Some(status);
+        Ok(status)
     }
 
     /// Signals the supervisor, unless it has already ended.

@@ -7,7 +7,8 @@
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// Start a process. Supervised: a run's supervisor, which starts the program as the script;
-/// travels with two descriptors, the write ends of the run's stdout and stderr pipes.
+/// travels with three descriptors, the write ends of the run's stdout and stderr pipes and of
+/// the pipe its supervisor reports the script's end on.
 /// Otherwise the program itself (an isolated worker), with three: its stdin, stdout, stderr.
 #[derive(Debug, PartialEq)]
 pub struct Spawn {
@@ -96,6 +97,17 @@ impl Request {
             _ => return None,
         };
         r.0.is_empty().then_some(request)
+    }
+}
+
+/// A process's end as a raw wait status (what `ExitStatus::from_raw` reads): how the launcher
+/// reports a supervisor's end and a supervisor its script's. None for a stop or a resume.
+pub fn raw_status(status: &nix::sys::wait::WaitStatus) -> Option<i32> {
+    use nix::sys::wait::WaitStatus;
+    match *status {
+        WaitStatus::Exited(_, code) => Some((code & 0xff) << 8),
+        WaitStatus::Signaled(_, sig, core) => Some(sig as i32 | if core { 0x80 } else { 0 }),
+        _ => None,
     }
 }
 
