@@ -339,10 +339,15 @@ async fn a_node_that_lost_its_lease_can_no_longer_write_and_ends_its_process() {
         .await;
     let owner = cluster.owner_of(&running);
     let survivor = &cluster.nodes[1 - owner];
-    eventually(10, "the script prints", || {
-        !processes_with(&marker).is_empty()
-    })
-    .await;
+    // A line stored, not only a process up: the survivor reads the stored log back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.log(&run_id).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the script's first line was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 
     // The owner hangs: the other node ends the run once the lease runs out.
     cluster.nodes[owner].signal(Signal::SIGSTOP);
