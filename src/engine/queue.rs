@@ -151,6 +151,10 @@ impl Engine {
                 },
                 stop,
             );
+            // The run's task goes first (it is next on this worker), until it has handed the
+            // script to the launcher: the script then starts while the caller is still
+            // answering its client, rather than after.
+            tokio::task::yield_now().await;
             return Ok(id);
         }
         self.announce(Signal::Status {
