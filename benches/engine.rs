@@ -139,22 +139,34 @@ async fn main() {
     let home = tempfile::tempdir().unwrap();
     println!("scriptd engine benchmark (medians of {REPS}; baselines measured in the same run)\n");
 
-    // 1. Trigger -> done latency for `true`, against spawning `bash -lc true` directly.
+    // 1. Trigger -> done latency for `true`, against spawning `bash -lc true` directly, in
+    // pairs: the machine's speed drifts between pairs far more than within one, so the
+    // median of each pair's difference is the steadier figure of the overhead.
     let t_true = server.script("true-script", "true").await;
     let mut base = Vec::new();
     let mut ours = Vec::new();
-    for _ in 0..(REPS * 4) {
-        base.push(time_command("true", home.path()));
+    let mut over = Vec::new();
+    for _ in 0..(REPS * 20) {
+        let raw = time_command("true", home.path());
         let t = Instant::now();
         let run = server.run(&t_true).await;
         server.follow(&run).await;
-        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+        let run = t.elapsed().as_secs_f64() * 1000.0;
+        base.push(raw);
+        ours.push(run);
+        over.push(run - raw);
     }
     row(
         "trigger -> done latency, script `true`",
         median(ours),
         "ms",
         median(base),
+    );
+    println!(
+        "{:<58} {:>10.2} ms     (median of {} paired differences)",
+        "trigger -> done overhead over a raw spawn",
+        median(over),
+        REPS * 20
     );
 
     // 2. Runs per second at concurrency 1 and 8, and the server's CPU per run. The CPU is
