@@ -140,7 +140,10 @@ impl Engine {
             lease: uuid::Uuid::now_v7().to_string(),
         };
         let exe = config.supervisor_exe.clone();
-        let launcher = Arc::new(launcher::Launcher::new(exe.clone()));
+        let launcher = Arc::new(launcher::Launcher::new(
+            exe.clone(),
+            launcher::Role::Scripts,
+        ));
         let engine = Self {
             inner: Arc::new(Inner {
                 feed: store.feed(),
@@ -152,7 +155,10 @@ impl Engine {
                 run_events: broadcast::channel(RUN_EVENTS_BUFFER).0,
                 started_at: Utc::now(),
                 active: Active::default(),
-                isolates: isolate::Spares::new(exe, launcher.clone()),
+                isolates: isolate::Spares::new(launcher::Launcher::new(
+                    exe,
+                    launcher::Role::IsolatedWorkers,
+                )),
                 launcher,
                 prune_due: Default::default(),
                 definitions: Default::default(),

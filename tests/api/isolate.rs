@@ -402,12 +402,13 @@ async fn a_spare_worker_serves_one_run_and_a_dead_one_is_replaced() {
                        "runner": "isolated", "script": "input.n * 2", "concurrency": "parallel"}),
         )
         .await;
+    // Workers are forked (not exec'd) by a launcher of their own, and share its command line.
     let spares = || -> Vec<i32> {
         children_of(server.pid().as_raw())
             .into_iter()
-            .filter(|p| cmdline(*p).contains("__launch"))
+            .filter(|p| cmdline(*p).contains("__launch isolated-workers"))
             .flat_map(children_of)
-            .filter(|p| cmdline(*p).contains("__isolate"))
+            .filter(|p| cmdline(*p).contains("__launch isolated-workers"))
             .collect()
     };
     let run_with = |n: i64| {
@@ -460,4 +461,77 @@ async fn a_spare_worker_serves_one_run_and_a_dead_one_is_replaced() {
     let done = run_with(3).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"], 6);
+}
+
+/// Whether `needle` is anywhere in the readable memory of process `pid` (read as root through
+/// /proc, which the test machines run as).
+fn memory_holds(pid: i32, needle: &[u8]) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    maps.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut region = vec![0u8; (end - start) as usize];
+        perms.starts_with('r')
+            && !line.ends_with("[vvar]")
+            && mem.seek(SeekFrom::Start(start)).is_ok()
+            && mem.read_exact(&mut region).is_ok()
+            && region.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+/// A worker is forked without an exec, so it starts with a copy of its launcher's memory: the
+/// launcher that forks workers never had a run's environment pass through it, unlike the one
+/// that starts scripts, whose memory still holds a secret of a script that ran before.
+#[tokio::test]
+async fn a_waiting_worker_holds_no_secret_of_another_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::process::Server::start(dir.path(), &[]).await;
+    let secret = format!("sdsecret{}", uuid::Uuid::now_v7().simple());
+    let bash = server
+        .create(
+            json!({"name": "holder", "codeIdentifier": "holder", "type": "bash",
+                       "script": "test -n \"$TOKEN\"",
+                       "env": [{"key": "TOKEN", "value": secret, "secret": true}]}),
+        )
+        .await;
+    let run = server.run(&bash).await;
+    assert_eq!(server.wait_finished(&run).await["status"], "succeeded");
+    let js = server
+        .create(json!({"name": "js", "codeIdentifier": "js", "type": "node",
+                       "runner": "isolated", "script": "1+1"}))
+        .await;
+    let run = server.run(&js).await;
+    assert_eq!(server.wait_finished(&run).await["status"], "succeeded");
+
+    let launchers = |role: &str| -> Vec<i32> {
+        children_of(server.pid().as_raw())
+            .into_iter()
+            .filter(|p| cmdline(*p).contains(&format!("__launch {role}")))
+            .collect()
+    };
+    crate::helpers::eventually(10, "a spare worker waits", || {
+        launchers("isolated-workers")
+            .into_iter()
+            .flat_map(children_of)
+            .count()
+            == 1
+    })
+    .await;
+    let scripts = launchers("scripts");
+    assert_eq!(scripts.len(), 1);
+    assert!(
+        memory_holds(scripts[0], secret.as_bytes()),
+        "the scripts' launcher had the secret pass through it (so the search finds it)"
+    );
+    let worker = launchers("isolated-workers")
+        .into_iter()
+        .flat_map(children_of)
+        .next()
+        .unwrap();
+    assert!(!memory_holds(worker, secret.as_bytes()));
 }

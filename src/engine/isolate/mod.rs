@@ -1,6 +1,7 @@
 //! The isolated JavaScript runner: node scripts with runner `isolated` (alias `vm2`) run in
-//! QuickJS inside a separate, locked-down worker process (`scriptd __isolate`), never in the
-//! server. The server side here keeps a worker started ahead of need (through the launcher),
+//! QuickJS inside a separate, locked-down worker process (forked by a launcher of its own, or
+//! `scriptd __isolate`), never in the server. The server side here keeps a worker started
+//! ahead of need,
 //! hands it the job, turns its messages into log lines and an outcome, and kills it if it
 //! stops answering.
 
@@ -8,7 +9,6 @@ mod protocol;
 mod sandbox;
 pub mod worker;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,19 +22,21 @@ use tokio::sync::{mpsc, Notify};
 
 use self::protocol::{End, Job, Message};
 use super::context::RunContext;
-use super::launcher::{pipe_from_child, pipe_to_child, LaunchCommand, Launcher, Supervised};
+use super::launcher::{pipe_from_child, pipe_to_child, Launcher, Supervised};
 use super::logs::RawLine;
 use super::output::read_lines;
 use crate::domain::{LogStream, RunOutcome, RunStatus};
 
-/// Isolated workers started ahead of need, through the launcher. A run takes one that is
-/// already exec'd and waiting for its job; the engine starts the next one once that run's end
-/// is recorded, so that starting it (an exec of this binary, then its engine made ready) does
-/// not compete with the run for the CPU. Each worker still runs one job only and is never
-/// reused.
+/// Isolated workers started ahead of need, forked by a launcher of their own. A run takes
+/// one that is already waiting for its job; the engine starts the next one once that run's
+/// end is recorded, so that starting it (a fork, then its engine made ready) does not compete
+/// with the run for the CPU. Each worker still runs one job only and is never reused.
+///
+/// A worker is forked without an exec, so it starts with a copy of its launcher's memory:
+/// that launcher is this pool's alone, and has only ever been asked for workers, never had a
+/// run's environment pass through it. A worker's job reaches it on its own stdin.
 pub struct Spares {
-    exe: PathBuf,
-    launcher: Arc<Launcher>,
+    launcher: Launcher,
     state: Mutex<SpareState>,
     /// Told when a start in the background has finished, well or not.
     ready: Notify,
@@ -57,9 +59,8 @@ pub struct Spare {
 }
 
 impl Spares {
-    pub fn new(exe: PathBuf, launcher: Arc<Launcher>) -> Arc<Self> {
+    pub fn new(launcher: Launcher) -> Arc<Self> {
         Arc::new(Self {
-            exe,
             launcher,
             state: Mutex::new(SpareState::default()),
             ready: Notify::new(),
@@ -123,14 +124,10 @@ impl Spares {
         let (stdin, in_r) = pipe_to_child()?;
         let (stdout, out_w) = pipe_from_child()?;
         let (stderr, err_w) = pipe_from_child()?;
-        let cmd = LaunchCommand {
-            program: self.exe.clone(),
-            args: vec!["__isolate".into()],
-            env: Vec::new(),
-            cwd: workdir.path().to_path_buf(),
-            grace: Duration::ZERO,
-        };
-        let child = self.launcher.exec(&cmd, in_r, out_w, err_w).await?;
+        let child = self
+            .launcher
+            .worker(workdir.path(), in_r, out_w, err_w)
+            .await?;
         Ok(Spare {
             child,
             stdin,

@@ -20,7 +20,7 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use super::wire::{self, Reply, Request, Spawn};
+use super::wire::{self, Kind, Reply, Request, Spawn};
 
 /// Runs the launcher; never returns.
 pub fn main() -> ! {
@@ -263,7 +263,7 @@ fn reply(socket: &OwnedFd, reply: &Reply) {
 
 /// In the forked child: with the given descriptors as its stdio (a run's supervisor gets
 /// /dev/null as stdin, and its report pipe as descriptor 3) and nothing else of the
-/// launcher's, becomes the run's supervisor or execs the program.
+/// launcher's, becomes the run's supervisor or an isolated worker, or execs the program.
 fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     // Dies with the launcher; checked against the pid read before the fork, since a launcher
     // that died in between has already handed this process to another parent. (The signal
@@ -276,7 +276,7 @@ fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     // Ctrl-C) must not reach it before it has ended the tree.
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
     let mut stdio = fds;
-    if spawn.supervised {
+    if spawn.kind == Kind::Supervised {
         match std::fs::File::open("/dev/null") {
             Ok(null) => stdio.insert(0, OwnedFd::from(null)),
             Err(_) => std::process::exit(125),
@@ -307,7 +307,21 @@ fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     let program = os(spawn.program);
     let args: Vec<_> = spawn.args.into_iter().map(os).collect();
     let cwd = std::path::PathBuf::from(os(spawn.cwd));
-    if spawn.supervised {
+    if spawn.kind == Kind::Worker {
+        // No exec: the worker is this process, which holds nothing of any run's (see
+        // `isolate::Spares`). Its environment is the launcher's, which the server cleared.
+        if std::env::set_current_dir(&cwd).is_err() {
+            std::process::exit(125);
+        }
+        // A panic ends the worker as it ends one exec'd, with status 101, rather than unwind
+        // into this launcher's frames, whose drops would close descriptors its sandbox
+        // forbids closing.
+        let _ = std::panic::catch_unwind(|| {
+            crate::engine::isolate::worker::main();
+        });
+        std::process::exit(101)
+    }
+    if spawn.kind == Kind::Supervised {
         // SAFETY: descriptor 3 is the report pipe, just moved there; nothing else owns it.
         let report = unsafe { OwnedFd::from_raw_fd(3) };
         crate::engine::supervise::main(

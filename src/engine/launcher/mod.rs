@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 
 pub use forkserver::main as launcher_main;
 pub(super) use wire::raw_status;
-use wire::{Reply, Request, Spawn};
+use wire::{Kind, Reply, Request, Spawn};
 
 /// What to run under a supervisor.
 pub struct LaunchCommand {
@@ -46,10 +46,31 @@ pub struct LaunchCommand {
     pub grace: Duration,
 }
 
-/// Starts supervisors through one launcher process, started on first use.
+/// Starts supervisors, or isolated workers, through one launcher process, started on first
+/// use.
 pub struct Launcher {
     exe: PathBuf,
+    role: Role,
     link: Mutex<Option<Arc<Link>>>,
+}
+
+/// What a launcher starts. A launcher that forks isolated workers starts nothing else: a worker
+/// is forked without an exec, so it holds a copy of its launcher's memory, and the scripts'
+/// launcher has had every run's environment, secrets included, pass through it.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Role {
+    Scripts,
+    IsolatedWorkers,
+}
+
+impl Role {
+    /// Named on the launcher's command line (and so on its workers'), for `ps`.
+    fn name(self) -> &'static str {
+        match self {
+            Role::Scripts => "scripts",
+            Role::IsolatedWorkers => "isolated-workers",
+        }
+    }
 }
 
 /// A process the launcher started: a run's supervisor, or an isolated worker.
@@ -79,9 +100,10 @@ struct Waiter {
 }
 
 impl Launcher {
-    pub fn new(exe: PathBuf) -> Self {
+    pub fn new(exe: PathBuf, role: Role) -> Self {
         Self {
             exe,
+            role,
             link: Mutex::new(None),
         }
     }
@@ -93,36 +115,60 @@ impl Launcher {
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> std::io::Result<Supervised> {
+        self.require(Role::Scripts)?;
         let (report, theirs) = pipe_from_child()?;
-        let mut supervisor = self.start(cmd, true, vec![stdout, stderr, theirs]).await?;
+        let mut supervisor = self
+            .start(cmd, Kind::Supervised, vec![stdout, stderr, theirs])
+            .await?;
         supervisor.report = Some(report);
         Ok(supervisor)
     }
 
-    /// Starts `cmd` itself, with no supervisor (an isolated worker, which cannot fork), on
-    /// the given stdin, stdout and stderr. It is killed if the handle is dropped before it
-    /// has ended.
-    pub async fn exec(
+    /// Forks an isolated worker (`isolate::worker`) in `cwd`, on the given stdin, stdout and
+    /// stderr, with no supervisor (it cannot fork) and no exec: a fork of the small launcher
+    /// costs a fraction of starting this binary again. It is killed if the handle is dropped
+    /// before it has ended.
+    pub async fn worker(
         &self,
-        cmd: &LaunchCommand,
+        cwd: &Path,
         stdin: OwnedFd,
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> std::io::Result<Supervised> {
-        let mut child = self.start(cmd, false, vec![stdin, stdout, stderr]).await?;
+        self.require(Role::IsolatedWorkers)?;
+        let cmd = LaunchCommand {
+            program: PathBuf::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: cwd.to_path_buf(),
+            grace: Duration::ZERO,
+        };
+        let mut child = self
+            .start(&cmd, Kind::Worker, vec![stdin, stdout, stderr])
+            .await?;
         child.kill_on_drop = true;
         Ok(child)
+    }
+
+    fn require(&self, role: Role) -> std::io::Result<()> {
+        if self.role == role {
+            return Ok(());
+        }
+        Err(std::io::Error::other(format!(
+            "the launcher of {} cannot start this",
+            self.role.name()
+        )))
     }
 
     async fn start(
         &self,
         cmd: &LaunchCommand,
-        supervised: bool,
+        kind: Kind,
         fds: Vec<OwnedFd>,
     ) -> std::io::Result<Supervised> {
         let mut request = Spawn {
             id: 0,
-            supervised,
+            kind,
             grace_ms: cmd.grace.as_millis() as u64,
             program: cmd.program.as_os_str().as_bytes().to_vec(),
             cwd: cmd.cwd.as_os_str().as_bytes().to_vec(),
@@ -185,7 +231,7 @@ impl Launcher {
         if let Some(link) = slot.as_ref().filter(|l| l.alive.load(Ordering::Acquire)) {
             return Ok(link.clone());
         }
-        let link = Link::start(&self.exe)?;
+        let link = Link::start(&self.exe, self.role)?;
         *slot = Some(link.clone());
         Ok(link)
     }
@@ -261,7 +307,7 @@ impl Drop for Supervised {
 }
 
 impl Link {
-    fn start(exe: &Path) -> std::io::Result<Arc<Self>> {
+    fn start(exe: &Path, role: Role) -> std::io::Result<Arc<Self>> {
         let (ours, theirs) = UnixStream::pair()?;
         let reader = ours.try_clone()?;
         let link = Arc::new(Self {
@@ -279,7 +325,7 @@ impl Link {
                 // This thread starts the launcher and lives exactly as long as the link: the
                 // kernel sends PR_SET_PDEATHSIG when the thread that forked a process ends.
                 let child = Command::new(&exe)
-                    .arg("__launch")
+                    .args(["__launch", role.name()])
                     .env_clear()
                     .stdin(Stdio::from(OwnedFd::from(theirs)))
                     .stdout(Stdio::null())

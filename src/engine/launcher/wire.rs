@@ -6,20 +6,31 @@
 /// 64 KiB travel in files).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
-/// Start a process. Supervised: a run's supervisor, which starts the program as the script;
-/// travels with three descriptors, the write ends of the run's stdout and stderr pipes and of
-/// the pipe its supervisor reports the script's end on.
-/// Otherwise the program itself (an isolated worker), with three: its stdin, stdout, stderr.
+/// Start a process; it travels with three descriptors (see `Kind`).
 #[derive(Debug, PartialEq)]
 pub struct Spawn {
     pub id: u64,
-    pub supervised: bool,
+    pub kind: Kind,
     pub grace_ms: u64,
     pub program: Vec<u8>,
     pub cwd: Vec<u8>,
     pub args: Vec<Vec<u8>>,
     /// `KEY=value` entries: the script's whole environment.
     pub env: Vec<Vec<u8>>,
+}
+
+/// What a spawn starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// The program itself, on the three descriptors given as its stdin, stdout and stderr.
+    Exec,
+    /// A run's supervisor, which starts the program as the script: the descriptors are the
+    /// write ends of the run's stdout and stderr pipes and of the pipe the supervisor reports
+    /// the script's end on.
+    Supervised,
+    /// An isolated worker, forked without an exec (the program, arguments and environment are
+    /// not used), on the three descriptors given as its stdin, stdout and stderr.
+    Worker,
 }
 
 #[derive(Debug, PartialEq)]
@@ -54,7 +65,11 @@ impl Spawn {
         let mut w = Writer::default();
         w.u8(1);
         w.u64(self.id);
-        w.u8(u8::from(self.supervised));
+        w.u8(match self.kind {
+            Kind::Exec => 0,
+            Kind::Supervised => 1,
+            Kind::Worker => 2,
+        });
         w.u64(self.grace_ms);
         w.bytes(&self.program);
         w.bytes(&self.cwd);
@@ -83,7 +98,12 @@ impl Request {
         let request = match r.u8()? {
             1 => Request::Spawn(Spawn {
                 id: r.u64()?,
-                supervised: r.u8()? == 1,
+                kind: match r.u8()? {
+                    0 => Kind::Exec,
+                    1 => Kind::Supervised,
+                    2 => Kind::Worker,
+                    _ => return None,
+                },
                 grace_ms: r.u64()?,
                 program: r.bytes()?,
                 cwd: r.bytes()?,
@@ -250,7 +270,7 @@ mod tests {
     fn requests_and_replies_survive_the_wire_byte_for_byte() {
         let spawn = Request::Spawn(Spawn {
             id: 7,
-            supervised: true,
+            kind: Kind::Supervised,
             grace_ms: 5000,
             program: b"/bin/bash".to_vec(),
             cwd: vec![b'/', 0xff, b'x'],
