@@ -326,15 +326,23 @@ macro_rules! impl_queue_store {
             ) -> $crate::store::StoreResult<Vec<$crate::store::Claimed>> {
                 static SQL: std::sync::LazyLock<String> =
                     std::sync::LazyLock::new(|| $crate::store::queue::claim_sql($claim_pick));
-                let mut claimed =
+                let claim = || {
                     sqlx::query_as::<_, $crate::store::rows::ClaimRow>(SQL.as_str())
-                    .bind(&owner.lease)
-                    .bind(&owner.node_id)
-                    .bind($crate::store::rows::to_ms(at))
-                    .bind($crate::store::rows::to_ms(until))
-                    .bind(max)
-                    .fetch_all(&self.pool)
-                    .await?
+                        .bind(&owner.lease)
+                        .bind(&owner.node_id)
+                        .bind($crate::store::rows::to_ms(at))
+                        .bind($crate::store::rows::to_ms(until))
+                        .bind(max)
+                        .fetch_all(&self.pool)
+                };
+                // Another node's claim started a run of the same `queue` script at the same
+                // moment (PostgreSQL's `runs_one_running_queue_run` refused this one once that
+                // claim committed): made again, the claim sees that run running.
+                let rows = match claim().await {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => claim().await?,
+                    rows => rows?,
+                };
+                let mut claimed = rows
                     .into_iter()
                     .map(TryInto::try_into)
                     .collect::<$crate::store::StoreResult<Vec<$crate::store::Claimed>>>()?;

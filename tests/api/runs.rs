@@ -6,7 +6,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    both_backends, execute_sql, query_numbers, store_with_a_running_run, Backend, Options, TestApp,
+    both_backends, execute_sql, pg_schema_url, pg_url, query_numbers, store_with_a_running_run,
+    Backend, Options, TestApp,
 };
 
 both_backends!(
@@ -738,4 +739,75 @@ async fn a_claim_takes_no_more_runs_than_it_asks_for(b: Backend) {
     assert_eq!(running, [1], "no other run was marked running");
     let claimed = store.claim(&owner, now, until, 2).await.unwrap();
     assert_eq!(claimed.len(), 2, "two asked, two left");
+}
+
+/// Two nodes claim at the same moment. The first has marked run `c` of a `queue` script
+/// running, not yet committed: in the second's snapshot `c` still looks queued, and with the
+/// larger id (its admission committed after `b`'s) it does not come before `b`. The second
+/// claim must not start `b` beside `c`; it waits for the first, and once that has committed it
+/// finds `c` running and starts nothing. (PostgreSQL only: SQLite runs one statement at a time.)
+#[tokio::test]
+async fn concurrent_claims_never_run_two_runs_of_a_queue_script_at_once() {
+    use sqlx::Connection;
+    if pg_url().is_none() {
+        eprintln!("skipped: PostgreSQL is not reachable on 127.0.0.1:5432");
+        return;
+    }
+    let url = pg_schema_url().await;
+    let key = scriptd::secrets::MasterKey::generate();
+    let codec = scriptd::store::EnvCodec::new(scriptd::secrets::SecretBox::new(&key));
+    let store = scriptd::store::connect(&url, codec).await.unwrap();
+    execute_sql(
+        &url,
+        &[
+            "INSERT INTO runs (id, script_id, status, trigger_kind, queued_at, concurrency) \
+           VALUES ('b', 's', 'queued', 'manual', 1, 'queue'), \
+           ('c', 's', 'queued', 'manual', 2, 'queue')",
+        ],
+    )
+    .await;
+    let mut first = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut first).await.unwrap();
+    sqlx::query("UPDATE runs SET status = 'running', owner = 'lease-1' WHERE id = 'c'")
+        .execute(&mut first)
+        .await
+        .unwrap();
+    let second = tokio::spawn(async move {
+        let owner = scriptd::store::Owner {
+            node_id: "n2".into(),
+            lease: "lease-2".into(),
+        };
+        let now = chrono::Utc::now();
+        store
+            .claim(&owner, now, now + chrono::Duration::seconds(60), 8)
+            .await
+    });
+    // The first commits once the second claim is under way: waiting on it, or already done.
+    let waiting_on_a_lock = || async {
+        query_numbers(
+            &url,
+            "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE NOT l.granted AND a.query LIKE 'UPDATE runs SET status = ''running''%'",
+        )
+        .await
+            == [1]
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !second.is_finished() && !waiting_on_a_lock().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim neither ran nor waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("COMMIT").execute(&mut first).await.unwrap();
+    let claimed = second.await.unwrap().unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|c| c.run.id.as_str()).collect();
+    assert!(ids.is_empty(), "started beside the running run: {ids:?}");
+    let running = query_numbers(
+        &url,
+        "SELECT COUNT(*) FROM runs WHERE script_id = 's' AND status = 'running'",
+    )
+    .await;
+    assert_eq!(running, [1]);
 }
