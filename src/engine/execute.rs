@@ -267,7 +267,7 @@ impl Engine {
         let retry = plan_retry(&run.id, &run.meta, run.trigger, &ctx, &outcome);
         let recorded = self.record_end(end, outcome, summary, result, retry).await;
         if ctx.script.runner == Runner::Isolated {
-            // Only now: its start (an exec, then its engine made ready) would otherwise
+            // Only now: its start (a fork, then its engine made ready) would otherwise
             // compete for the CPU with recording and publishing this run's end.
             inner.isolates.refill();
         }
