@@ -90,7 +90,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         metrics.clone(),
     )
     .await?;
-    let isolation = crate::engine::isolate::probe_layers(engine.helper_exe()).await;
+    let isolation = engine.isolation_layers().await;
     match &isolation {
         Some(l) if l.unavailable.is_empty() => {
             tracing::info!(layers = ?l.active, "isolated runner: every sandbox layer is active")

@@ -189,9 +189,9 @@ impl Engine {
         self.inner.run_events.subscribe()
     }
 
-    /// The executable providing the hidden `__launch` and `__isolate` subcommands.
-    pub fn helper_exe(&self) -> &std::path::Path {
-        &self.inner.config.supervisor_exe
+    /// The sandbox layers this node's isolated workers get (see `isolate::Spares`).
+    pub async fn isolation_layers(&self) -> Option<isolate::IsolationLayers> {
+        self.inner.isolates.probe_layers().await
     }
 
     /// What wakes the notifier when this node queues notifications.

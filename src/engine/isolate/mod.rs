@@ -9,7 +9,6 @@ mod protocol;
 mod sandbox;
 pub mod worker;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use nix::sys::signal::Signal;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
-use tokio::process::Command;
 use tokio::sync::{mpsc, Notify};
 
 use self::protocol::{End, Job, Message};
@@ -115,6 +113,48 @@ impl Spares {
             }
             spares.ready.notify_waiters();
         });
+    }
+
+    /// The layers a worker gets, from one started the way runs' workers are and given an empty
+    /// job (never a spare: it runs no run).
+    pub async fn probe_layers(&self) -> Option<IsolationLayers> {
+        let job = Job {
+            script: "undefined".into(),
+            input: None,
+            env: Vec::new(),
+            timeout_ms: 1000,
+            memory_limit_bytes: 16 * 1024 * 1024,
+            probe: None,
+        };
+        let Spare {
+            mut child,
+            mut stdin,
+            stdout,
+            workdir,
+            ..
+        } = self.start().await.ok()?;
+        stdin
+            .write_all(&serde_json::to_vec(&job).ok()?)
+            .await
+            .ok()?;
+        drop(stdin);
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await
+            .ok()?
+            .ok()??;
+        let _ = child.wait().await;
+        drop(workdir);
+        match serde_json::from_str(&first).ok()? {
+            Message::Layers {
+                active,
+                unavailable,
+            } => Some(IsolationLayers {
+                active,
+                unavailable,
+            }),
+            _ => None,
+        }
     }
 
     async fn start(&self) -> std::io::Result<Spare> {
@@ -433,46 +473,4 @@ fn outcome(
 pub struct IsolationLayers {
     pub active: Vec<String>,
     pub unavailable: Vec<String>,
-}
-
-pub async fn probe_layers(exe: &std::path::Path) -> Option<IsolationLayers> {
-    let job = Job {
-        script: "undefined".into(),
-        input: None,
-        env: Vec::new(),
-        timeout_ms: 1000,
-        memory_limit_bytes: 16 * 1024 * 1024,
-        probe: None,
-    };
-    let mut child = Command::new(exe)
-        .arg("__isolate")
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
-    stdin
-        .write_all(&serde_json::to_vec(&job).ok()?)
-        .await
-        .ok()?;
-    drop(stdin);
-    let mut lines = BufReader::new(child.stdout.take()?).lines();
-    let first = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
-        .await
-        .ok()?
-        .ok()??;
-    let _ = child.wait().await;
-    match serde_json::from_str(&first).ok()? {
-        Message::Layers {
-            active,
-            unavailable,
-        } => Some(IsolationLayers {
-            active,
-            unavailable,
-        }),
-        _ => None,
-    }
 }
