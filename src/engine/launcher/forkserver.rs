@@ -296,6 +296,20 @@ fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     let _ = SigSet::empty().thread_set_mask();
     use std::os::unix::ffi::OsStringExt;
     let os = |b: Vec<u8>| std::ffi::OsString::from_vec(b);
+    if spawn.kind == Kind::Worker {
+        // No exec: the worker is this process, which holds nothing of any run's (see
+        // `isolate::Spares`). Its environment is the launcher's, which the server cleared.
+        if std::env::set_current_dir(os(spawn.cwd)).is_err() {
+            std::process::exit(125);
+        }
+        // A panic ends the worker as it ends one exec'd, with status 101, rather than unwind
+        // into this launcher's frames, whose drops would close descriptors its sandbox
+        // forbids closing.
+        let _ = std::panic::catch_unwind(|| {
+            crate::engine::isolate::worker::main();
+        });
+        std::process::exit(101)
+    }
     let env: Vec<_> = spawn
         .env
         .into_iter()
@@ -307,20 +321,6 @@ fn start(spawn: Spawn, fds: Vec<OwnedFd>, launcher: Pid) -> ! {
     let program = os(spawn.program);
     let args: Vec<_> = spawn.args.into_iter().map(os).collect();
     let cwd = std::path::PathBuf::from(os(spawn.cwd));
-    if spawn.kind == Kind::Worker {
-        // No exec: the worker is this process, which holds nothing of any run's (see
-        // `isolate::Spares`). Its environment is the launcher's, which the server cleared.
-        if std::env::set_current_dir(&cwd).is_err() {
-            std::process::exit(125);
-        }
-        // A panic ends the worker as it ends one exec'd, with status 101, rather than unwind
-        // into this launcher's frames, whose drops would close descriptors its sandbox
-        // forbids closing.
-        let _ = std::panic::catch_unwind(|| {
-            crate::engine::isolate::worker::main();
-        });
-        std::process::exit(101)
-    }
     if spawn.kind == Kind::Supervised {
         // SAFETY: descriptor 3 is the report pipe, just moved there; nothing else owns it.
         let report = unsafe { OwnedFd::from_raw_fd(3) };
